@@ -1,0 +1,1 @@
+"""exdesk agent layer."""

@@ -1,0 +1,1 @@
+"""exdesk audit layer."""

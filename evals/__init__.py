@@ -1,0 +1,1 @@
+"""exdesk evals layer."""
