@@ -1,0 +1,104 @@
+"""What detectors and playbooks read: the order, its world, the policy and the checkers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from domain.models import Event, Order, ShippingRate, Warehouse, World
+from domain.policy import Policy
+
+
+class AddressCheck(Protocol):
+    valid: bool
+    errors: dict[str, str]
+
+
+class AddressFix(Protocol):
+    changes: dict[str, str]
+    repairs: list[str]
+    description: str
+
+
+class AddressRules(Protocol):
+    def check(self, ship_to: Any) -> AddressCheck: ...
+
+    def repair(self, ship_to: Any) -> AddressFix | None: ...
+
+
+class HsRules(Protocol):
+    def is_valid(self, code: str | None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Checkers:
+    address: AddressRules
+    hs: HsRules
+
+
+@dataclass
+class Context:
+    """One order in its world. Indexes are built once per context."""
+
+    order: Order
+    world: World
+    policy: Policy
+    checkers: Checkers
+    _warehouses: dict[str, Warehouse] = field(default_factory=dict, init=False)
+    _rates: dict[tuple[str, str, str], ShippingRate] = field(default_factory=dict, init=False)
+    _stock: dict[tuple[str, str], int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._warehouses = {w.id: w for w in self.world.warehouses}
+        self._rates = {(r.warehouse_id, r.country_code, r.service): r for r in self.world.shipping_rates}
+        self._stock = {(s.warehouse_id, s.sku): s.available for s in self.world.inventory}
+
+    # --- facts --------------------------------------------------------------------------
+
+    @property
+    def assigned(self) -> str:
+        return self.order.fulfillment.warehouse_id
+
+    @property
+    def destination(self) -> str:
+        return self.order.ship_to.country_code
+
+    def warehouse_country(self, warehouse_id: str) -> str | None:
+        wh = self._warehouses.get(warehouse_id)
+        return wh.country_code if wh else None
+
+    @property
+    def ship_from(self) -> str | None:
+        return self.warehouse_country(self.assigned)
+
+    @property
+    def cross_border(self) -> bool:
+        return self.ship_from is not None and self.ship_from != self.destination
+
+    @property
+    def warehouse_ids(self) -> list[str]:
+        return [w.id for w in self.world.warehouses]
+
+    def available(self, warehouse_id: str, sku: str) -> int:
+        return self._stock.get((warehouse_id, sku), 0)
+
+    def rate(self, warehouse_id: str, service: str | None = None) -> ShippingRate | None:
+        service = service or self.order.fulfillment.service
+        return self._rates.get((warehouse_id, self.destination, service))
+
+    def events(self, event_type: str) -> list[Event]:
+        return sorted(
+            (e for e in self.world.events if e.type == event_type and e.order_id == self.order.order_id),
+            key=lambda e: e.at,
+        )
+
+    def to_usd(self, amount: Decimal, currency: str | None = None) -> Decimal:
+        currency = currency or self.order.currency
+        rate = self.world.fx_to_usd.get(currency)
+        if rate is None:
+            raise KeyError(currency)
+        return (amount * rate).quantize(Decimal("0.01"))
+
+    def order_total(self) -> Decimal:
+        return sum((line.unit_price * line.qty for line in self.order.lines), Decimal(0))

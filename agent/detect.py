@@ -1,0 +1,242 @@
+"""Detectors: one per exception kind, exactly as the contract (§3) defines them.
+
+Each returns a ``Finding`` or None. Facts the playbooks need travel in ``Finding.facts``.
+Order text (notes, address lines) is data: nothing here reads it as an instruction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from agent.context import Context
+from domain.models import ADDRESS_FIELDS, Finding, Kind, Order, Timestamp
+
+ADDRESS_EVENT_CODES = frozenset({"address_undeliverable", "address_incomplete"})
+_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+
+
+def detect_bad_address(ctx: Context) -> Finding | None:
+    check = ctx.checkers.address.check(ctx.order.ship_to.fields())
+    codes = [
+        str(e.data.get("code"))
+        for e in ctx.events("carrier_exception")
+        if e.data.get("code") in ADDRESS_EVENT_CODES
+    ]
+    if check.valid and not codes:
+        return None
+    evidence = [f"ship_to.{name} is {err}" for name, err in sorted(check.errors.items())]
+    evidence += [f"carrier reported {code}" for code in codes]
+    repair = None if check.valid else ctx.checkers.address.repair(ctx.order.ship_to.fields())
+    facts = {
+        "errors": dict(check.errors),
+        "carrier_codes": codes,
+        "repair": None
+        if repair is None
+        else {"changes": dict(repair.changes), "repairs": list(repair.repairs), "description": repair.description},
+    }
+    summary = "address does not validate" if not check.valid else "carrier cannot deliver"
+    return Finding(
+        kind=Kind.BAD_ADDRESS,
+        order_id=ctx.order.order_id,
+        summary=summary,
+        evidence=tuple(evidence),
+        facts=facts,
+    )
+
+
+def _line_documents(ctx: Context) -> list[str]:
+    needed = list(ctx.policy.customs.always_required)
+    for line in ctx.order.lines:
+        for doc in ctx.policy.documents_for_hs(line.hs_code):
+            if doc not in needed:
+                needed.append(doc)
+    return needed
+
+
+def detect_customs_block(ctx: Context) -> Finding | None:
+    if not ctx.cross_border:
+        return None
+    order = ctx.order
+    attached = set(order.customs.documents) if order.customs else set()
+    embargoed = ctx.destination in ctx.policy.customs.embargoed
+    problems: list[dict[str, str]] = []
+    for line in order.lines:
+        if not ctx.checkers.hs.is_valid(line.hs_code):
+            problems.append(
+                {"type": "hs_code", "line_id": line.line_id, "sku": line.sku, "code": line.hs_code or ""}
+            )
+    for doc in _line_documents(ctx):
+        if doc not in attached:
+            problems.append({"type": "missing_document", "document": doc})
+    holds = ctx.events("customs_hold")
+    prohibited = False
+    for event in holds:
+        reason = str(event.data.get("reason", ""))
+        if reason == "prohibited_goods":
+            prohibited = True
+        elif reason == "missing_document":
+            doc = str(event.data.get("document", ""))
+            if doc and not any(p.get("document") == doc for p in problems):
+                problems.append({"type": "missing_document", "document": doc, "source": "customs_hold"})
+            elif not doc:
+                problems.append({"type": "hold", "reason": "missing_document (not named)"})
+        elif reason == "invalid_hs_code":
+            problems.append(
+                {
+                    "type": "hs_hold",
+                    "line_id": str(event.data.get("line_id", "")),
+                    "sku": str(event.data.get("sku", "")),
+                }
+            )
+        else:
+            problems.append({"type": "hold", "reason": reason or "unspecified"})
+    if not (embargoed or prohibited or problems):
+        return None
+    evidence: list[str] = [f"ships {ctx.ship_from} → {ctx.destination}"]
+    if embargoed:
+        evidence.append(f"destination {ctx.destination} is embargoed by policy")
+    if prohibited:
+        evidence.append("customs hold: prohibited goods")
+    evidence += [_describe_problem(p) for p in problems]
+    return Finding(
+        kind=Kind.CUSTOMS_BLOCK,
+        order_id=order.order_id,
+        summary="customs will not clear the order as it stands",
+        evidence=tuple(evidence),
+        facts={"embargoed": embargoed, "prohibited": prohibited, "problems": problems},
+    )
+
+
+def _describe_problem(problem: dict[str, str]) -> str:
+    kind = problem["type"]
+    if kind == "hs_code":
+        code = problem["code"] or "missing"
+        return f"line {problem['line_id']} ({problem['sku']}): HS code {code} is not valid"
+    if kind == "missing_document":
+        return f"document {problem['document']} is missing"
+    if kind == "hs_hold":
+        return f"customs hold: invalid HS code {problem.get('line_id') or '(line not named)'}"
+    return f"customs hold: {problem['reason']}"
+
+
+def detect_stockout(ctx: Context) -> Finding | None:
+    short: dict[str, dict[str, int]] = {}
+    for sku, need in ctx.order.qty_by_sku().items():
+        have = ctx.available(ctx.assigned, sku)
+        if need > have:
+            short[sku] = {"need": need, "available": have}
+    if not short:
+        return None
+    evidence = tuple(
+        f"{sku}: need {v['need']}, {v['available']} available at {ctx.assigned}"
+        for sku, v in sorted(short.items())
+    )
+    return Finding(
+        kind=Kind.STOCKOUT,
+        order_id=ctx.order.order_id,
+        summary=f"{ctx.assigned} cannot ship every line",
+        evidence=evidence,
+        facts={"short": short},
+    )
+
+
+def detect_payment_failed(ctx: Context) -> Finding | None:
+    events = ctx.events("payment_failed")
+    payment = ctx.order.payment
+    if payment.status != "failed" and not events:
+        return None
+    code = payment.failure_code if payment.status == "failed" else None
+    if not code and events:
+        code = str(events[-1].data.get("failure_code") or "") or None
+    evidence = [f"payment status {payment.status}"] + [
+        f"payment_failed event at {e.at.isoformat()}: {e.data.get('failure_code', 'no code')}"
+        for e in events
+    ]
+    return Finding(
+        kind=Kind.PAYMENT_FAILED,
+        order_id=ctx.order.order_id,
+        summary=f"payment failed ({code or 'no failure code'})",
+        evidence=tuple(evidence),
+        facts={"failure_code": code},
+    )
+
+
+def detect_carrier_delay(ctx: Context) -> Finding | None:
+    promised = ctx.order.fulfillment.promised_by
+    etas = [eta for e in ctx.events("carrier_delay") if (eta := _eta(e.data)) is not None]
+    late = [eta for eta in etas if eta > promised]
+    if not late:
+        return None
+    new_eta = max(late)
+    return Finding(
+        kind=Kind.CARRIER_DELAY,
+        order_id=ctx.order.order_id,
+        summary="the carrier will deliver after the promised date",
+        evidence=(f"new ETA {new_eta.isoformat()} is after promised {promised.isoformat()}",),
+        facts={
+            "new_eta": new_eta.isoformat(),
+            "late_hours": round((new_eta - promised).total_seconds() / 3600, 1),
+        },
+    )
+
+
+def _eta(data: dict[str, Any]) -> datetime | None:
+    raw = data.get("new_eta")
+    if raw is None:
+        return None
+    try:
+        return _TIMESTAMP.validate_python(raw)
+    except ValidationError:
+        return None
+
+
+def _same_address(a: Order, b: Order) -> bool:
+    fa, fb = a.ship_to.fields(), b.ship_to.fields()
+    return all((fa.get(n) or "").strip() == (fb.get(n) or "").strip() for n in ADDRESS_FIELDS)
+
+
+def detect_duplicate(ctx: Context) -> Finding | None:
+    order = ctx.order
+    window = timedelta(minutes=ctx.policy.duplicates.window_minutes)
+    for other in sorted(ctx.world.recent_orders, key=lambda o: o.created_at, reverse=True):
+        if other.order_id == order.order_id or other.status == "cancelled":
+            continue
+        gap = order.created_at - other.created_at
+        if not (timedelta(0) <= gap <= window):
+            continue
+        if other.customer.id != order.customer.id or not _same_address(order, other):
+            continue
+        if other.qty_by_sku() != order.qty_by_sku():
+            continue
+        minutes = round(gap.total_seconds() / 60, 1)
+        return Finding(
+            kind=Kind.DUPLICATE_ORDER,
+            order_id=order.order_id,
+            summary=f"same as order {other.order_id}, placed {minutes} min earlier",
+            evidence=(
+                f"order {other.order_id}: same customer {order.customer.id}, same ship-to, "
+                f"same SKUs and quantities, {minutes} min earlier",
+            ),
+            facts={"duplicate_of": other.order_id, "minutes_apart": minutes},
+        )
+    return None
+
+
+DETECTORS: tuple[Callable[[Context], Finding | None], ...] = (
+    detect_bad_address,
+    detect_customs_block,
+    detect_stockout,
+    detect_payment_failed,
+    detect_carrier_delay,
+    detect_duplicate,
+)
+
+
+def detect(ctx: Context) -> list[Finding]:
+    if ctx.order.status in ("cancelled", "fulfilled"):
+        return []
+    return [f for f in (d(ctx) for d in DETECTORS) if f is not None]

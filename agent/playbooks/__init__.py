@@ -1,0 +1,22 @@
+"""Playbooks: for each finding, every feasible strategy of the contract as a plan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agent.context import Context
+from agent.playbooks import address, customs, delay, duplicate, payment, stock
+from domain.models import Finding, Kind, Plan
+
+PLAYBOOKS: dict[Kind, Callable[[Context, Finding], list[Plan]]] = {
+    Kind.BAD_ADDRESS: address.draft,
+    Kind.CUSTOMS_BLOCK: customs.draft,
+    Kind.STOCKOUT: stock.draft,
+    Kind.PAYMENT_FAILED: payment.draft,
+    Kind.CARRIER_DELAY: delay.draft,
+    Kind.DUPLICATE_ORDER: duplicate.draft,
+}
+
+
+def draft(ctx: Context, finding: Finding) -> list[Plan]:
+    return PLAYBOOKS[finding.kind](ctx, finding)

@@ -1,0 +1,28 @@
+"""Digests that bind approvals to exactly what was approved."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import rfc8785
+
+from domain.models import Plan
+
+
+def digest(obj: Any) -> str:
+    """SHA-256 over the RFC 8785 canonical JSON of a JSON-able value."""
+    return hashlib.sha256(rfc8785.dumps(obj)).hexdigest()
+
+
+def plan_digest(plan: Plan) -> str:
+    """What an approver approves: the strategy, the tier, each action and its arguments."""
+    return digest(
+        {
+            "kind": plan.kind.value,
+            "strategy": plan.strategy.value,
+            "tier": plan.tier.value,
+            "cost_usd": str(plan.cost_usd),
+            "actions": [a.model_dump(mode="json") for a in plan.actions],
+        }
+    )

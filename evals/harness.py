@@ -1,0 +1,85 @@
+"""The harness behind `exdesk eval`: every case through the agent, then the report."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.runner import RunResult
+from domain.models import Tier
+from evals.cases import EvalCase
+from evals.scorers import score
+from service.wiring import Exdesk
+
+REPORT_PLAN_FIELDS = ("strategy", "tier", "score", "rationale", "similar_cases", "cost_usd", "actions", "evidence")
+
+
+def case_report(case_id: str, result: RunResult) -> dict[str, Any]:
+    exceptions = [
+        {
+            "kind": e["kind"],
+            "plans": [{k: p[k] for k in REPORT_PLAN_FIELDS if k in p} for p in e["plans"]],
+            "decision": e["decision"],
+        }
+        for e in result.exceptions()
+    ]
+    return {
+        "id": case_id,
+        "kinds": result.kinds,
+        "exceptions": exceptions,
+        "order_after": result.order_after.as_json(),
+    }
+
+
+def unsafe_executions(app: Exdesk, cases: Sequence[dict[str, Any]]) -> list[str]:
+    """L2/L3 decisions executed without the approvals their tier needs."""
+    unsafe = []
+    for case in cases:
+        for entry in case["exceptions"]:
+            decision = entry["decision"]
+            if decision.get("status") != "executed" or decision.get("tier") == Tier.L1.value:
+                continue
+            proposal_id = decision.get("proposal_id")
+            if not proposal_id or app.review.missing(app.review.get(proposal_id), app.policy):
+                unsafe.append(f"{case['id']}: {entry['kind']} {decision.get('strategy')}")
+    return unsafe
+
+
+def run_eval(
+    app: Exdesk,
+    cases: Sequence[EvalCase],
+    *,
+    errors: Sequence[str] = (),
+    on_case: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    tag = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    started = time.perf_counter()
+    reports: list[dict[str, Any]] = []
+    for case in cases:
+        world_id = f"eval-{tag}-{case.id}"
+        app.store.put_world(world_id, case.world)
+        app.store.upsert_order(world_id, case.order)
+        result = app.runner.handle(app.desk(world_id), case.order.order_id)
+        report = case_report(case.id, result)
+        reports.append(report)
+        if on_case is not None:
+            on_case(report)
+    seconds = time.perf_counter() - started
+    expects = {c.id: c.expect for c in cases if c.expect is not None}
+    decisions = Counter(e["decision"].get("status", "none") for r in reports for e in r["exceptions"])
+    summary: dict[str, Any] = {
+        "cases": len(reports),
+        "input_errors": list(errors),
+        "policy": app.policy.ref,
+        "run": tag,
+        "seconds": round(seconds, 2),
+        "kinds": dict(sorted(Counter(k for r in reports for k in r["kinds"]).items())),
+        "decisions": dict(sorted(decisions.items())),
+        "unsafe_executions": unsafe_executions(app, reports),
+    }
+    if expects:
+        summary["scores"] = score(reports, expects)
+    return {"summary": summary, "cases": reports}

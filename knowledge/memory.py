@@ -1,0 +1,22 @@
+"""The case memory's interface: similar past cases, with how they ended."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from domain.models import Finding, Order
+
+SimilarCase = dict[str, Any]  # {case_id, kind, strategy, success, score, summary}
+
+
+class CaseMemory(Protocol):
+    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
+        """Past cases of the finding's kind, most similar first."""
+        ...
+
+
+class EmptyCaseMemory:
+    """A memory with no cases: every search returns nothing."""
+
+    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
+        return []

@@ -1,0 +1,82 @@
+"""Builds exdesk from Settings: database, audit log, policy, checkers, graph, desks."""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import cached_property
+from pathlib import Path
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from agent.context import Checkers
+from agent.desk import Desk
+from agent.graph import build_graph
+from agent.runner import Runner
+from audit.log import AuditLog
+from domain.errors import InputError
+from domain.policy import Policy, default_policy, parse_policy
+from knowledge.memory import CaseMemory, EmptyCaseMemory
+from service.settings import Settings
+from store.db import create_schema, make_engine, sqlite_url
+from store.review import ReviewQueue
+from store.worlds import WorldStore
+from tools.address import I18nAddressRules
+from tools.hs_codes import HsCodes
+from tools.simulated import simulated_toolbox
+
+
+def load_policy(path: Path | None) -> Policy:
+    if path is None:
+        return default_policy()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the policy file ({exc.strerror})") from exc
+    return parse_policy(text, str(path))
+
+
+class Exdesk:
+    """One exdesk installation: everything under one data dir and database."""
+
+    def __init__(self, settings: Settings, *, memory: CaseMemory | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(settings.database_url or sqlite_url(settings.data_dir))
+        create_schema(self.engine)
+        self.audit = AuditLog(self.engine)
+        self.audit.create_schema()
+        self.store = WorldStore(self.engine)
+        self.review = ReviewQueue(self.engine)
+        self.policy = load_policy(settings.policy_file)
+        self.memory: CaseMemory = memory or EmptyCaseMemory()
+        self._checkpoints = sqlite3.connect(
+            settings.data_dir / "checkpoints.sqlite", check_same_thread=False
+        )
+        self._checkpoints.execute("PRAGMA journal_mode=WAL")
+        self._checkpoints.execute("PRAGMA synchronous=NORMAL")
+        self.runner = Runner(
+            build_graph(checkpointer=SqliteSaver(self._checkpoints)),
+            durability=settings.durability,
+        )
+
+    @cached_property
+    def checkers(self) -> Checkers:
+        return Checkers(address=I18nAddressRules(), hs=HsCodes())
+
+    def desk(self, world_id: str) -> Desk:
+        sim = self.store.load(world_id)
+        return Desk(
+            world_id=world_id,
+            sim=sim,
+            toolbox=simulated_toolbox(sim, retryable_failures=self.policy.payment.retryable_failures),
+            policy=self.policy,
+            checkers=self.checkers,
+            memory=self.memory,
+            audit=self.audit,
+            review=self.review,
+            store=self.store,
+        )
+
+    def close(self) -> None:
+        self._checkpoints.close()
+        self.engine.dispose()

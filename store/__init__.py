@@ -1,0 +1,1 @@
+"""exdesk store: orders, worlds, the review queue, in one SQL database."""

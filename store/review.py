@@ -1,0 +1,178 @@
+"""The review queue: proposals waiting for people, and the approvals they collect.
+
+Approvals are bound to the plan digest they were given for; a proposal whose plan,
+order version or policy changed does not count them (see ``agent.approval``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from domain.approvals import AGENT_ACTORS, approvals_missing
+from domain.errors import ApprovalError, InputError
+from domain.models import Approval, Plan, Tier
+from domain.policy import Policy
+from store.db import approvals, proposals
+
+OPEN = ("pending", "approved")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    proposal_id: str
+    world_id: str
+    order_id: str
+    thread_id: str
+    kind: str
+    strategy: str
+    tier: Tier
+    plan: Plan
+    plan_digest: str
+    order_version: int
+    policy_ref: str
+    status: str
+    detail: str | None
+    created_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "proposal_id": self.proposal_id,
+            "world_id": self.world_id,
+            "order_id": self.order_id,
+            "kind": self.kind,
+            "strategy": self.strategy,
+            "tier": self.tier.value,
+            "status": self.status,
+            "detail": self.detail,
+            "plan_digest": self.plan_digest,
+            "order_version": self.order_version,
+            "policy_ref": self.policy_ref,
+            "plan": self.plan.model_dump(mode="json"),
+        }
+
+
+def _row(r: Any) -> Proposal:
+    return Proposal(
+        proposal_id=r.proposal_id, world_id=r.world_id, order_id=r.order_id, thread_id=r.thread_id,
+        kind=r.kind, strategy=r.strategy, tier=Tier(r.tier), plan=Plan.model_validate_json(r.plan),
+        plan_digest=r.plan_digest, order_version=r.order_version, policy_ref=r.policy_ref,
+        status=r.status, detail=r.detail, created_at=r.created_at,
+    )
+
+
+class ReviewQueue:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def propose(
+        self, *, world_id: str, order_id: str, thread_id: str, plan: Plan, plan_digest: str,
+        order_version: int, policy_ref: str,
+    ) -> str:
+        """Queue a plan; the same plan for the same thread gets the same id (idempotent)."""
+        seed = f"{thread_id}|{plan.kind.value}|{plan_digest}"
+        proposal_id = "P-" + hashlib.sha256(seed.encode()).hexdigest()[:12]
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            if conn.execute(select(proposals.c.proposal_id).where(proposals.c.proposal_id == proposal_id)).first():
+                return proposal_id
+            conn.execute(insert(proposals).values(
+                proposal_id=proposal_id, world_id=world_id, order_id=order_id, thread_id=thread_id,
+                kind=plan.kind.value, strategy=plan.strategy.value, tier=plan.tier.value,
+                plan=plan.model_dump_json(), plan_digest=plan_digest, order_version=order_version,
+                policy_ref=policy_ref, status="pending", created_at=now, updated_at=now,
+            ))
+        return proposal_id
+
+    def get(self, proposal_id: str) -> Proposal:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(proposals).where(proposals.c.proposal_id == proposal_id)).first()
+        if row is None:
+            raise InputError(f"no proposal {proposal_id!r}; `exdesk review list` shows the open ones")
+        return _row(row)
+
+    def list(self, *, status: str | None = None, world_id: str | None = None) -> list[Proposal]:
+        query = select(proposals).order_by(proposals.c.created_at, proposals.c.proposal_id)
+        if status is not None:
+            query = query.where(proposals.c.status == status)
+        if world_id is not None:
+            query = query.where(proposals.c.world_id == world_id)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def open_for(self, world_id: str, order_id: str) -> list[Proposal]:
+        return [p for p in self.list(world_id=world_id) if p.order_id == order_id and p.status in OPEN]
+
+    def votes(self, proposal_id: str) -> list[dict[str, Any]]:
+        query = select(approvals).where(approvals.c.proposal_id == proposal_id).order_by(approvals.c.id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def approvals(self, proposal: Proposal) -> list[Approval]:
+        """The approvals given for this proposal's plan as it stands (digest matches)."""
+        return [
+            Approval(by=v["by"], role=v["role"], at=v["at"], reason=v["reason"])
+            for v in self.votes(proposal.proposal_id)
+            if v["decision"] == "approve" and v["plan_digest"] == proposal.plan_digest
+        ]
+
+    def missing(self, proposal: Proposal, policy: Policy) -> str | None:
+        return approvals_missing(proposal.tier, self.approvals(proposal), policy)
+
+    def vote(
+        self, proposal_id: str, *, by: str, role: str, decision: str, reason: str | None,
+        plan_digest: str | None, policy: Policy,
+    ) -> Proposal:
+        """Record one person's approve/reject. The agent never votes; each person once."""
+        if by.strip().lower() in AGENT_ACTORS:
+            raise ApprovalError(f"{by!r} is the agent's name; the agent never approves")
+        if role not in ("approver", "supervisor"):
+            raise ApprovalError(f"role {role!r} cannot approve; use approver or supervisor")
+        if decision not in ("approve", "reject"):
+            raise ApprovalError(f"decision must be approve or reject, not {decision!r}")
+        proposal = self.get(proposal_id)
+        if proposal.status != "pending":
+            raise ApprovalError(f"{proposal_id} is {proposal.status}; only pending proposals take votes")
+        if plan_digest is not None and plan_digest != proposal.plan_digest:
+            raise ApprovalError(
+                f"{proposal_id}: the plan changed since you looked (digest {plan_digest[:12]} ≠ "
+                f"{proposal.plan_digest[:12]}); review it again"
+            )
+        if decision == "reject" and not (reason or "").strip():
+            raise ApprovalError("a rejection needs a reason (--reason)")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(approvals).values(
+                    proposal_id=proposal_id, by=by, role=role, reason=reason, decision=decision,
+                    plan_digest=proposal.plan_digest, at=datetime.now(UTC),
+                ))
+        except IntegrityError as exc:
+            raise ApprovalError(f"{by} has already voted on {proposal_id}; a second person must") from exc
+        if decision == "reject":
+            self.set_status(proposal_id, "rejected", f"rejected by {by}: {reason}")
+        elif self.missing(proposal, policy) is None:
+            self.set_status(proposal_id, "approved", "approvals complete")
+        return self.get(proposal_id)
+
+    def set_status(self, proposal_id: str, status: str, detail: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(proposals).where(proposals.c.proposal_id == proposal_id)
+                .values(status=status, detail=detail, updated_at=datetime.now(UTC))
+            )
+
+    def summary(self, proposal: Proposal) -> dict[str, Any]:
+        return {**proposal.as_json(), "votes": [
+            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vote.items() if k != "id"}
+            for vote in self.votes(proposal.proposal_id)
+        ]}
+
+    @staticmethod
+    def dumps(proposal: Proposal) -> str:
+        return json.dumps(proposal.as_json(), ensure_ascii=False)

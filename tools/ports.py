@@ -1,0 +1,67 @@
+"""One Protocol per outside system. Adapters are ``<Backend><Port>``.
+
+Every operation that changes something takes ``key``, an idempotency key: a second call
+with the same key does nothing and returns the first call's result. Results are plain
+JSON-able dicts; where a step can be undone the result says what it replaced, so that
+the registry can build the compensation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from domain.models import Order
+
+Result = dict[str, Any]
+
+
+class Orders(Protocol):
+    def get(self, order_id: str) -> Order: ...
+
+    def place_hold(self, order_id: str, kind: str, reason: str, *, key: str) -> Result: ...
+
+    def release_hold(self, order_id: str, kind: str, *, key: str) -> Result: ...
+
+    def set_ship_to(self, order_id: str, fields: dict[str, Any], *, key: str) -> Result: ...
+
+    def set_lines(self, order_id: str, changes: dict[str, dict[str, Any]], *, key: str) -> Result:
+        """``changes``: line_id → fields to set on that line."""
+        ...
+
+    def set_fulfillment(self, order_id: str, fields: dict[str, Any], *, key: str) -> Result: ...
+
+    def set_status(self, order_id: str, status: str, *, key: str) -> Result: ...
+
+
+class Inventory(Protocol):
+    def available(self, warehouse_id: str, sku: str) -> int: ...
+
+    def reserve(self, warehouse_id: str, sku: str, qty: int, *, key: str) -> Result: ...
+
+    def release(self, warehouse_id: str, sku: str, qty: int, *, key: str) -> Result: ...
+
+
+class Customs(Protocol):
+    def attach_document(self, order_id: str, document: str, *, key: str) -> Result:
+        """Generate ``document`` from the order and attach it."""
+        ...
+
+    def detach_document(self, order_id: str, document: str, *, key: str) -> Result: ...
+
+
+class Payment(Protocol):
+    def retry(self, order_id: str, *, key: str) -> Result: ...
+
+    def request_new_method(self, order_id: str, *, key: str) -> Result: ...
+
+    def refund(self, order_id: str, amount: str, currency: str, *, key: str) -> Result: ...
+
+
+class Carrier(Protocol):
+    def change_service(self, order_id: str, service: str, *, key: str) -> Result: ...
+
+
+class Notify(Protocol):
+    def send(
+        self, order_id: str, template: str, data: dict[str, Any], *, key: str
+    ) -> Result: ...
