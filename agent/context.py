@@ -4,37 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
 
 from domain.models import Event, Order, ShippingRate, Warehouse, World
 from domain.policy import Policy
-
-
-class AddressCheck(Protocol):
-    valid: bool
-    errors: dict[str, str]
-
-
-class AddressFix(Protocol):
-    changes: dict[str, str]
-    repairs: list[str]
-    description: str
-
-
-class AddressRules(Protocol):
-    def check(self, ship_to: Any) -> AddressCheck: ...
-
-    def repair(self, ship_to: Any) -> AddressFix | None: ...
-
-
-class HsRules(Protocol):
-    def is_valid(self, code: str | None) -> bool: ...
+from tools.ports import Address, Classification
 
 
 @dataclass(frozen=True)
 class Checkers:
-    address: AddressRules
-    hs: HsRules
+    address: Address
+    hs: Classification
 
 
 @dataclass
@@ -51,7 +30,9 @@ class Context:
 
     def __post_init__(self) -> None:
         self._warehouses = {w.id: w for w in self.world.warehouses}
-        self._rates = {(r.warehouse_id, r.country_code, r.service): r for r in self.world.shipping_rates}
+        self._rates = {
+            (r.warehouse_id, r.country_code, r.service): r for r in self.world.shipping_rates
+        }
         self._stock = {(s.warehouse_id, s.sku): s.available for s in self.world.inventory}
 
     # --- facts --------------------------------------------------------------------------
@@ -89,7 +70,11 @@ class Context:
 
     def events(self, event_type: str) -> list[Event]:
         return sorted(
-            (e for e in self.world.events if e.type == event_type and e.order_id == self.order.order_id),
+            (
+                e
+                for e in self.world.events
+                if e.type == event_type and e.order_id == self.order.order_id
+            ),
             key=lambda e: e.at,
         )
 

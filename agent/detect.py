@@ -36,7 +36,11 @@ def detect_bad_address(ctx: Context) -> Finding | None:
         "carrier_codes": codes,
         "repair": None
         if repair is None
-        else {"changes": dict(repair.changes), "repairs": list(repair.repairs), "description": repair.description},
+        else {
+            "changes": dict(repair.changes),
+            "repairs": list(repair.repairs),
+            "description": repair.description,
+        },
     }
     summary = "address does not validate" if not check.valid else "carrier cannot deliver"
     return Finding(
@@ -67,7 +71,12 @@ def detect_customs_block(ctx: Context) -> Finding | None:
     for line in order.lines:
         if not ctx.checkers.hs.is_valid(line.hs_code):
             problems.append(
-                {"type": "hs_code", "line_id": line.line_id, "sku": line.sku, "code": line.hs_code or ""}
+                {
+                    "type": "hs_code",
+                    "line_id": line.line_id,
+                    "sku": line.sku,
+                    "code": line.hs_code or "",
+                }
             )
     for doc in _line_documents(ctx):
         if doc not in attached:
@@ -81,7 +90,9 @@ def detect_customs_block(ctx: Context) -> Finding | None:
         elif reason == "missing_document":
             doc = str(event.data.get("document", ""))
             if doc and not any(p.get("document") == doc for p in problems):
-                problems.append({"type": "missing_document", "document": doc, "source": "customs_hold"})
+                problems.append(
+                    {"type": "missing_document", "document": doc, "source": "customs_hold"}
+                )
             elif not doc:
                 problems.append({"type": "hold", "reason": "missing_document (not named)"})
         elif reason == "invalid_hs_code":

@@ -26,20 +26,30 @@ def _compensate(desk: Desk, done: list[tuple[Action, Result, str]]) -> list[str]
     left: list[str] = []
     for action, result, key in reversed(done):
         undo = desk.toolbox.undo_for(action, result)
+        name = f"{action.tool}.{action.op}"
         if undo is None:
-            left.append(f"{action.tool}.{action.op} (cannot be undone)")
+            left.append(f"{name} (cannot be undone)")
             continue
-        undo_key = f"{key}:undo"
         try:
-            undone = desk.toolbox.call(undo, key=undo_key)
+            call_tool(desk, undo, f"{key}:undo", compensates=name)
         except ExdeskError as exc:
-            left.append(f"{action.tool}.{action.op} ({exc})")
-            desk.audit.append(
-                f"tool:{undo.tool}", "tool.compensation_failed", _step_payload(undo, undo_key, error=str(exc))
-            )
-            continue
-        desk.audit.append(f"tool:{undo.tool}", "tool.compensated", _step_payload(undo, undo_key, result=undone))
+            left.append(f"{name} ({exc})")
     return left
+
+
+def call_tool(desk: Desk, action: Action, key: str, **note: object) -> Result:
+    """One tool call, audited before it returns (failures too)."""
+    try:
+        result = desk.toolbox.call(action, key=key)
+    except ExdeskError as exc:
+        desk.audit.append(
+            f"tool:{action.tool}", "tool.failed", _step_payload(action, key, error=str(exc), **note)
+        )
+        raise
+    desk.audit.append(
+        f"tool:{action.tool}", "tool.called", _step_payload(action, key, result=result, **note)
+    )
+    return result
 
 
 def run_plan(
@@ -47,30 +57,31 @@ def run_plan(
 ) -> Outcome:
     """Run every action of ``plan``; on a failure, undo what ran and say what happened."""
     prefix = digest([thread_id, plan.kind.value, plan_digest(plan)])[:24]
+    note: dict[str, object] = {"approved_by": approved_by} if approved_by else {}
     done: list[tuple[Action, Result, str]] = []
     for i, action in enumerate(plan.actions):
         key = f"{prefix}:{i}"
         try:
-            result = desk.toolbox.call(action, key=key)
+            result = call_tool(desk, action, key, **note)
         except ExdeskError as exc:
-            desk.audit.append(f"tool:{action.tool}", "tool.failed", _step_payload(action, key, error=str(exc)))
             left = _compensate(desk, done)
             detail = f"{action.tool}.{action.op} failed: {exc}"
             if left:
                 detail += f"; not undone: {', '.join(left)}"
             return Outcome(False, detail)
-        payload = _step_payload(action, key, result=result)
-        if approved_by:
-            payload["approved_by"] = approved_by
-        desk.audit.append(f"tool:{action.tool}", "tool.called", payload)
         done.append((action, result, key))
     order = desk.order(order_id)
-    if plan.strategy not in WAITING_STRATEGIES and order.status != "cancelled":
-        if any(h.kind == plan.kind.value for h in order.holds):
-            release = Action(
-                tool="orders", op="release_hold", args={"order_id": order_id, "kind": plan.kind.value}
-            )
-            key = f"{prefix}:release"
-            result = desk.toolbox.call(release, key=key)
-            desk.audit.append("tool:orders", "tool.called", _step_payload(release, key, result=result))
+    resolves = plan.strategy not in WAITING_STRATEGIES and order.status != "cancelled"
+    if resolves and any(h.kind == plan.kind.value for h in order.holds):
+        release = Action(
+            tool="orders", op="release_hold", args={"order_id": order_id, "kind": plan.kind.value}
+        )
+        call_tool(desk, release, f"{prefix}:release")
     return Outcome(True)
+
+
+def place_hold(desk: Desk, order_id: str, kind: str, reason: str, key: str) -> None:
+    action = Action(
+        tool="orders", op="place_hold", args={"order_id": order_id, "kind": kind, "reason": reason}
+    )
+    call_tool(desk, action, key)

@@ -20,7 +20,7 @@ from langgraph.types import interrupt
 from agent import playbooks
 from agent.desk import AGENT, Desk
 from agent.detect import detect
-from agent.execute import run_plan
+from agent.execute import place_hold, run_plan
 from agent.rank import rank
 from domain.digest import plan_digest
 from domain.models import Decision, Finding, Plan, Tier
@@ -96,7 +96,9 @@ def node_rank(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     desk = runtime.context
     ranked: dict[str, list[dict[str, Any]]] = {}
     for kind, raw in state.get("plans", {}).items():
-        plans = rank([Plan.model_validate(p) for p in raw], desk.policy, state["similar"].get(kind, []))
+        plans = rank(
+            [Plan.model_validate(p) for p in raw], desk.policy, state["similar"].get(kind, [])
+        )
         ranked[kind] = [p.model_dump(mode="json") for p in plans]
     if ranked:
         desk.audit.append(
@@ -119,15 +121,22 @@ def node_gate(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
             to_run.append(kind)
             continue
         proposal_id = desk.review.propose(
-            world_id=desk.world_id, order_id=order_id, thread_id=thread_id, plan=plan,
-            plan_digest=plan_digest(plan), order_version=desk.store.order_version(desk.world_id, order_id),
+            world_id=desk.world_id,
+            order_id=order_id,
+            thread_id=thread_id,
+            plan=plan,
+            plan_digest=plan_digest(plan),
+            order_version=desk.store.order_version(desk.world_id, order_id),
             policy_ref=desk.policy.ref,
         )
-        reason = f"awaiting approval of {plan.strategy.value} ({plan.tier.value}, proposal {proposal_id})"
-        desk.toolbox.orders.place_hold(order_id, kind, reason, key=f"{thread_id}:{kind}:await:{proposal_id}")
+        reason = f"awaiting approval of {plan.strategy.value} ({plan.tier.value}, {proposal_id})"
+        place_hold(desk, order_id, kind, reason, f"{thread_id}:{kind}:await:{proposal_id}")
         pending[kind] = proposal_id
         decisions[kind] = _decision(
-            status="awaiting_approval", strategy=plan.strategy, tier=plan.tier, proposal_id=proposal_id
+            status="awaiting_approval",
+            strategy=plan.strategy,
+            tier=plan.tier,
+            proposal_id=proposal_id,
         )
     desk.audit.append(
         AGENT, "gate.decided", {"order_id": order_id, "run_now": to_run, "awaiting": pending}
@@ -138,9 +147,8 @@ def node_gate(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
 
 def _failed_hold(desk: Desk, state: DeskState, kind: str, why: str) -> None:
     """Leave the exception with a person: a hold naming what went wrong."""
-    desk.toolbox.orders.place_hold(
-        state["order_id"], kind, f"needs a person: {why}", key=f"{state['thread_id']}:{kind}:failed"
-    )
+    key = f"{state['thread_id']}:{kind}:failed"
+    place_hold(desk, state["order_id"], kind, f"needs a person: {why}", key)
 
 
 def node_execute(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
@@ -172,7 +180,9 @@ def _settle(desk: Desk, state: DeskState, kind: str, proposal_id: str) -> dict[s
         return _decision(status="failed", detail=f"proposal is {proposal.status}", **base)
     if desk.review.missing(proposal, desk.policy) is not None:
         return None
-    void = _binding_problem(desk, state, plan, proposal.plan_digest, proposal.order_version, proposal.policy_ref)
+    void = _binding_problem(
+        desk, state, plan, proposal.plan_digest, proposal.order_version, proposal.policy_ref
+    )
     if void:
         desk.review.set_status(proposal_id, "void", void)
         desk.audit.append(AGENT, "approval.void", {"proposal_id": proposal_id, "why": void})

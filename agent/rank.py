@@ -48,7 +48,9 @@ def _beats(a: Plan, b: Plan, rates: dict[str, tuple[int, float]], policy: Policy
     return na + nb >= rule.min_cases and fb - fa >= rule.min_failure_gap
 
 
-def rank(plans: Sequence[Plan], policy: Policy, similar: Sequence[dict[str, Any]] = ()) -> list[Plan]:
+def rank(
+    plans: Sequence[Plan], policy: Policy, similar: Sequence[dict[str, Any]] = ()
+) -> list[Plan]:
     """Plans, tiered and best first, each with its score and the similar cases it cites."""
     order = policy.ranking.order_for(plans[0].kind) if plans else ()
     ranked = sorted(plans, key=lambda p: _position(p, order))

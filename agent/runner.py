@@ -25,7 +25,11 @@ class RunResult:
     def exceptions(self) -> list[dict[str, Any]]:
         """The report's per-kind entries (contract §6)."""
         return [
-            {"kind": kind, "plans": self.plans.get(kind, []), "decision": self.decisions.get(kind, {})}
+            {
+                "kind": kind,
+                "plans": self.plans.get(kind, []),
+                "decision": self.decisions.get(kind, {}),
+            }
             for kind in self.kinds
         ]
 

@@ -141,7 +141,9 @@ class Policy(BaseModel):
     def documents_for_hs(self, hs_code: str | None) -> tuple[str, ...]:
         if not hs_code:
             return ()
-        return tuple(r.document for r in self.customs.required_by_hs if hs_code.startswith(r.hs_prefix))
+        return tuple(
+            r.document for r in self.customs.required_by_hs if hs_code.startswith(r.hs_prefix)
+        )
 
 
 def _find_line(text: str, key: str) -> int | None:

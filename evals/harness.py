@@ -14,7 +14,16 @@ from evals.cases import EvalCase
 from evals.scorers import score
 from service.wiring import Exdesk
 
-REPORT_PLAN_FIELDS = ("strategy", "tier", "score", "rationale", "similar_cases", "cost_usd", "actions", "evidence")
+REPORT_PLAN_FIELDS = (
+    "strategy",
+    "tier",
+    "score",
+    "rationale",
+    "similar_cases",
+    "cost_usd",
+    "actions",
+    "evidence",
+)
 
 
 def case_report(case_id: str, result: RunResult) -> dict[str, Any]:
@@ -69,7 +78,9 @@ def run_eval(
             on_case(report)
     seconds = time.perf_counter() - started
     expects = {c.id: c.expect for c in cases if c.expect is not None}
-    decisions = Counter(e["decision"].get("status", "none") for r in reports for e in r["exceptions"])
+    decisions = Counter(
+        e["decision"].get("status", "none") for r in reports for e in r["exceptions"]
+    )
     summary: dict[str, Any] = {
         "cases": len(reports),
         "input_errors": list(errors),

@@ -31,7 +31,9 @@ def _ratio(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
 
 
-def score(report_cases: Sequence[dict[str, Any]], expects: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def score(
+    report_cases: Sequence[dict[str, Any]], expects: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """Detection exact match, top strategy, tier and order_after, over cases with ``expect``.
 
     Top strategy and tier are counted per expected (case, kind); a kind the agent did not
@@ -52,7 +54,10 @@ def score(report_cases: Sequence[dict[str, Any]], expects: dict[str, dict[str, A
             if sorted(case["kinds"]) == sorted(expect["kinds"]):
                 det[0] += 1
             else:
-                misses.append(f"{case['id']}: kinds {sorted(case['kinds'])} ≠ expected {sorted(expect['kinds'])}")
+                misses.append(
+                    f"{case['id']}: kinds {sorted(case['kinds'])} "
+                    f"≠ expected {sorted(expect['kinds'])}"
+                )
         for kind, allowed in (expect.get("top") or {}).items():
             top[1] += 1
             tier[1] += 1
@@ -66,7 +71,8 @@ def score(report_cases: Sequence[dict[str, Any]], expects: dict[str, dict[str, A
                 tier[0] += 1
             else:
                 misses.append(
-                    f"{case['id']}: {kind} {plan['strategy']} tier {plan['tier']} ≠ {allowed[plan['strategy']]}"
+                    f"{case['id']}: {kind} {plan['strategy']} tier {plan['tier']} "
+                    f"≠ {allowed[plan['strategy']]}"
                 )
         if "order_after" in expect:
             after[1] += 1

@@ -49,12 +49,20 @@ def read_jsonl(path: Path, model: type[M]) -> Iterator[Parsed[M]]:
             try:
                 raw = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield Parsed(number, None, f"{path} line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
+                yield Parsed(
+                    number,
+                    None,
+                    f"{path} line {number}: not valid JSON ({exc.msg} at column {exc.colno})",
+                )
                 continue
             try:
                 yield Parsed(number, model.model_validate(raw), None)
             except ValidationError as exc:
-                yield Parsed(number, None, f"{path} line {number}: {describe_errors(exc)}; fix it and run again")
+                yield Parsed(
+                    number,
+                    None,
+                    f"{path} line {number}: {describe_errors(exc)}; fix it and run again",
+                )
 
 
 def read_json(path: Path, model: type[M]) -> M:

@@ -68,7 +68,9 @@ class Exdesk:
         return Desk(
             world_id=world_id,
             sim=sim,
-            toolbox=simulated_toolbox(sim, retryable_failures=self.policy.payment.retryable_failures),
+            toolbox=simulated_toolbox(
+                sim, retryable_failures=self.policy.payment.retryable_failures
+            ),
             policy=self.policy,
             checkers=self.checkers,
             memory=self.memory,

@@ -7,7 +7,6 @@ order version or policy changed does not count them (see ``agent.approval``).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,10 +59,20 @@ class Proposal:
 
 def _row(r: Any) -> Proposal:
     return Proposal(
-        proposal_id=r.proposal_id, world_id=r.world_id, order_id=r.order_id, thread_id=r.thread_id,
-        kind=r.kind, strategy=r.strategy, tier=Tier(r.tier), plan=Plan.model_validate_json(r.plan),
-        plan_digest=r.plan_digest, order_version=r.order_version, policy_ref=r.policy_ref,
-        status=r.status, detail=r.detail, created_at=r.created_at,
+        proposal_id=r.proposal_id,
+        world_id=r.world_id,
+        order_id=r.order_id,
+        thread_id=r.thread_id,
+        kind=r.kind,
+        strategy=r.strategy,
+        tier=Tier(r.tier),
+        plan=Plan.model_validate_json(r.plan),
+        plan_digest=r.plan_digest,
+        order_version=r.order_version,
+        policy_ref=r.policy_ref,
+        status=r.status,
+        detail=r.detail,
+        created_at=r.created_at,
     )
 
 
@@ -72,32 +81,57 @@ class ReviewQueue:
         self.engine = engine
 
     def propose(
-        self, *, world_id: str, order_id: str, thread_id: str, plan: Plan, plan_digest: str,
-        order_version: int, policy_ref: str,
+        self,
+        *,
+        world_id: str,
+        order_id: str,
+        thread_id: str,
+        plan: Plan,
+        plan_digest: str,
+        order_version: int,
+        policy_ref: str,
     ) -> str:
         """Queue a plan; the same plan for the same thread gets the same id (idempotent)."""
         seed = f"{thread_id}|{plan.kind.value}|{plan_digest}"
         proposal_id = "P-" + hashlib.sha256(seed.encode()).hexdigest()[:12]
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            if conn.execute(select(proposals.c.proposal_id).where(proposals.c.proposal_id == proposal_id)).first():
+            if conn.execute(
+                select(proposals.c.proposal_id).where(proposals.c.proposal_id == proposal_id)
+            ).first():
                 return proposal_id
-            conn.execute(insert(proposals).values(
-                proposal_id=proposal_id, world_id=world_id, order_id=order_id, thread_id=thread_id,
-                kind=plan.kind.value, strategy=plan.strategy.value, tier=plan.tier.value,
-                plan=plan.model_dump_json(), plan_digest=plan_digest, order_version=order_version,
-                policy_ref=policy_ref, status="pending", created_at=now, updated_at=now,
-            ))
+            conn.execute(
+                insert(proposals).values(
+                    proposal_id=proposal_id,
+                    world_id=world_id,
+                    order_id=order_id,
+                    thread_id=thread_id,
+                    kind=plan.kind.value,
+                    strategy=plan.strategy.value,
+                    tier=plan.tier.value,
+                    plan=plan.model_dump_json(),
+                    plan_digest=plan_digest,
+                    order_version=order_version,
+                    policy_ref=policy_ref,
+                    status="pending",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         return proposal_id
 
     def get(self, proposal_id: str) -> Proposal:
         with self.engine.connect() as conn:
-            row = conn.execute(select(proposals).where(proposals.c.proposal_id == proposal_id)).first()
+            row = conn.execute(
+                select(proposals).where(proposals.c.proposal_id == proposal_id)
+            ).first()
         if row is None:
-            raise InputError(f"no proposal {proposal_id!r}; `exdesk review list` shows the open ones")
+            raise InputError(
+                f"no proposal {proposal_id!r}; `exdesk review list` shows the open ones"
+            )
         return _row(row)
 
-    def list(self, *, status: str | None = None, world_id: str | None = None) -> list[Proposal]:
+    def find(self, *, status: str | None = None, world_id: str | None = None) -> list[Proposal]:
         query = select(proposals).order_by(proposals.c.created_at, proposals.c.proposal_id)
         if status is not None:
             query = query.where(proposals.c.status == status)
@@ -107,10 +141,14 @@ class ReviewQueue:
             return [_row(r) for r in conn.execute(query)]
 
     def open_for(self, world_id: str, order_id: str) -> list[Proposal]:
-        return [p for p in self.list(world_id=world_id) if p.order_id == order_id and p.status in OPEN]
+        return [
+            p for p in self.find(world_id=world_id) if p.order_id == order_id and p.status in OPEN
+        ]
 
     def votes(self, proposal_id: str) -> list[dict[str, Any]]:
-        query = select(approvals).where(approvals.c.proposal_id == proposal_id).order_by(approvals.c.id)
+        query = (
+            select(approvals).where(approvals.c.proposal_id == proposal_id).order_by(approvals.c.id)
+        )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
@@ -126,8 +164,15 @@ class ReviewQueue:
         return approvals_missing(proposal.tier, self.approvals(proposal), policy)
 
     def vote(
-        self, proposal_id: str, *, by: str, role: str, decision: str, reason: str | None,
-        plan_digest: str | None, policy: Policy,
+        self,
+        proposal_id: str,
+        *,
+        by: str,
+        role: str,
+        decision: str,
+        reason: str | None,
+        plan_digest: str | None,
+        policy: Policy,
     ) -> Proposal:
         """Record one person's approve/reject. The agent never votes; each person once."""
         if by.strip().lower() in AGENT_ACTORS:
@@ -138,7 +183,9 @@ class ReviewQueue:
             raise ApprovalError(f"decision must be approve or reject, not {decision!r}")
         proposal = self.get(proposal_id)
         if proposal.status != "pending":
-            raise ApprovalError(f"{proposal_id} is {proposal.status}; only pending proposals take votes")
+            raise ApprovalError(
+                f"{proposal_id} is {proposal.status}; only pending proposals take votes"
+            )
         if plan_digest is not None and plan_digest != proposal.plan_digest:
             raise ApprovalError(
                 f"{proposal_id}: the plan changed since you looked (digest {plan_digest[:12]} ≠ "
@@ -146,14 +193,35 @@ class ReviewQueue:
             )
         if decision == "reject" and not (reason or "").strip():
             raise ApprovalError("a rejection needs a reason (--reason)")
+        rule = policy.approvals.get(proposal.tier)
+        if (
+            decision == "approve"
+            and rule is not None
+            and rule.supervisor_with_reason
+            and role == "supervisor"
+            and not (reason or "").strip()
+        ):
+            raise ApprovalError(
+                f"{proposal_id} is {proposal.tier.value}: a supervisor approves with a written "
+                "reason (--reason)"
+            )
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(approvals).values(
-                    proposal_id=proposal_id, by=by, role=role, reason=reason, decision=decision,
-                    plan_digest=proposal.plan_digest, at=datetime.now(UTC),
-                ))
+                conn.execute(
+                    insert(approvals).values(
+                        proposal_id=proposal_id,
+                        by=by,
+                        role=role,
+                        reason=reason,
+                        decision=decision,
+                        plan_digest=proposal.plan_digest,
+                        at=datetime.now(UTC),
+                    )
+                )
         except IntegrityError as exc:
-            raise ApprovalError(f"{by} has already voted on {proposal_id}; a second person must") from exc
+            raise ApprovalError(
+                f"{by} has already voted on {proposal_id}; a second person must"
+            ) from exc
         if decision == "reject":
             self.set_status(proposal_id, "rejected", f"rejected by {by}: {reason}")
         elif self.missing(proposal, policy) is None:
@@ -163,16 +231,20 @@ class ReviewQueue:
     def set_status(self, proposal_id: str, status: str, detail: str | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                update(proposals).where(proposals.c.proposal_id == proposal_id)
+                update(proposals)
+                .where(proposals.c.proposal_id == proposal_id)
                 .values(status=status, detail=detail, updated_at=datetime.now(UTC))
             )
 
     def summary(self, proposal: Proposal) -> dict[str, Any]:
-        return {**proposal.as_json(), "votes": [
-            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vote.items() if k != "id"}
-            for vote in self.votes(proposal.proposal_id)
-        ]}
-
-    @staticmethod
-    def dumps(proposal: Proposal) -> str:
-        return json.dumps(proposal.as_json(), ensure_ascii=False)
+        return {
+            **proposal.as_json(),
+            "votes": [
+                {
+                    k: (v.isoformat() if isinstance(v, datetime) else v)
+                    for k, v in vote.items()
+                    if k != "id"
+                }
+                for vote in self.votes(proposal.proposal_id)
+            ],
+        }

@@ -48,7 +48,9 @@ class WorldStore:
     def put_world(self, world_id: str, world: World) -> None:
         """Store the world's facts (replacing earlier ones); its orders stay."""
         with self.engine.begin() as conn:
-            exists = conn.execute(select(worlds.c.world_id).where(worlds.c.world_id == world_id)).first()
+            exists = conn.execute(
+                select(worlds.c.world_id).where(worlds.c.world_id == world_id)
+            ).first()
             values = {"body": _dump(world), "updated_at": _now()}
             if exists:
                 conn.execute(update(worlds).where(worlds.c.world_id == world_id).values(**values))
@@ -72,14 +74,21 @@ class WorldStore:
             if row is None:
                 conn.execute(
                     insert(orders).values(
-                        world_id=world_id, order_id=order.order_id, version=1, body=body,
+                        world_id=world_id,
+                        order_id=order.order_id,
+                        version=1,
+                        body=body,
                         updated_at=_now(),
                     )
                 )
                 return 1
             if row.body == body:
                 return int(row.version)
-            conn.execute(update(orders).where(where).values(version=row.version + 1, body=body, updated_at=_now()))
+            conn.execute(
+                update(orders)
+                .where(where)
+                .values(version=row.version + 1, body=body, updated_at=_now())
+            )
             return int(row.version) + 1
 
     def get_order(self, world_id: str, order_id: str) -> Order | None:
@@ -112,23 +121,42 @@ class WorldStore:
         with self.engine.begin() as conn:
             if sim.stock_changed:
                 conn.execute(
-                    update(worlds).where(worlds.c.world_id == world_id)
+                    update(worlds)
+                    .where(worlds.c.world_id == world_id)
                     .values(body=_dump(sim.snapshot()), updated_at=_now())
                 )
             for order_id in sorted(sim.dirty_orders):
                 where = and_(orders.c.world_id == world_id, orders.c.order_id == order_id)
-                conn.execute(update(orders).where(where).values(body=_dump(sim.orders[order_id]), updated_at=_now()))
+                conn.execute(
+                    update(orders)
+                    .where(where)
+                    .values(body=_dump(sim.orders[order_id]), updated_at=_now())
+                )
             if sim.new_outbox:
-                conn.execute(insert(outbox), [
-                    {"world_id": world_id, "order_id": m["order_id"], "channel": m["channel"],
-                     "body": json.dumps(m, ensure_ascii=False)}
-                    for m in sim.new_outbox
-                ])
+                conn.execute(
+                    insert(outbox),
+                    [
+                        {
+                            "world_id": world_id,
+                            "order_id": m["order_id"],
+                            "channel": m["channel"],
+                            "body": json.dumps(m, ensure_ascii=False),
+                        }
+                        for m in sim.new_outbox
+                    ],
+                )
             if sim.new_calls:
-                conn.execute(insert(tool_calls), [
-                    {"key": k, "world_id": world_id, "result": json.dumps(v, ensure_ascii=False)}
-                    for k, v in sim.new_calls.items()
-                ])
+                conn.execute(
+                    insert(tool_calls),
+                    [
+                        {
+                            "key": k,
+                            "world_id": world_id,
+                            "result": json.dumps(v, ensure_ascii=False),
+                        }
+                        for k, v in sim.new_calls.items()
+                    ],
+                )
         sim.mark_saved()
 
     def outbox(self, world_id: str, order_id: str | None = None) -> list[dict[str, Any]]:
@@ -140,4 +168,9 @@ class WorldStore:
 
     def count_orders(self, world_id: str) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(orders).where(orders.c.world_id == world_id)).scalar() or 0)
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(orders).where(orders.c.world_id == world_id)
+                ).scalar()
+                or 0
+            )

@@ -8,11 +8,27 @@ the registry can build the compensation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from domain.models import Order
+from tools.address import AddressCheck, AddressRepair
 
 Result = dict[str, Any]
+
+
+class Address(Protocol):
+    """Address validation, and the repairs the contract allows."""
+
+    def check(self, ship_to: Mapping[str, Any]) -> AddressCheck: ...
+
+    def repair(self, ship_to: Mapping[str, Any]) -> AddressRepair | None: ...
+
+
+class Classification(Protocol):
+    """HS code validity."""
+
+    def is_valid(self, code: str | None) -> bool: ...
 
 
 class Orders(Protocol):
@@ -62,6 +78,4 @@ class Carrier(Protocol):
 
 
 class Notify(Protocol):
-    def send(
-        self, order_id: str, template: str, data: dict[str, Any], *, key: str
-    ) -> Result: ...
+    def send(self, order_id: str, template: str, data: dict[str, Any], *, key: str) -> Result: ...

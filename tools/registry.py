@@ -40,7 +40,9 @@ def _inverse(tool: str, op: str, *names: str) -> Undo:
 
 def _restore_status(args: dict[str, Any], result: Result) -> Action | None:
     return Action(
-        tool="orders", op="set_status", args={"order_id": args["order_id"], "status": result["previous"]}
+        tool="orders",
+        op="set_status",
+        args={"order_id": args["order_id"], "status": result["previous"]},
     )
 
 
@@ -89,7 +91,9 @@ ACTIONS: dict[tuple[str, str], ActionSpec] = {
         Tier.L1, _no_undo, "ask the customer for another payment method"
     ),
     ("payment", "refund"): ActionSpec(Tier.L3, _no_undo, "refund the customer"),
-    ("carrier", "change_service"): ActionSpec(Tier.L2, _undo_service, "change the shipping service"),
+    ("carrier", "change_service"): ActionSpec(
+        Tier.L2, _undo_service, "change the shipping service"
+    ),
     ("notify", "send"): ActionSpec(Tier.L1, _no_undo, "message the customer"),
 }
 

@@ -100,7 +100,9 @@ class SimWorld:
         try:
             result = run()
         except ValidationError as exc:
-            raise ToolRejected(f"{name} would make the order invalid: {exc.errors()[0]['msg']}") from exc
+            raise ToolRejected(
+                f"{name} would make the order invalid: {exc.errors()[0]['msg']}"
+            ) from exc
         self.calls[key] = result
         self.new_calls[key] = result
         return result
@@ -136,7 +138,7 @@ class SimulatedOrders:
         def run() -> Result:
             order = self._sim.order(order_id)
             hold = Hold(kind=kind, reason=reason, since=self._sim.now, by=AGENT_NAME)
-            holds = tuple(h for h in order.holds if h.kind != kind) + (hold,)
+            holds = (*(h for h in order.holds if h.kind != kind), hold)
             self._sim.put_order(_with_status(order, holds))
             return {"hold": kind}
 
@@ -200,7 +202,10 @@ class SimulatedOrders:
             if status == "cancelled":
                 updated = updated.model_copy(update={"holds": ()})
             self._sim.put_order(_revalidate(updated, {}))
-            return {"previous": previous, "previous_holds": [h.model_dump(mode="json") for h in order.holds]}
+            return {
+                "previous": previous,
+                "previous_holds": [h.model_dump(mode="json") for h in order.holds],
+            }
 
         return self._sim.once(key, "orders.set_status", run)
 
@@ -288,7 +293,9 @@ class SimulatedCustoms:
     def detach_document(self, order_id: str, document: str, *, key: str) -> Result:
         def run() -> Result:
             order = self._sim.order(order_id)
-            documents = [d for d in (order.customs.documents if order.customs else ()) if d != document]
+            documents = [
+                d for d in (order.customs.documents if order.customs else ()) if d != document
+            ]
             self._set_documents(order, documents)
             return {"detached": document}
 
@@ -345,7 +352,9 @@ class SimulatedCarrier:
 
     def change_service(self, order_id: str, service: str, *, key: str) -> Result:
         def run() -> Result:
-            result = self._orders.set_fulfillment(order_id, {"service": service}, key=key + ":order")
+            result = self._orders.set_fulfillment(
+                order_id, {"service": service}, key=key + ":order"
+            )
             return {"service": service, "previous": result["previous"]}
 
         return self._sim.once(key, "carrier.change_service", run)

@@ -29,7 +29,9 @@ def _hs_fix(ctx: Context, line_ids: list[str]) -> dict[str, str] | None:
     return fixes
 
 
-def _fixes(ctx: Context, problems: list[dict[str, Any]]) -> tuple[list[str], dict[str, str], list[str]]:
+def _fixes(
+    ctx: Context, problems: list[dict[str, Any]]
+) -> tuple[list[str], dict[str, str], list[str]]:
     """(documents to attach, HS codes to set by line, problems without a fix)."""
     documents: list[str] = []
     codes: dict[str, str] = {}
@@ -82,11 +84,14 @@ def draft(ctx: Context, finding: Finding) -> list[Plan]:
                     changes={line_id: {"hs_code": code} for line_id, code in codes.items()},
                 )
             )
-        actions += [act("customs", "attach_document", order_id=order_id, document=d) for d in documents]
+        actions += [
+            act("customs", "attach_document", order_id=order_id, document=d) for d in documents
+        ]
         parts = [f"line {lid} HS code → {code} (catalog)" for lid, code in codes.items()]
         parts += [f"generate and attach {d}" for d in documents]
         strategy = Strategy.CUSTOMS_FIX_HS_CODE if codes else Strategy.CUSTOMS_ATTACH_DOCUMENT
-        plans.append(plan(finding, strategy, actions, rationale="; ".join(parts).capitalize() + "."))
+        text = "; ".join(parts)
+        plans.append(plan(finding, strategy, actions, rationale=text[0].upper() + text[1:] + "."))
     why = "; ".join(unfixable) if unfixable else "customs problems need a person's check"
     plans.append(manual_review(ctx, finding, why))
     return plans

@@ -24,8 +24,11 @@ def draft(ctx: Context, finding: Finding) -> list[Plan]:
             finding,
             Strategy.PAYMENT_REQUEST_NEW_METHOD,
             [
-                hold(ctx, finding.kind.value, f"payment failed ({code or 'no code'}); "
-                     "waiting for a new payment method"),
+                hold(
+                    ctx,
+                    finding.kind.value,
+                    f"payment failed ({code or 'no code'}); waiting for a new payment method",
+                ),
                 act("payment", "request_new_method", order_id=order_id),
             ],
             rationale=f"{code or 'The failure'} will not pass on retry; hold the order and ask "

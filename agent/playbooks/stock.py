@@ -89,13 +89,18 @@ def split(ctx: Context, need: dict[str, int]) -> Option | None:
     return None
 
 
-def backorder_eta(ctx: Context, need: dict[str, int], short: dict[str, dict[str, int]]) -> datetime | None:
+def backorder_eta(
+    ctx: Context, need: dict[str, int], short: dict[str, dict[str, int]]
+) -> datetime | None:
     latest: datetime | None = None
     for sku in short:
         missing = need[sku] - ctx.available(ctx.assigned, sku)
         incoming = sorted(
-            (r for r in ctx.world.replenishment
-             if r.warehouse_id == ctx.assigned and r.sku == sku and r.eta > ctx.world.now),
+            (
+                r
+                for r in ctx.world.replenishment
+                if r.warehouse_id == ctx.assigned and r.sku == sku and r.eta > ctx.world.now
+            ),
             key=lambda r: r.eta,
         )
         for row in incoming:
@@ -108,15 +113,20 @@ def backorder_eta(ctx: Context, need: dict[str, int], short: dict[str, dict[str,
     return latest
 
 
-def substitutes(ctx: Context, need: dict[str, int], short: dict[str, dict[str, int]]) -> dict[str, str] | None:
+def substitutes(
+    ctx: Context, need: dict[str, int], short: dict[str, dict[str, int]]
+) -> dict[str, str] | None:
     catalog = {item.sku: item for item in ctx.world.catalog}
     chosen: dict[str, str] = {}
     for sku in short:
         item = catalog.get(sku)
         options = item.substitutes if item else ()
         pick = next(
-            (s for s in options
-             if ctx.available(ctx.assigned, s) >= need[sku] + need.get(s, 0) and s not in short),
+            (
+                s
+                for s in options
+                if ctx.available(ctx.assigned, s) >= need[sku] + need.get(s, 0) and s not in short
+            ),
             None,
         )
         if pick is None:
@@ -139,16 +149,26 @@ def _reallocate_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
     return plan(
         finding,
         Strategy.REALLOCATE_WAREHOUSE,
-        [*_reserve(ctx, option.allocation),
-         act("orders", "set_fulfillment", order_id=ctx.order.order_id, fields={"warehouse_id": wh})],
+        [
+            *_reserve(ctx, option.allocation),
+            act(
+                "orders",
+                "set_fulfillment",
+                order_id=ctx.order.order_id,
+                fields={"warehouse_id": wh},
+            ),
+        ],
         variant="same_country" if option.same_country else "cross_border",
         cost_usd=option.cost_usd,
-        rationale=f"{wh} has every line in stock ({where}); added shipping {money(option.cost_usd)} USD.",
+        rationale=f"{wh} has every line in stock ({where}); "
+        f"added shipping {money(option.cost_usd)} USD.",
     )
 
 
 def _split_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
-    main = max(option.allocation, key=lambda wh: (sum(option.allocation[wh].values()), wh == ctx.assigned))
+    main = max(
+        option.allocation, key=lambda wh: (sum(option.allocation[wh].values()), wh == ctx.assigned)
+    )
     shipments = [
         {"warehouse_id": wh, "items": sorted([s, q] for s, q in option.allocation[wh].items())}
         for wh in option.warehouses
@@ -160,9 +180,15 @@ def _split_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
     return plan(
         finding,
         Strategy.SPLIT_SHIPMENT,
-        [*_reserve(ctx, {wh: a for wh, a in option.allocation.items() if wh != ctx.assigned}),
-         act("orders", "set_fulfillment", order_id=ctx.order.order_id,
-             fields={"warehouse_id": main, "shipments": shipments})],
+        [
+            *_reserve(ctx, {wh: a for wh, a in option.allocation.items() if wh != ctx.assigned}),
+            act(
+                "orders",
+                "set_fulfillment",
+                order_id=ctx.order.order_id,
+                fields={"warehouse_id": main, "shipments": shipments},
+            ),
+        ],
         variant="same_country" if option.same_country else "cross_border",
         cost_usd=option.cost_usd,
         rationale=f"Ship in {len(option.warehouses)} parcels ({parts}); added shipping "
@@ -181,30 +207,56 @@ def draft(ctx: Context, finding: Finding) -> list[Plan]:
     eta = backorder_eta(ctx, need, short)
     if eta is not None:
         on_time = eta <= ctx.order.fulfillment.promised_by
-        actions = [act("orders", "set_fulfillment", order_id=order_id,
-                       fields={"backorder_eta": eta.isoformat()})]
+        actions = [
+            act(
+                "orders",
+                "set_fulfillment",
+                order_id=order_id,
+                fields={"backorder_eta": eta.isoformat()},
+            )
+        ]
         if not on_time:
             actions.append(notify(ctx, "backorder", eta=eta.isoformat()))
-        plans.append(plan(
-            finding, Strategy.BACKORDER, actions, variant="on_time" if on_time else "late",
-            rationale=f"Replenishment reaches {ctx.assigned} by {eta.isoformat()}, "
-            + ("on or before the promised date." if on_time else "after the promised date."),
-        ))
+        plans.append(
+            plan(
+                finding,
+                Strategy.BACKORDER,
+                actions,
+                variant="on_time" if on_time else "late",
+                rationale=f"Replenishment reaches {ctx.assigned} by {eta.isoformat()}, "
+                + ("on or before the promised date." if on_time else "after the promised date."),
+            )
+        )
     subs = substitutes(ctx, need, short)
     if subs:
         catalog = {item.sku: item for item in ctx.world.catalog}
         changes = {
-            line.line_id: {"sku": subs[line.sku], "description": catalog[subs[line.sku]].description}
-            for line in ctx.order.lines if line.sku in subs
+            line.line_id: {
+                "sku": subs[line.sku],
+                "description": catalog[subs[line.sku]].description,
+            }
+            for line in ctx.order.lines
+            if line.sku in subs
         }
         reserve = {ctx.assigned: {sub: need[sku] for sku, sub in subs.items()}}
-        plans.append(plan(
-            finding, Strategy.SUBSTITUTE_ITEM,
-            [act("orders", "set_lines", order_id=order_id, changes=changes),
-             *_reserve(ctx, reserve), notify(ctx, "substitution", substitutes=subs)],
-            rationale="Ship catalog substitutes from " + ctx.assigned + ": "
-            + ", ".join(f"{a} → {b}" for a, b in subs.items()) + ".",
-        ))
+        plans.append(
+            plan(
+                finding,
+                Strategy.SUBSTITUTE_ITEM,
+                [
+                    act("orders", "set_lines", order_id=order_id, changes=changes),
+                    *_reserve(ctx, reserve),
+                    notify(ctx, "substitution", substitutes=subs),
+                ],
+                rationale="Ship catalog substitutes from "
+                + ctx.assigned
+                + ": "
+                + ", ".join(f"{a} → {b}" for a, b in subs.items())
+                + ".",
+            )
+        )
     if not plans:
-        plans.append(cancel(ctx, finding, "no warehouse, replenishment or substitute can fill the order"))
+        plans.append(
+            cancel(ctx, finding, "no warehouse, replenishment or substitute can fill the order")
+        )
     return plans
