@@ -1,0 +1,68 @@
+"""Builders for tests: the contract's example cases, and orders varied from them."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from agent.context import Checkers, Context
+from domain.models import Order, World
+from domain.policy import Policy, default_policy
+from tools.address import I18nAddressRules
+from tools.hs_codes import HsCodes
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "evals" / "data" / "examples.jsonl"
+
+
+@cache
+def _examples() -> dict[str, dict[str, Any]]:
+    lines = EXAMPLES.read_text(encoding="utf-8").splitlines()
+    return {case["id"]: case for case in (json.loads(line) for line in lines if line.strip())}
+
+
+def example(case_id: str) -> dict[str, Any]:
+    """A deep copy of one example case, as JSON."""
+    return copy.deepcopy(_examples()[case_id])
+
+
+def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def clean_case(**patch: Any) -> dict[str, Any]:
+    """The clean example (NL order from WH-FRA) with ``patch`` merged into it."""
+    return merge(example("EX-clean-001"), patch)
+
+
+def set_stock(world: dict[str, Any], warehouse_id: str, sku: str, on_hand: int) -> None:
+    for row in world["inventory"]:
+        if row["warehouse_id"] == warehouse_id and row["sku"] == sku:
+            row["on_hand"] = on_hand
+            row["reserved"] = 0
+            return
+    world["inventory"].append(
+        {"warehouse_id": warehouse_id, "sku": sku, "on_hand": on_hand, "reserved": 0}
+    )
+
+
+@cache
+def checkers() -> Checkers:
+    return Checkers(address=I18nAddressRules(), hs=HsCodes())
+
+
+def context(case: dict[str, Any], policy: Policy | None = None) -> Context:
+    return Context(
+        order=Order.model_validate(case["order"]),
+        world=World.model_validate(case["world"]),
+        policy=policy or default_policy(),
+        checkers=checkers(),
+    )
