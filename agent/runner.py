@@ -8,7 +8,7 @@ from typing import Any
 
 from langgraph.types import Command
 
-from agent.desk import Desk
+from agent.desk import AGENT, Desk
 from domain.models import Order
 
 
@@ -49,6 +49,15 @@ class Runner:
     def handle(self, desk: Desk, order_id: str, *, thread_id: str | None = None) -> RunResult:
         """Start a new thread for the order, as it stands in the desk's world."""
         thread_id = thread_id or new_thread_id(desk.world_id, order_id)
+        for earlier in desk.review.open_for(desk.world_id, order_id):
+            desk.review.set_status(
+                earlier.proposal_id, "superseded", f"order re-run as {thread_id}"
+            )
+            desk.audit.append(
+                AGENT,
+                "proposal.superseded",
+                {"proposal_id": earlier.proposal_id, "order_id": order_id, "by_thread": thread_id},
+            )
         desk.store.set_thread(desk.world_id, order_id, thread_id)
         self._graph.invoke(
             {"thread_id": thread_id, "order_id": order_id},

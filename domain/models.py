@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -26,6 +27,24 @@ def _money_out(value: Decimal) -> int | float:
 
 
 Money = Annotated[Decimal, PlainSerializer(_money_out, when_used="json")]
+
+
+def _country_code(value: str) -> str:
+    if len(value) != 2 or not value.isascii() or not value.isalpha() or not value.isupper():
+        raise ValueError(
+            f"{value!r} is not an ISO 3166-1 alpha-2 code (two capital letters, e.g. DE)"
+        )
+    return value
+
+
+def _currency(value: str) -> str:
+    if len(value) != 3 or not value.isascii() or not value.isalpha() or not value.isupper():
+        raise ValueError(f"{value!r} is not an ISO 4217 code (three capital letters, e.g. EUR)")
+    return value
+
+
+CountryCode = Annotated[str, AfterValidator(_country_code)]
+CurrencyCode = Annotated[str, AfterValidator(_currency)]
 Timestamp = AwareDatetime
 
 
@@ -119,7 +138,7 @@ ADDRESS_FIELDS = (
 
 
 class Address(Frozen):
-    country_code: str = Field(pattern=r"^[A-Z]{2}$")
+    country_code: CountryCode
     name: str | None = None
     street_address: str | None = None
     city: str | None = None
@@ -197,7 +216,7 @@ class Order(Frozen):
     customer: Customer
     ship_to: Address
     lines: tuple[Line, ...] = Field(min_length=1)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    currency: CurrencyCode
     payment: Payment
     fulfillment: Fulfillment
     customs: Customs | None = None
@@ -230,7 +249,7 @@ class Order(Frozen):
 
 class Warehouse(Frozen):
     id: str
-    country_code: str = Field(pattern=r"^[A-Z]{2}$")
+    country_code: CountryCode
     country_area: str | None = None
     city: str | None = None
 

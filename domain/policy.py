@@ -17,12 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from domain.errors import InputError
 from domain.models import Kind, Strategy, Tier
 
 DEFAULT_POLICY_NAME = "policy.toml"
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """A policy file that cannot be used. The message says where and what to do."""
 
 

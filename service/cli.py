@@ -33,8 +33,8 @@ review_app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 app.add_typer(review_app, name="review")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,

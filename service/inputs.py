@@ -29,7 +29,8 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> str:
         where = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "(record)")
         got = err.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-        parts.append(f"{where}: {err['msg']}{shown}")
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}{shown}")
     more = len(exc.errors()) - 5
     if more > 0:
         parts.append(f"and {more} more")

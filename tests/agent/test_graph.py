@@ -210,3 +210,15 @@ def test_approving_a_stale_digest_is_refused(app: Exdesk) -> None:
             plan_digest="0" * 64,
             policy=app.policy,
         )
+
+
+def test_re_running_an_order_supersedes_its_open_proposals(app: Exdesk) -> None:
+    case = example("EX-customs-bad_hs-005")
+    first = start(app, case).decisions["customs_block"]["proposal_id"]
+    second = app.runner.handle(app.desk("w"), "EX-0005")
+    assert app.review.get(first).status == "superseded"
+    assert [p.proposal_id for p in app.review.open_for("w", "EX-0005")] == [
+        second.decisions["customs_block"]["proposal_id"]
+    ]
+    with pytest.raises(ApprovalError, match="superseded"):
+        vote(app, first, "alice")

@@ -1,0 +1,49 @@
+# exdesk: `make demo` to see it work, `make test` to check it, `make bench` to measure it.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   := .exdesk/demo
+
+.PHONY: venv demo test lint typecheck pytest eval bench dev-set clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(BIN)/exdesk eval evals/data/examples.jsonl --out $(DEMO)/report.json --data-dir $(DEMO)
+	$(BIN)/exdesk review list --data-dir $(DEMO)
+	$(BIN)/exdesk audit verify --data-dir $(DEMO)
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+eval: $(STAMP)
+	rm -rf .exdesk/dev
+	$(BIN)/exdesk eval evals/data/dev.jsonl --out .exdesk/dev/report.json --data-dir .exdesk/dev
+
+bench: $(STAMP)
+	$(BIN)/python -m evals.bench_eval
+	$(BIN)/python -m evals.bench_address
+	$(BIN)/python -m evals.bench_knowledge
+
+dev-set: $(STAMP)
+	$(BIN)/python -m evals.generate --n 320 --seed 7 --out evals/data/dev.jsonl
+
+clean:
+	rm -rf .exdesk .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,132 @@
+"""The `exdesk` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from service.cli import app
+from tests.factories import EXAMPLES, example
+
+runner = CliRunner()
+
+
+def exdesk(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_eval_writes_the_contract_report_and_scores(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    code, output = exdesk(
+        "eval", str(EXAMPLES), "--out", str(report), "--data-dir", str(tmp_path / "d")
+    )
+    assert code == 0, output
+    data = json.loads(report.read_text())
+    assert data["summary"]["cases"] == 12
+    assert data["summary"]["unsafe_executions"] == []
+    scores = data["summary"]["scores"]
+    assert (
+        scores["detection_exact_match"],
+        scores["top_strategy"],
+        scores["tier"],
+        scores["order_after"],
+    ) == (1.0, 1.0, 1.0, 1.0)
+    clean = next(c for c in data["cases"] if c["id"] == "EX-clean-001")
+    assert clean["kinds"] == [] and clean["exceptions"] == []
+    fix = next(c for c in data["cases"] if c["id"] == "EX-customs-bad_hs-005")
+    (entry,) = fix["exceptions"]
+    assert set(entry["plans"][0]) >= {"strategy", "tier", "score", "rationale", "similar_cases"}
+    assert entry["decision"]["status"] == "awaiting_approval"
+    assert entry["decision"]["proposal_id"].startswith("P-")
+    assert "L2/L3 executed without approvals: 0" in output
+
+    code, output = exdesk("audit", "verify", "--data-dir", str(tmp_path / "d"))
+    assert code == 0
+    assert output.startswith("ok: ")
+
+
+def test_run_reports_bad_lines_and_handles_the_rest(tmp_path: Path) -> None:
+    case = example("EX-multi-011")
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps(case["world"]))
+    bad = dict(case["order"], order_id="BAD-1", lines=[dict(case["order"]["lines"][0], qty=0)])
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text("\n".join([json.dumps(bad), "{oops", json.dumps(case["order"])]) + "\n")
+    results = tmp_path / "out.jsonl"
+    code, output = exdesk(
+        "run",
+        str(orders),
+        "--world",
+        str(world),
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--out",
+        str(results),
+    )
+    assert code == 1
+    assert "line 1: lines.0.qty: Input should be greater than 0" in output
+    assert "line 2: not valid JSON" in output
+    (result,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert result["order_after"]["fulfillment"]["warehouse_id"] == "WH-SZX"
+    assert "1 orders handled, 2 lines skipped" in output
+
+
+def test_review_approve_runs_the_plan(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    exdesk("eval", str(EXAMPLES), "--out", str(tmp_path / "r.json"), "--data-dir", data)
+    report = json.loads((tmp_path / "r.json").read_text())
+    fix = next(c for c in report["cases"] if c["id"] == "EX-customs-bad_hs-005")
+    pid = fix["exceptions"][0]["decision"]["proposal_id"]
+    code, output = exdesk("review", "show", pid, "--data-dir", data)
+    assert code == 0 and "orders.set_lines" in output and "still needed" in output
+    code, output = exdesk("review", "approve", pid, "--by", "alice", "--data-dir", data)
+    assert code == 0 and "still needs 1 more" in output
+    code, output = exdesk("review", "approve", pid, "--by", "alice", "--data-dir", data)
+    assert code == 2 and "already voted" in output
+    code, output = exdesk(
+        "review", "approve", pid, "--by", "bob", "--role", "supervisor", "--data-dir", data
+    )
+    assert code == 0, output
+    assert f"{pid}: executed" in output and "is now open" in output
+    code, output = exdesk("review", "list", "--status", "executed", "--data-dir", data)
+    assert pid in output
+
+
+def test_audit_verify_names_the_first_tampered_entry(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    exdesk("eval", str(EXAMPLES), "--out", str(tmp_path / "r.json"), "--data-dir", str(data))
+    with sqlite3.connect(data / "exdesk.db") as conn:
+        conn.execute("DROP TRIGGER audit_log_no_update")  # an attacker with database access
+        conn.execute(
+            "UPDATE audit_log SET payload = replace(payload, 'EX-0003', 'EX-9999') WHERE seq = "
+            "(SELECT min(seq) FROM audit_log WHERE payload LIKE '%EX-0003%')"
+        )
+        seq = conn.execute(
+            "SELECT min(seq) FROM audit_log WHERE payload LIKE '%EX-9999%'"
+        ).fetchone()[0]
+    code, output = exdesk("audit", "verify", "--data-dir", str(data))
+    assert code == 1
+    assert f"entry {seq}" in output
+
+
+def test_a_bad_policy_file_is_named_with_its_line(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    text = (Path(__file__).resolve().parents[2] / "domain" / "policy.toml").read_text()
+    policy.write_text(text.replace("l1_usd = 50", "l1_usd = -5"))
+    code, output = exdesk(
+        "eval",
+        str(EXAMPLES),
+        "--out",
+        str(tmp_path / "r.json"),
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--policy",
+        str(policy),
+    )
+    assert code == 2
+    assert "policy.toml line" in output and "limits.l1_usd" in output
+    assert not (tmp_path / "r.json").exists()
