@@ -1,0 +1,147 @@
+"""The Ed25519 key pair that signs checkpoints, kept as PEM files in one directory.
+
+``audit-signing-key.pem`` (PKCS#8, unencrypted, mode 0600) is the private key;
+``audit-signing-key.pub.pem`` (SubjectPublicKeyInfo) is what auditors get. Both are written
+atomically: a temporary file in the same directory, fsynced, then linked into place, so a
+reader never sees half a key and two processes creating the pair at once end up sharing one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from audit.errors import AuditKeyError
+
+PRIVATE_KEY_FILE = "audit-signing-key.pem"
+PUBLIC_KEY_FILE = "audit-signing-key.pub.pem"
+
+
+def public_key_path(directory: str | os.PathLike[str]) -> Path:
+    """Where :func:`load_or_create_signing_key` keeps the public key."""
+    return Path(directory) / PUBLIC_KEY_FILE
+
+
+def load_or_create_signing_key(directory: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    """The signing key in ``directory``, created (with its public key file) when absent."""
+    folder = Path(directory)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_path = folder / PRIVATE_KEY_FILE
+    if not private_path.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _write_new(private_path, pem, mode=0o600)
+    key = _load_private_key(private_path)
+    public_path = folder / PUBLIC_KEY_FILE
+    if not public_path.exists():
+        _write_new(public_path, public_key_pem(key.public_key()), mode=0o644)
+    if public_key_pem(load_public_key(public_path)) != public_key_pem(key.public_key()):
+        raise AuditKeyError(
+            f"{public_path} does not belong to the signing key {private_path}; delete it to have "
+            "it written again from the signing key"
+        )
+    return key
+
+
+def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    """The Ed25519 public key in the PEM file at ``path``."""
+    data = _read(Path(path), "public key")
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise AuditKeyError(f"{path}: not a PEM public key ({exc})") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise AuditKeyError(f"{path}: holds a {type(key).__name__}, not an Ed25519 public key")
+    return key
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
+    """``public_key`` as PEM (SubjectPublicKeyInfo), the form :func:`load_public_key` reads."""
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _load_private_key(path: Path) -> Ed25519PrivateKey:
+    _refuse_if_exposed(path)
+    data = _read(path, "signing key")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise AuditKeyError(
+            f"{path}: not an unencrypted PEM private key ({exc}); move it away to have a new "
+            "key pair created, or restore the right file"
+        ) from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise AuditKeyError(f"{path}: holds a {type(key).__name__}, not an Ed25519 private key")
+    return key
+
+
+def _refuse_if_exposed(path: Path) -> None:
+    if sys.platform == "win32":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise AuditKeyError(
+            f"{path}: the signing key is readable or writable by others (mode {mode:04o}); "
+            f"run `chmod 600 {path}`"
+        )
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise AuditKeyError(f"{path}: no {what} file there; check the path") from None
+    except OSError as exc:
+        raise AuditKeyError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
+
+
+def _write_new(path: Path, data: bytes, *, mode: int) -> None:
+    """Write ``data`` to ``path`` atomically unless ``path`` exists; an existing file wins."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)  # the umask may have narrowed or the platform ignored it
+        _link_unless_exists(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _link_unless_exists(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links on this filesystem: replace, unless someone got there first
+        if not path.exists():
+            os.replace(tmp, path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    if sys.platform == "win32":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,126 @@
+"""Fixtures for the audit tests: an engine on SQLite and on PostgreSQL, and a way to tamper.
+
+The PostgreSQL variant needs ``EXDESK_TEST_DATABASE_URL`` (for instance
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``); each test gets a fresh schema there,
+dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, create_engine, event, text
+
+from audit.log import AuditLog
+from audit.schema import trigger_names
+
+PG_URL_ENV = "EXDESK_TEST_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Database:
+    """How to reach the test database, so other processes can open their own engine."""
+
+    url: str
+    connect_args: dict[str, Any] = field(default_factory=dict)
+
+    def engine(self) -> Engine:
+        return make_engine(self.url, self.connect_args)
+
+
+def make_engine(url: str, connect_args: dict[str, Any]) -> Engine:
+    engine = create_engine(url, connect_args=connect_args)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_wal)
+    return engine
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Database]:
+    if request.param == "sqlite":
+        yield Database(f"sqlite:///{tmp_path / 'audit.db'}")
+        return
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        pytest.skip(f"{PG_URL_ENV} is unset; set it to a PostgreSQL URL to run this variant")
+    schema = f"audit_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield Database(url, {"options": f"-csearch_path={schema}"})
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(database: Database) -> Iterator[Engine]:
+    engine = database.engine()
+    yield engine
+    engine.dispose()
+
+
+class StepClock:
+    """A clock that moves one millisecond per reading."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+@pytest.fixture
+def log(engine: Engine) -> AuditLog:
+    audit_log = AuditLog(engine, clock=StepClock())
+    audit_log.create_schema()
+    return audit_log
+
+
+@pytest.fixture
+def signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+Tamper = Callable[..., None]
+
+
+@pytest.fixture
+def tamper(engine: Engine) -> Tamper:
+    """Run SQL as someone with write access who first drops the append-only triggers."""
+
+    def run(sql: str, **params: Any) -> None:
+        with engine.begin() as conn:
+            for table, trigger in trigger_names(engine.dialect.name):
+                on = f" ON {table}" if engine.dialect.name == "postgresql" else ""
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger}{on}"))
+            conn.execute(text(sql), params)
+
+    return run
+
+
+def fill(log: AuditLog, count: int, *, batch: int = 1) -> None:
+    """Append ``count`` entries with small, varied payloads."""
+    items = [
+        ("agent", "finding.detected", {"order_id": f"o-{n}", "n": n, "total": n * 1.25})
+        for n in range(1, count + 1)
+    ]
+    for start in range(0, count, batch):
+        log.append_many(items[start : start + batch])
