@@ -39,6 +39,7 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m evals.bench_eval
+	$(BIN)/python -m evals.bench_audit
 	$(BIN)/python -m evals.bench_address
 	$(BIN)/python -m evals.bench_knowledge
 

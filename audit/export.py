@@ -14,9 +14,9 @@ from typing import IO, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from audit.canonical import canonical_json
 from audit.models import Checkpoint, VerifyResult
 from audit.verify import ChainVerifier
+from domain.canonical import canonical_json
 
 
 def write_export(

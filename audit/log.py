@@ -22,13 +22,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from sqlalchemy import Connection, Engine, Row, Select, exc, insert, select, true, update
 
-from audit.canonical import canonical_json
 from audit.checkpoints import sign_checkpoint
 from audit.errors import AuditError
 from audit.export import verify_export, write_export
 from audit.models import GENESIS_HASH, AuditEntry, Checkpoint, VerifyResult, entry_hash
 from audit.schema import HEAD_ID, AuditTables, build_tables, create_schema
 from audit.verify import ChainVerifier
+from domain.canonical import canonical_json
 
 __all__ = ["GENESIS_HASH", "AuditEntry", "AuditLog", "Checkpoint", "VerifyResult", "verify_export"]
 

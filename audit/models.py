@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from audit.canonical import canonical_json
+from domain.canonical import canonical_json
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of entry 1, and the head of an empty log."""

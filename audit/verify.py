@@ -14,9 +14,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit.canonical import canonical_json
 from audit.checkpoints import signature_problem
 from audit.models import GENESIS_HASH, Checkpoint, VerifyResult, entry_hash
+from domain.canonical import canonical_json
 
 ENTRY_FIELDS = ("seq", "at", "actor", "event", "payload", "prev_hash", "hash")
 _FIELD_TYPES: dict[str, type] = {

@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import rfc8785
-
+from domain.canonical import canonical_json
 from domain.models import Plan
 
 
 def digest(obj: Any) -> str:
     """SHA-256 over the RFC 8785 canonical JSON of a JSON-able value."""
-    return hashlib.sha256(rfc8785.dumps(obj)).hexdigest()
+    return hashlib.sha256(canonical_json(obj)).hexdigest()
 
 
 def plan_digest(plan: Plan) -> str:

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from audit.keys import load_public_key, public_key_path
+from audit.log import VerifyResult, verify_export
 from domain.errors import ExdeskError
 from domain.models import Order, World
 from evals.cases import EvalCase
@@ -114,6 +116,7 @@ def eval_command(
             task = bar.add_task("cases", total=len(good))
             result = run_eval(desk, good, errors=errors, on_case=lambda _: bar.advance(task))
         _write_json(report, result)
+        desk.checkpoint()
         if table if table is not None else len(good) <= TABLE_LIMIT:
             out.print(cases_table(result["cases"], f"exdesk eval · {cases.name}"))
         print_summary(out, result["summary"])
@@ -153,6 +156,7 @@ def run_command(
                 result = desk.runner.handle(desk.desk(world_id), item.value.order_id)
                 reports.append(case_report(f"line {item.line}", result))
                 bar.advance(task)
+        desk.checkpoint()
         if results is not None:
             results.parent.mkdir(parents=True, exist_ok=True)
             results.write_text(
@@ -177,12 +181,41 @@ def run_command(
 def audit_verify(data_dir: DataDir = None) -> None:
     """Walk the hash chain; say `ok` or the first entry that does not verify."""
     with _exdesk(data_dir) as desk:
-        result = desk.audit.verify()
-        if result.ok:
-            out.print(f"ok: {result.count} entries, head {result.head}")
-            return
+        _report_verify(desk.audit.verify(desk.public_key()))
+
+
+def _report_verify(result: VerifyResult) -> None:
+    if not result.ok:
         out.print(f"[red]FAILED[/] at entry {result.first_bad_seq}: {result.problem}")
         raise typer.Exit(1)
+    out.print(f"ok: {result.count} entries, head {result.head}")
+    signed = "signature checked" if result.signatures_checked else "signature not checked (no key)"
+    out.print(f"signed checkpoints cover entries 1-{result.checkpointed_seq} ({signed})")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(data_dir: DataDir = None) -> None:
+    """Sign the log's current length and head (Ed25519), so truncation and rewrites show."""
+    with _exdesk(data_dir) as desk:
+        cp = desk.checkpoint()
+        out.print(f"checkpoint at entry {cp.seq}, head {cp.head}")
+        out.print(f"public key for auditors: {public_key_path(desk.keys_dir)}")
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    export: Annotated[Path, typer.Argument(help="A file written by `exdesk audit export`.")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The desk's public key (PEM).")],
+) -> None:
+    """Verify an export with nothing but the file and the public key: no database needed."""
+    try:
+        key = load_public_key(public_key)
+        with export.open(encoding="utf-8") as fp:
+            result = verify_export(fp, key)
+    except (OSError, ExdeskError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    _report_verify(result)
 
 
 @audit_app.command("export")

@@ -6,13 +6,16 @@ import sqlite3
 from functools import cached_property
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agent.context import Checkers
 from agent.desk import Desk
 from agent.graph import build_graph
 from agent.runner import Runner
-from audit.log import AuditLog
+from audit.keys import load_or_create_signing_key, load_public_key, public_key_path
+from audit.log import AuditLog, Checkpoint
 from domain.errors import InputError
 from domain.policy import Policy, default_policy, parse_policy
 from knowledge.memory import CaseMemory, EmptyCaseMemory
@@ -78,6 +81,18 @@ class Exdesk:
             review=self.review,
             store=self.store,
         )
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.settings.data_dir / "keys"
+
+    def checkpoint(self) -> Checkpoint:
+        """Sign the audit log's current head with this desk's key (created on first use)."""
+        return self.audit.checkpoint(load_or_create_signing_key(self.keys_dir))
+
+    def public_key(self) -> Ed25519PublicKey | None:
+        path = public_key_path(self.keys_dir)
+        return load_public_key(path) if path.exists() else None
 
     def close(self) -> None:
         self._checkpoints.close()

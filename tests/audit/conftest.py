@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, text
 
 from audit.log import AuditLog
 from audit.schema import trigger_names
+from store.db import make_engine
 
 PG_URL_ENV = "EXDESK_TEST_DATABASE_URL"
 
@@ -32,21 +33,7 @@ class Database:
     connect_args: dict[str, Any] = field(default_factory=dict)
 
     def engine(self) -> Engine:
-        return make_engine(self.url, self.connect_args)
-
-
-def make_engine(url: str, connect_args: dict[str, Any]) -> Engine:
-    engine = create_engine(url, connect_args=connect_args)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_wal)
-    return engine
-
-
-def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+        return make_engine(self.url, connect_args=self.connect_args)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 
 from audit.errors import AuditError
 from audit.log import AuditLog
-from tests.audit.conftest import Database, make_engine
+from tests.audit.conftest import Database
 
 PER_WRITER = 200
 
@@ -82,7 +83,8 @@ def _hold_write_lock(path: Path, seconds: float, locked: threading.Event) -> Non
 
 
 def _impatient_log(tmp_path: Path) -> AuditLog:
-    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}", {"timeout": 0.05})
+    # the app's engine waits 30 s for a lock; this one gives up after 50 ms
+    engine = create_engine(f"sqlite:///{tmp_path / 'audit.db'}", connect_args={"timeout": 0.05})
     audit = AuditLog(engine)
     audit.create_schema()
     return audit

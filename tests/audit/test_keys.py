@@ -11,7 +11,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from audit.canonical import canonical_json
 from audit.errors import AuditKeyError
 from audit.keys import (
     PRIVATE_KEY_FILE,
@@ -21,6 +20,7 @@ from audit.keys import (
     public_key_pem,
 )
 from audit.log import AuditLog
+from domain.canonical import canonical_json
 from tests.audit.conftest import fill
 
 

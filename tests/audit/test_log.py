@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, exc, select, text
 
-from audit.canonical import canonical_json
 from audit.errors import AuditError
 from audit.log import GENESIS_HASH, AuditLog
+from domain.canonical import canonical_json
 from tests.audit.conftest import StepClock, Tamper, fill
 
 

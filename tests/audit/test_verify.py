@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit.canonical import canonical_json
 from audit.log import GENESIS_HASH, AuditLog
 from audit.models import entry_hash
+from domain.canonical import canonical_json
 from tests.audit.conftest import Tamper, fill
 
 

@@ -130,3 +130,21 @@ def test_a_bad_policy_file_is_named_with_its_line(tmp_path: Path) -> None:
     assert code == 2
     assert "policy.toml line" in output and "limits.l1_usd" in output
     assert not (tmp_path / "r.json").exists()
+
+
+def test_an_export_verifies_with_only_the_public_key(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    exdesk("eval", str(EXAMPLES), "--out", str(tmp_path / "r.json"), "--data-dir", str(data))
+    code, output = exdesk("audit", "verify", "--data-dir", str(data))
+    assert code == 0 and "(signature checked)" in output
+    export = tmp_path / "audit.jsonl"
+    assert exdesk("audit", "export", "--out", str(export), "--data-dir", str(data))[0] == 0
+    key = data / "keys" / "audit-signing-key.pub.pem"
+    code, output = exdesk("audit", "verify-export", str(export), "--public-key", str(key))
+    assert code == 0 and output.startswith("ok: ")
+    lines = export.read_text().splitlines()
+    (tmp_path / "cut.jsonl").write_text("\n".join(lines[:5] + lines[6:]) + "\n")
+    code, output = exdesk(
+        "audit", "verify-export", str(tmp_path / "cut.jsonl"), "--public-key", str(key)
+    )
+    assert code == 1 and "FAILED at entry 6" in output

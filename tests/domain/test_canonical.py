@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from audit.canonical import canonical_json
+from domain.canonical import canonical_json
 
 
 def test_rfc8785_section_3_2_2_example() -> None:

@@ -1,4 +1,4 @@
-"""RFC 8785 (JSON Canonicalization Scheme) bytes for audit payloads and hashes.
+"""RFC 8785 (JSON Canonicalization Scheme) bytes: audit payloads, hashes and digests.
 
 Only JSON-native values are accepted: ``dict`` with ``str`` keys, ``list`` (or ``tuple``),
 ``str``, ``int``, ``float``, ``bool`` and ``None``. Anything else (``Decimal``, ``datetime``,
