@@ -7,7 +7,6 @@ from functools import cached_property
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agent.context import Checkers
