@@ -13,16 +13,15 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from audit.log import AuditLog
-from store.db import make_engine
+from store.db import in_schema, make_engine, scratch_schema
 
 
 @contextmanager
@@ -35,18 +34,10 @@ def sqlite_engine() -> Iterator[Engine]:
 
 @contextmanager
 def postgres_engine(url: str) -> Iterator[Engine]:
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with scratch_schema(url, "bench") as schema:
+        engine = make_engine(in_schema(url, schema))
         yield engine
-    finally:
         engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 Opener = Callable[[], AbstractContextManager[Engine]]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 
 metadata = MetaData()
@@ -116,3 +120,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def create_schema(engine: Engine) -> None:
     metadata.create_all(engine)
+
+
+@contextmanager
+def scratch_schema(url: str, prefix: str = "exdesk_scratch") -> Iterator[str]:
+    """A new, empty PostgreSQL schema for tests and benchmarks, dropped afterwards.
+
+    Yields its name; ``in_schema(url, name)`` gives a URL whose connections use it.
+    """
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield schema
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+def in_schema(url: str, schema: str) -> str:
+    """``url`` with connections set to use ``schema`` first (PostgreSQL)."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
-from store.db import make_engine
+from store.db import in_schema, make_engine, scratch_schema
 
 PG_ENV = "EXDESK_TEST_DATABASE_URL"
 
@@ -24,18 +23,10 @@ def _pg_engine() -> Iterator[Engine]:
     url = os.environ.get(PG_ENV)
     if not url:
         pytest.skip(f"{PG_ENV} is unset: PostgreSQL variant skipped")
-    schema = f"exdesk_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with scratch_schema(url, "exdesk_test") as schema:
+        engine = make_engine(in_schema(url, schema))
         yield engine
-    finally:
         engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,7 +8,6 @@ dropped afterwards.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,11 +15,11 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from audit.log import AuditLog
 from audit.schema import trigger_names
-from store.db import make_engine
+from store.db import in_schema, make_engine, scratch_schema
 
 PG_URL_ENV = "EXDESK_TEST_DATABASE_URL"
 
@@ -44,16 +43,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Database
     url = os.environ.get(PG_URL_ENV)
     if not url:
         pytest.skip(f"{PG_URL_ENV} is unset; set it to a PostgreSQL URL to run this variant")
-    schema = f"audit_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield Database(url, {"options": f"-csearch_path={schema}"})
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(url, "audit_test") as schema:
+        yield Database(in_schema(url, schema))
 
 
 @pytest.fixture

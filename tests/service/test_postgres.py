@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from evals.cases import EvalCase
 from evals.harness import run_eval
 from service.inputs import read_jsonl
 from service.settings import Settings
 from service.wiring import Exdesk
+from store.db import in_schema, scratch_schema
 from tests.conftest import PG_ENV
 from tests.factories import EXAMPLES
 
@@ -24,16 +23,8 @@ def pg_url() -> Iterator[str]:
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is unset: PostgreSQL variant skipped")
-    schema = f"exdesk_e2e_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(base, "exdesk_e2e") as schema:
+        yield in_schema(base, schema)
 
 
 def test_eval_and_approval_on_postgresql(pg_url: str, tmp_path: Path) -> None:
