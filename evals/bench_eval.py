@@ -24,7 +24,7 @@ from service.wiring import Exdesk
 def one_run(cases: list[EvalCase], durability: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        app = Exdesk(Settings(data_dir=Path(tmp), durability=durability))  # type: ignore[arg-type]
+        app = Exdesk(Settings(data_dir=Path(tmp), durability=durability))
         try:
             report = run_eval(app, cases)
         finally:
