@@ -147,6 +147,8 @@ def node_gate(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
 
 def _failed_hold(desk: Desk, state: DeskState, kind: str, why: str) -> None:
     """Leave the exception with a person: a hold naming what went wrong."""
+    if desk.order(state["order_id"]).status == "cancelled":
+        return
     key = f"{state['thread_id']}:{kind}:failed"
     place_hold(desk, state["order_id"], kind, f"needs a person: {why}", key)
 
@@ -208,6 +210,8 @@ def _binding_problem(
     current = desk.store.order_version(desk.world_id, state["order_id"])
     if current != order_version:
         return f"the order changed (version {order_version} → {current})"
+    if desk.order(state["order_id"]).status == "cancelled":
+        return "the order has been cancelled"
     return None
 
 

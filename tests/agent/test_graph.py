@@ -222,3 +222,34 @@ def test_re_running_an_order_supersedes_its_open_proposals(app: Exdesk) -> None:
     ]
     with pytest.raises(ApprovalError, match="superseded"):
         vote(app, first, "alice")
+
+
+def test_nothing_runs_on_an_order_cancelled_meanwhile(app: Exdesk) -> None:
+    case = example("EX-customs-prohibited-004")
+    for row in case["world"]["inventory"]:
+        if row["warehouse_id"] == "WH-SZX" and row["sku"] == "WCH-SMT-01":
+            row["on_hand"] = 0
+    for row in case["world"]["inventory"]:
+        if row["sku"] == "WCH-SMT-01" and row["warehouse_id"] != "WH-SZX":
+            row["on_hand"] = 0
+    case["world"]["replenishment"] = [
+        {
+            "warehouse_id": "WH-SZX",
+            "sku": "WCH-SMT-01",
+            "qty": 5,
+            "eta": "2026-12-20T09:00:00+08:00",
+        }
+    ]
+    result = start(app, case)
+    cancel = result.decisions["customs_block"]["proposal_id"]
+    late = result.decisions["stockout"]["proposal_id"]
+    for by, role, reason in (("sue", "supervisor", "prohibited"), ("bob", "approver", None)):
+        vote(app, cancel, by, role, reason)
+    assert resume(app, cancel).order_after.status == "cancelled"
+    vote(app, late, "alice")
+    vote(app, late, "bob")
+    result = resume(app, late)
+    assert result.decisions["stockout"]["status"] == "failed"
+    assert "cancelled" in result.decisions["stockout"]["detail"]
+    assert result.order_after.fulfillment.backorder_eta is None
+    assert result.order_after.holds == ()
