@@ -6,7 +6,8 @@ from typing import Any, Protocol
 
 from domain.models import Finding, Order
 
-SimilarCase = dict[str, Any]  # {case_id, kind, strategy, success, score, summary}
+# {case_id, kind, strategy, success, score, summary, resolution_hours, cost_usd}: JSON values
+SimilarCase = dict[str, Any]
 
 
 class CaseMemory(Protocol):
