@@ -20,10 +20,11 @@ from domain.errors import ExdeskError
 from domain.models import Order, World
 from evals.cases import EvalCase
 from evals.harness import case_report, run_eval
+from knowledge.cases import read_cases
 from service.inputs import read_json, read_jsonl
 from service.render import cases_table, print_summary, proposal_view
 from service.settings import Settings
-from service.wiring import Exdesk
+from service.wiring import Exdesk, memory_for
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="exdesk: an exception desk for orders."
@@ -33,9 +34,12 @@ review_app = typer.Typer(
     no_args_is_help=True, help="The review queue: L2/L3 plans waiting for people."
 )
 app.add_typer(audit_app, name="audit")
+knowledge_app = typer.Typer(no_args_is_help=True, help="The case memory: past cases and outcomes.")
 app.add_typer(review_app, name="review")
+app.add_typer(knowledge_app, name="knowledge")
 
-out = Console(soft_wrap=True)
+# Wide enough for the tables when the output goes to a file or a CI log.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
@@ -62,9 +66,14 @@ def _settings(data_dir: Path | None, policy: Path | None = None) -> Settings:
 
 
 @contextmanager
-def _exdesk(data_dir: Path | None, policy: Path | None = None) -> Iterator[Exdesk]:
+def _exdesk(
+    data_dir: Path | None, policy: Path | None = None, *, fresh_memory: bool = False
+) -> Iterator[Exdesk]:
+    """exdesk for one command; ``fresh_memory``: an empty case memory, not the data dir's."""
     try:
-        desk = Exdesk(_settings(data_dir, policy))
+        settings = _settings(data_dir, policy)
+        memory = memory_for(settings, persistent=False) if fresh_memory else None
+        desk = Exdesk(settings, memory=memory)
     except ExdeskError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -103,15 +112,24 @@ def eval_command(
     report: Annotated[Path, typer.Option("--out", help="Where to write the report (JSON).")],
     data_dir: DataDir = None,
     policy: PolicyFile = None,
+    knowledge: Annotated[
+        Path | None,
+        typer.Option("--knowledge", help="Past cases (contract §5) to import first."),
+    ] = None,
     table: Annotated[
         bool | None, typer.Option("--table/--no-table", help="Print a row per order.")
     ] = None,
 ) -> None:
-    """Run every case through the agent and write the report."""
-    with _exdesk(data_dir, policy) as desk:
+    """Run every case through the agent and write the report.
+
+    The run starts from an empty case memory (plus --knowledge), so results never depend
+    on what the data dir remembers.
+    """
+    with _exdesk(data_dir, policy, fresh_memory=True) as desk:
+        errors = _import_knowledge(desk, knowledge) if knowledge else []
         parsed = list(read_jsonl(cases, EvalCase))
         good = [p.value for p in parsed if p.value is not None]
-        errors = [p.error for p in parsed if p.error is not None]
+        errors += [p.error for p in parsed if p.error is not None]
         with _progress(len(good)) as bar:
             task = bar.add_task("cases", total=len(good))
             result = run_eval(desk, good, errors=errors, on_case=lambda _: bar.advance(task))
@@ -171,6 +189,27 @@ def run_command(
             )
         errors = [p.error for p in parsed if p.error is not None]
         out.print(f"{len(reports)} orders handled, {len(errors)} lines skipped")
+        for error in errors:
+            err.print(f"[red]skipped[/] {error}")
+        if errors:
+            raise typer.Exit(1)
+
+
+def _import_knowledge(desk: Exdesk, path: Path) -> list[str]:
+    cases, errors = read_cases(path)
+    count = desk.case_memory.import_cases(cases)
+    out.print(f"{count} past cases imported from {path}")
+    return errors
+
+
+@knowledge_app.command("import")
+def knowledge_import(
+    cases: Annotated[Path, typer.Argument(help="Past cases, JSON Lines (contract §5).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Add past cases (and how they ended) to the case memory."""
+    with _exdesk(data_dir) as desk:
+        errors = _import_knowledge(desk, cases)
         for error in errors:
             err.print(f"[red]skipped[/] {error}")
         if errors:

@@ -16,8 +16,11 @@ from agent.runner import Runner
 from audit.keys import load_or_create_signing_key, load_public_key, public_key_path
 from audit.log import AuditLog, Checkpoint
 from domain.errors import InputError
+from domain.models import Finding, Order
 from domain.policy import Policy, default_policy, parse_policy
-from knowledge.memory import CaseMemory, EmptyCaseMemory
+from knowledge.embedder import make_embedder
+from knowledge.memory import SimilarCase
+from knowledge.store import QdrantCaseMemory, open_memory
 from service.settings import Settings
 from store.db import create_schema, make_engine, sqlite_url
 from store.review import ReviewQueue
@@ -37,10 +40,31 @@ def load_policy(path: Path | None) -> Policy:
     return parse_policy(text, str(path))
 
 
+def memory_for(settings: Settings, *, persistent: bool) -> QdrantCaseMemory:
+    """The data dir's case memory (or the Qdrant server's), or a fresh, empty one in memory."""
+    embedder = make_embedder(settings.embedding_model)
+    if not persistent:
+        return open_memory(path=None, url=None, embedder=embedder)
+    return open_memory(
+        path=settings.data_dir / "qdrant", url=settings.qdrant_url, embedder=embedder
+    )
+
+
+class _OnDemandMemory:
+    """Opens the case memory at the first search: embedded Qdrant locks its folder, so
+    commands that never search (review, audit) must not hold it."""
+
+    def __init__(self, desk: Exdesk) -> None:
+        self._desk = desk
+
+    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
+        return self._desk.case_memory.search(finding, order, limit=limit)
+
+
 class Exdesk:
     """One exdesk installation: everything under one data dir and database."""
 
-    def __init__(self, settings: Settings, *, memory: CaseMemory | None = None) -> None:
+    def __init__(self, settings: Settings, *, memory: QdrantCaseMemory | None = None) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.database_url or sqlite_url(settings.data_dir))
@@ -50,7 +74,7 @@ class Exdesk:
         self.store = WorldStore(self.engine)
         self.review = ReviewQueue(self.engine)
         self.policy = load_policy(settings.policy_file)
-        self.memory: CaseMemory = memory or EmptyCaseMemory()
+        self._memory = memory
         self._checkpoints = sqlite3.connect(
             settings.data_dir / "checkpoints.sqlite", check_same_thread=False
         )
@@ -60,6 +84,13 @@ class Exdesk:
             build_graph(checkpointer=SqliteSaver(self._checkpoints)),
             durability=settings.durability,
         )
+
+    @property
+    def case_memory(self) -> QdrantCaseMemory:
+        """The memory given at construction, else the settings' one, opened on first use."""
+        if self._memory is None:
+            self._memory = memory_for(self.settings, persistent=True)
+        return self._memory
 
     @cached_property
     def checkers(self) -> Checkers:
@@ -75,7 +106,7 @@ class Exdesk:
             ),
             policy=self.policy,
             checkers=self.checkers,
-            memory=self.memory,
+            memory=_OnDemandMemory(self),
             audit=self.audit,
             review=self.review,
             store=self.store,
@@ -94,5 +125,7 @@ class Exdesk:
         return load_public_key(path) if path.exists() else None
 
     def close(self) -> None:
+        if self._memory is not None:
+            self._memory.close()
         self._checkpoints.close()
         self.engine.dispose()

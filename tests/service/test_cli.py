@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
@@ -148,3 +149,65 @@ def test_an_export_verifies_with_only_the_public_key(tmp_path: Path) -> None:
         "audit", "verify-export", str(tmp_path / "cut.jsonl"), "--public-key", str(key)
     )
     assert code == 1 and "FAILED at entry 6" in output
+
+
+PAST_CASES = EXAMPLES.with_name("past_cases.jsonl")
+
+
+def test_eval_with_past_cases_reorders_on_strong_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXDESK_EMBEDDING_MODEL", "hash")
+    report = tmp_path / "r.json"
+    code, output = exdesk(
+        "eval",
+        str(EXAMPLES),
+        "--knowledge",
+        str(PAST_CASES),
+        "--out",
+        str(report),
+        "--data-dir",
+        str(tmp_path / "d"),
+    )
+    assert code == 0, output
+    assert "10 past cases imported" in output
+    case = next(
+        c for c in json.loads(report.read_text())["cases"] if c["id"] == "EX-inject-stock-012"
+    )
+    top, second = case["exceptions"][0]["plans"][:2]
+    assert (top["strategy"], top["tier"]) == ("substitute_item", "L2")
+    assert set(top["similar_cases"]) == {"PC-005", "PC-006", "PC-007"}
+    assert set(second["similar_cases"]) == {"PC-001", "PC-002", "PC-003", "PC-004"}
+    assert case["exceptions"][0]["decision"]["status"] == "awaiting_approval"
+
+    # without --knowledge the same data dir starts from an empty memory again
+    code, output = exdesk(
+        "eval", str(EXAMPLES), "--out", str(report), "--data-dir", str(tmp_path / "d")
+    )
+    case = next(
+        c for c in json.loads(report.read_text())["cases"] if c["id"] == "EX-inject-stock-012"
+    )
+    assert case["exceptions"][0]["plans"][0]["strategy"] == "reallocate_warehouse"
+    assert case["exceptions"][0]["plans"][0]["similar_cases"] == []
+
+
+def test_knowledge_import_feeds_later_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXDESK_EMBEDDING_MODEL", "hash")
+    data = str(tmp_path / "d")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(PAST_CASES.read_text() + '{"case_id": "X", "kind": "stockout"}\n')
+    code, output = exdesk("knowledge", "import", str(bad), "--data-dir", data)
+    assert code == 1
+    assert "10 past cases imported" in output and "line 11" in output
+    case = example("EX-inject-stock-012")
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps(case["world"]))
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(json.dumps(case["order"]) + "\n")
+    out = tmp_path / "out.jsonl"
+    code, output = exdesk(
+        "run", str(orders), "--world", str(world), "--data-dir", data, "--out", str(out)
+    )
+    assert code == 0, output
+    (result,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert result["exceptions"][0]["plans"][0]["strategy"] == "substitute_item"
