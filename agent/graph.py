@@ -24,6 +24,7 @@ from agent.execute import place_hold, run_plan
 from agent.rank import rank
 from domain.digest import plan_digest
 from domain.models import Decision, Finding, Plan, Tier
+from store.review import Proposal
 
 
 class DeskState(TypedDict, total=False):
@@ -182,9 +183,7 @@ def _settle(desk: Desk, state: DeskState, kind: str, proposal_id: str) -> dict[s
         return _decision(status="failed", detail=f"proposal is {proposal.status}", **base)
     if desk.review.missing(proposal, desk.policy) is not None:
         return None
-    void = _binding_problem(
-        desk, state, plan, proposal.plan_digest, proposal.order_version, proposal.policy_ref
-    )
+    void = _binding_problem(desk, state, plan, proposal)
     if void:
         desk.review.set_status(proposal_id, "void", void)
         desk.audit.append(AGENT, "approval.void", {"proposal_id": proposal_id, "why": void})
@@ -200,16 +199,15 @@ def _settle(desk: Desk, state: DeskState, kind: str, proposal_id: str) -> dict[s
     return _decision(status="executed", **base)
 
 
-def _binding_problem(
-    desk: Desk, state: DeskState, plan: Plan, digest: str, order_version: int, policy_ref: str
-) -> str | None:
-    if plan_digest(plan) != digest:
+def _binding_problem(desk: Desk, state: DeskState, plan: Plan, proposal: Proposal) -> str | None:
+    """Why the approvals no longer hold (fail closed), or None when they bind."""
+    if plan_digest(plan) != proposal.plan_digest:
         return "the plan changed after it was approved"
-    if desk.policy.ref != policy_ref:
-        return f"the policy changed ({policy_ref} → {desk.policy.ref})"
+    if desk.policy.ref != proposal.policy_ref:
+        return f"the policy changed ({proposal.policy_ref} → {desk.policy.ref})"
     current = desk.store.order_version(desk.world_id, state["order_id"])
-    if current != order_version:
-        return f"the order changed (version {order_version} → {current})"
+    if current != proposal.order_version:
+        return f"the order changed (version {proposal.order_version} → {current})"
     if desk.order(state["order_id"]).status == "cancelled":
         return "the order has been cancelled"
     return None
