@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from domain.errors import InputError
 from domain.models import Event, Order, ShippingRate, Warehouse, World
 from domain.policy import Policy
 from tools.ports import Address, Classification
@@ -30,6 +31,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self._warehouses = {w.id: w for w in self.world.warehouses}
+        self._check_references()
         self._rates = {
             (r.warehouse_id, r.country_code, r.service): r for r in self.world.shipping_rates
         }
@@ -78,12 +80,25 @@ class Context:
             key=lambda e: e.at,
         )
 
-    def to_usd(self, amount: Decimal, currency: str | None = None) -> Decimal:
-        currency = currency or self.order.currency
-        rate = self.world.fx_to_usd.get(currency)
-        if rate is None:
-            raise KeyError(currency)
-        return (amount * rate).quantize(Decimal("0.01"))
+    def _check_references(self) -> None:
+        """The order must point at things its world has; say which and what to do."""
+        order = self.order
+        if order.fulfillment.warehouse_id not in self._warehouses:
+            known = ", ".join(sorted(self._warehouses)) or "none"
+            raise InputError(
+                f"order {order.order_id}: fulfillment.warehouse_id "
+                f"{order.fulfillment.warehouse_id!r} is not a warehouse of the world "
+                f"(known: {known}); fix the order or add the warehouse to the world"
+            )
+        if order.currency not in self.world.fx_to_usd:
+            raise InputError(
+                f"order {order.order_id}: currency {order.currency} has no rate in the "
+                "world's fx_to_usd; add one"
+            )
+
+    def to_usd(self, amount: Decimal) -> Decimal:
+        """An amount in the order's currency, in USD."""
+        return (amount * self.world.fx_to_usd[self.order.currency]).quantize(Decimal("0.01"))
 
     def order_total(self) -> Decimal:
         return sum((line.unit_price * line.qty for line in self.order.lines), Decimal(0))

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.runner import RunResult
-from domain.models import Tier
+from domain.errors import ExdeskError
+from domain.models import Order, Tier
 from evals.cases import EvalCase
 from evals.scorers import score
 from service.wiring import Exdesk
@@ -43,6 +44,17 @@ def case_report(case_id: str, result: RunResult) -> dict[str, Any]:
     }
 
 
+def error_report(case_id: str, order: Order, error: ExdeskError) -> dict[str, Any]:
+    """A case the agent could not handle: the order as given, and why."""
+    return {
+        "id": case_id,
+        "error": str(error),
+        "kinds": [],
+        "exceptions": [],
+        "order_after": order.as_json(),
+    }
+
+
 def unsafe_executions(app: Exdesk, cases: Sequence[dict[str, Any]]) -> list[str]:
     """L2/L3 decisions executed without the approvals their tier needs."""
     unsafe = []
@@ -71,8 +83,12 @@ def run_eval(
         world_id = f"eval-{tag}-{case.id}"
         app.store.put_world(world_id, case.world)
         app.store.upsert_order(world_id, case.order)
-        result = app.runner.handle(app.desk(world_id), case.order.order_id)
-        report = case_report(case.id, result)
+        try:
+            report = case_report(
+                case.id, app.runner.handle(app.desk(world_id), case.order.order_id)
+            )
+        except ExdeskError as exc:
+            report = error_report(case.id, case.order, exc)
         reports.append(report)
         if on_case is not None:
             on_case(report)
@@ -84,6 +100,7 @@ def run_eval(
     summary: dict[str, Any] = {
         "cases": len(reports),
         "input_errors": list(errors),
+        "case_errors": [f"{r['id']}: {r['error']}" for r in reports if "error" in r],
         "policy": app.policy.ref,
         "run": tag,
         "seconds": round(seconds, 2),

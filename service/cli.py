@@ -19,7 +19,7 @@ from audit.log import VerifyResult, verify_export
 from domain.errors import ExdeskError
 from domain.models import Order, World
 from evals.cases import EvalCase
-from evals.harness import case_report, run_eval
+from evals.harness import case_report, error_report, run_eval
 from knowledge.cases import read_cases
 from service.inputs import read_json, read_jsonl
 from service.render import cases_table, print_summary, proposal_view
@@ -139,7 +139,7 @@ def eval_command(
             out.print(cases_table(result["cases"], f"exdesk eval · {cases.name}"))
         print_summary(out, result["summary"])
         out.print(f"report: {report}")
-        if errors:
+        if errors or result["summary"]["case_errors"]:
             raise typer.Exit(1)
 
 
@@ -170,9 +170,13 @@ def run_command(
             task = bar.add_task("orders", total=len(good))
             for item in good:
                 assert item.value is not None
+                label = f"line {item.line}"
                 desk.store.upsert_order(world_id, item.value)
-                result = desk.runner.handle(desk.desk(world_id), item.value.order_id)
-                reports.append(case_report(f"line {item.line}", result))
+                try:
+                    result = desk.runner.handle(desk.desk(world_id), item.value.order_id)
+                    reports.append(case_report(label, result))
+                except ExdeskError as exc:
+                    reports.append(error_report(label, item.value, exc))
                 bar.advance(task)
         desk.checkpoint()
         if results is not None:
@@ -188,7 +192,9 @@ def run_command(
                 )
             )
         errors = [p.error for p in parsed if p.error is not None]
-        out.print(f"{len(reports)} orders handled, {len(errors)} lines skipped")
+        errors += [f"{orders} {r['id']}: {r['error']}" for r in reports if "error" in r]
+        handled = sum(1 for r in reports if "error" not in r)
+        out.print(f"{handled} orders handled, {len(errors)} lines skipped")
         for error in errors:
             err.print(f"[red]skipped[/] {error}")
         if errors:

@@ -54,6 +54,9 @@ def cases_table(cases: list[dict[str, Any]], title: str) -> Table:
         status = after.get("status", "")
         holds = ", ".join(h["kind"] for h in after.get("holds", []))
         after_text = status + (f"\nholds: {holds}" if holds else "")
+        if "error" in case:
+            table.add_row(label, "[red]not handled[/]", case["error"], "", after_text)
+            continue
         if not case["exceptions"]:
             table.add_row(label, "[dim]nothing[/]", "", "", after_text)
             continue
@@ -85,6 +88,8 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
         console.print(f"  {line}", style="red")
     for error in summary["input_errors"]:
         console.print(f"[red]skipped[/] {error}")
+    for error in summary["case_errors"]:
+        console.print(f"[red]not handled[/] {error}")
     scores = summary.get("scores")
     if scores:
         table = Table(title=f"scores over {scores['cases_with_expect']} cases with expect")

@@ -211,3 +211,23 @@ def test_knowledge_import_feeds_later_runs(tmp_path: Path, monkeypatch: pytest.M
     assert code == 0, output
     (result,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert result["exceptions"][0]["plans"][0]["strategy"] == "substitute_item"
+
+
+def test_an_order_its_world_cannot_serve_is_reported_and_the_rest_handled(tmp_path: Path) -> None:
+    good = example("EX-multi-011")
+    lost = example("EX-dup-010")
+    lost["order"]["fulfillment"]["warehouse_id"] = "WH-NOWHERE"
+    no_rate = example("EX-delay-009")
+    no_rate["order"]["currency"] = "KRW"
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("\n".join(json.dumps(c) for c in (lost, no_rate, good)) + "\n")
+    report = tmp_path / "r.json"
+    code, output = exdesk(
+        "eval", str(cases), "--out", str(report), "--data-dir", str(tmp_path / "d")
+    )
+    assert code == 1
+    assert "fulfillment.warehouse_id 'WH-NOWHERE' is not a warehouse of the world" in output
+    assert "currency KRW has no rate in the world's fx_to_usd; add one" in output
+    data = json.loads(report.read_text())
+    assert [c.get("error") is None for c in data["cases"]] == [False, False, True]
+    assert data["summary"]["scores"]["detection_exact_match"] == round(1 / 3, 4)
