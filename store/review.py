@@ -169,10 +169,10 @@ class ReviewQueue:
         *,
         by: str,
         role: str,
-        decision: str,
-        reason: str | None,
-        plan_digest: str | None,
         policy: Policy,
+        decision: str = "approve",
+        reason: str | None = None,
+        plan_digest: str | None = None,
     ) -> Proposal:
         """Record one person's approve/reject. The agent never votes; each person once."""
         if by.strip().lower() in AGENT_ACTORS:

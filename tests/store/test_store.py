@@ -132,90 +132,28 @@ def _proposal(db_engine: Engine, store: WorldStore, tier: str = "L2") -> tuple[R
 
 def test_votes_accumulate_until_the_tier_is_satisfied(db_engine: Engine, store: WorldStore) -> None:
     queue, pid = _proposal(db_engine, store)
-    first = queue.vote(
-        pid,
-        by="alice",
-        role="approver",
-        decision="approve",
-        reason=None,
-        plan_digest=None,
-        policy=POLICY,
-    )
+    first = queue.vote(pid, by="alice", role="approver", policy=POLICY)
     assert first.status == "pending"
     assert "1 more approval" in (queue.missing(first, POLICY) or "")
     with pytest.raises(ApprovalError, match="already voted"):
-        queue.vote(
-            pid,
-            by="alice",
-            role="approver",
-            decision="approve",
-            reason=None,
-            plan_digest=None,
-            policy=POLICY,
-        )
+        queue.vote(pid, by="alice", role="approver", policy=POLICY)
     with pytest.raises(ApprovalError, match="cannot approve"):
-        queue.vote(
-            pid,
-            by="zed",
-            role="viewer",
-            decision="approve",
-            reason=None,
-            plan_digest=None,
-            policy=POLICY,
-        )
-    done = queue.vote(
-        pid,
-        by="bob",
-        role="supervisor",
-        decision="approve",
-        reason=None,
-        plan_digest=None,
-        policy=POLICY,
-    )
+        queue.vote(pid, by="zed", role="viewer", policy=POLICY)
+    done = queue.vote(pid, by="bob", role="supervisor", policy=POLICY)
     assert done.status == "approved"
     assert [a.by for a in queue.approvals(done)] == ["alice", "bob"]
     with pytest.raises(ApprovalError, match="only pending"):
-        queue.vote(
-            pid,
-            by="carol",
-            role="approver",
-            decision="approve",
-            reason=None,
-            plan_digest=None,
-            policy=POLICY,
-        )
+        queue.vote(pid, by="carol", role="approver", policy=POLICY)
     assert [p.proposal_id for p in queue.find(status="approved")] == [pid]
 
 
 def test_l3_counts_a_supervisor_with_a_reason(db_engine: Engine, store: WorldStore) -> None:
     queue, pid = _proposal(db_engine, store, tier="L3")
-    queue.vote(
-        pid,
-        by="alice",
-        role="approver",
-        decision="approve",
-        reason=None,
-        plan_digest=None,
-        policy=POLICY,
-    )
-    still = queue.vote(
-        pid,
-        by="bob",
-        role="approver",
-        decision="approve",
-        reason=None,
-        plan_digest=None,
-        policy=POLICY,
-    )
+    queue.vote(pid, by="alice", role="approver", policy=POLICY)
+    still = queue.vote(pid, by="bob", role="approver", policy=POLICY)
     assert queue.missing(still, POLICY) == "a supervisor's approval with a written reason"
     done = queue.vote(
-        pid,
-        by="sue",
-        role="supervisor",
-        decision="approve",
-        reason="checked with customs",
-        plan_digest=None,
-        policy=POLICY,
+        pid, by="sue", role="supervisor", reason="checked with customs", policy=POLICY
     )
     assert done.status == "approved"
 
@@ -223,13 +161,7 @@ def test_l3_counts_a_supervisor_with_a_reason(db_engine: Engine, store: WorldSto
 def test_a_rejection_closes_the_proposal(db_engine: Engine, store: WorldStore) -> None:
     queue, pid = _proposal(db_engine, store)
     rejected = queue.vote(
-        pid,
-        by="alice",
-        role="approver",
-        decision="reject",
-        reason="wrong code",
-        plan_digest=None,
-        policy=POLICY,
+        pid, by="alice", role="approver", decision="reject", reason="wrong code", policy=POLICY
     )
     assert rejected.status == "rejected"
     assert rejected.detail == "rejected by alice: wrong code"
