@@ -44,6 +44,11 @@ class Context:
         return self.order.fulfillment.warehouse_id
 
     @property
+    def shipped(self) -> bool:
+        """The order has left the warehouse: only what events report about it applies."""
+        return self.order.status == "fulfilled"
+
+    @property
     def destination(self) -> str:
         return self.order.ship_to.country_code
 

@@ -7,16 +7,12 @@ Order text (notes, address lines) is data: nothing here reads it as an instructi
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
+from datetime import timedelta
 
 from agent.context import Context
-from domain.models import ADDRESS_FIELDS, Finding, Kind, Order, Timestamp
+from domain.models import ADDRESS_FIELDS, Finding, Kind, Order
 
 ADDRESS_EVENT_CODES = frozenset({"address_undeliverable", "address_incomplete"})
-_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 
 
 def detect_bad_address(ctx: Context) -> Finding | None:
@@ -26,7 +22,7 @@ def detect_bad_address(ctx: Context) -> Finding | None:
         for e in ctx.events("carrier_exception")
         if e.data.get("code") in ADDRESS_EVENT_CODES
     ]
-    if check.valid and not codes:
+    if (check.valid or ctx.shipped) and not codes:
         return None
     evidence = [f"ship_to.{name} is {err}" for name, err in sorted(check.errors.items())]
     evidence += [f"carrier reported {code}" for code in codes]
@@ -66,9 +62,9 @@ def detect_customs_block(ctx: Context) -> Finding | None:
         return None
     order = ctx.order
     attached = set(order.customs.documents) if order.customs else set()
-    embargoed = ctx.destination in ctx.policy.customs.embargoed
+    embargoed = not ctx.shipped and ctx.destination in ctx.policy.customs.embargoed
     problems: list[dict[str, str]] = []
-    for line in order.lines:
+    for line in () if ctx.shipped else order.lines:
         if not ctx.checkers.hs.is_valid(line.hs_code):
             problems.append(
                 {
@@ -78,7 +74,7 @@ def detect_customs_block(ctx: Context) -> Finding | None:
                     "code": line.hs_code or "",
                 }
             )
-    for doc in _line_documents(ctx):
+    for doc in () if ctx.shipped else _line_documents(ctx):
         if doc not in attached:
             problems.append({"type": "missing_document", "document": doc})
     holds = ctx.events("customs_hold")
@@ -160,9 +156,9 @@ def detect_payment_failed(ctx: Context) -> Finding | None:
     payment = ctx.order.payment
     if payment.status != "failed" and not events:
         return None
-    code = payment.failure_code if payment.status == "failed" else None
-    if not code and events:
-        code = str(events[-1].data.get("failure_code") or "") or None
+    # The latest event is newer than the order's snapshot: its code decides.
+    latest = str(events[-1].data.get("failure_code") or "") if events else ""
+    code = latest or (payment.failure_code if payment.status == "failed" else None) or None
     evidence = [f"payment status {payment.status}"] + [
         f"payment_failed event at {e.at.isoformat()}: {e.data.get('failure_code', 'no code')}"
         for e in events
@@ -177,12 +173,12 @@ def detect_payment_failed(ctx: Context) -> Finding | None:
 
 
 def detect_carrier_delay(ctx: Context) -> Finding | None:
+    """The latest delay event decides: a later on-time ETA clears an earlier delay."""
+    events = ctx.events("carrier_delay")
+    new_eta = events[-1].new_eta if events else None
     promised = ctx.order.fulfillment.promised_by
-    etas = [eta for e in ctx.events("carrier_delay") if (eta := _eta(e.data)) is not None]
-    late = [eta for eta in etas if eta > promised]
-    if not late:
+    if new_eta is None or new_eta <= promised:
         return None
-    new_eta = max(late)
     return Finding(
         kind=Kind.CARRIER_DELAY,
         order_id=ctx.order.order_id,
@@ -193,16 +189,6 @@ def detect_carrier_delay(ctx: Context) -> Finding | None:
             "late_hours": round((new_eta - promised).total_seconds() / 3600, 1),
         },
     )
-
-
-def _eta(data: dict[str, Any]) -> datetime | None:
-    raw = data.get("new_eta")
-    if raw is None:
-        return None
-    try:
-        return _TIMESTAMP.validate_python(raw)
-    except ValidationError:
-        return None
 
 
 def _same_address(a: Order, b: Order) -> bool:
@@ -247,7 +233,19 @@ DETECTORS: tuple[Callable[[Context], Finding | None], ...] = (
 )
 
 
+# What can still go wrong once an order has shipped: what events report, and payment.
+SHIPPED_DETECTORS = (
+    detect_bad_address,
+    detect_customs_block,
+    detect_payment_failed,
+    detect_carrier_delay,
+)
+
+
 def detect(ctx: Context) -> list[Finding]:
-    if ctx.order.status in ("cancelled", "fulfilled"):
+    """Every kind the order carries. Cancelled orders carry none; shipped ones only
+    what events report (and payment)."""
+    if ctx.order.status == "cancelled":
         return []
-    return [f for f in (d(ctx) for d in DETECTORS) if f is not None]
+    detectors = SHIPPED_DETECTORS if ctx.shipped else DETECTORS
+    return [f for f in (d(ctx) for d in detectors) if f is not None]

@@ -18,7 +18,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    TypeAdapter,
+    ValidationError,
     field_validator,
+    model_validator,
 )
 
 
@@ -191,6 +194,7 @@ class Fulfillment(Frozen):
     # exdesk's additions, written by executed plans:
     shipments: tuple[Shipment, ...] | None = None
     backorder_eta: Timestamp | None = None
+    expected_delivery: Timestamp | None = None
 
 
 class Customs(Frozen):
@@ -291,11 +295,44 @@ class ShippingRate(Frozen):
 EventType = Literal["carrier_exception", "customs_hold", "carrier_delay", "payment_failed"]
 
 
+_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+
+# What each known event type must carry in ``data`` (contract §2); other types pass through.
+EVENT_DATA: dict[str, tuple[str, ...]] = {
+    "carrier_exception": ("code",),
+    "customs_hold": ("reason",),
+    "carrier_delay": ("new_eta",),
+    "payment_failed": (),
+}
+
+
 class Event(Frozen):
     type: str
     order_id: str
     at: Timestamp
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_data(self) -> Event:
+        for name in EVENT_DATA.get(self.type, ()):
+            value = self.data.get(name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"a {self.type} event needs data.{name} (a string)")
+        if self.type == "carrier_delay":
+            try:
+                _TIMESTAMP.validate_python(self.data["new_eta"])
+            except ValidationError:
+                raise ValueError(
+                    f"data.new_eta {self.data['new_eta']!r} is not an RFC 3339 timestamp "
+                    "with an offset"
+                ) from None
+        return self
+
+    @property
+    def new_eta(self) -> datetime | None:
+        """A carrier_delay event's new ETA."""
+        raw = self.data.get("new_eta")
+        return None if raw is None else _TIMESTAMP.validate_python(raw)
 
 
 class World(Frozen):
@@ -306,6 +343,14 @@ class World(Frozen):
     catalog: tuple[CatalogItem, ...] = ()
     shipping_rates: tuple[ShippingRate, ...] = ()
     fx_to_usd: dict[str, Money] = Field(default_factory=lambda: {"USD": Decimal(1)})
+
+    @field_validator("fx_to_usd")
+    @classmethod
+    def _usd_is_one(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        if rates.get("USD", Decimal(1)) != 1:
+            raise ValueError("USD must be 1 (rates are to USD)")
+        return {**rates, "USD": Decimal(1)}
+
     events: tuple[Event, ...] = ()
     recent_orders: tuple[Order, ...] = ()
 

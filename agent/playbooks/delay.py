@@ -32,6 +32,8 @@ def draft(ctx: Context, finding: Finding) -> list[Plan]:
             f"{money(voucher)} USD voucher.",
         )
     ]
+    if ctx.shipped:
+        return plans  # the parcel is on its way: its service can no longer change
     current = order.fulfillment.service
     old = ctx.rate(ctx.assigned, current)
     options = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from agent.context import Context
@@ -204,26 +204,23 @@ def draft(ctx: Context, finding: Finding) -> list[Plan]:
     option = split(ctx, need)
     if option:
         plans.append(_split_plan(ctx, finding, option))
-    eta = backorder_eta(ctx, need, short)
-    if eta is not None:
-        on_time = eta <= ctx.order.fulfillment.promised_by
-        actions = [
-            act(
-                "orders",
-                "set_fulfillment",
-                order_id=order_id,
-                fields={"backorder_eta": eta.isoformat()},
-            )
-        ]
+    restock = backorder_eta(ctx, need, short)
+    if restock is not None:
+        rate = ctx.rate(ctx.assigned)
+        delivery = restock + timedelta(days=rate.transit_days if rate else 0)
+        on_time = delivery <= ctx.order.fulfillment.promised_by
+        fields = {"backorder_eta": restock.isoformat(), "expected_delivery": delivery.isoformat()}
+        actions = [act("orders", "set_fulfillment", order_id=order_id, fields=fields)]
         if not on_time:
-            actions.append(notify(ctx, "backorder", eta=eta.isoformat()))
+            actions.append(notify(ctx, "backorder", expected_delivery=delivery.isoformat()))
         plans.append(
             plan(
                 finding,
                 Strategy.BACKORDER,
                 actions,
                 variant="on_time" if on_time else "late",
-                rationale=f"Replenishment reaches {ctx.assigned} by {eta.isoformat()}, "
+                rationale=f"Replenishment reaches {ctx.assigned} by {restock.isoformat()}; "
+                f"delivered by {delivery.isoformat()}, "
                 + ("on or before the promised date." if on_time else "after the promised date."),
             )
         )

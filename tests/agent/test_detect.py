@@ -239,3 +239,84 @@ def test_cancelled_orders_are_not_handled() -> None:
     case = example("EX-payment-008")
     case["order"]["status"] = "cancelled"
     assert kinds(case) == []
+
+
+def _event(kind: str, at: str, **data: Any) -> dict[str, Any]:
+    return {"type": kind, "order_id": "EX-0001", "at": at, "data": data}
+
+
+def test_the_latest_delay_event_decides() -> None:
+    case = clean_case()
+    late, on_time = "2026-12-05T09:00:00+08:00", "2026-12-01T09:00:00+08:00"
+    case["world"]["events"] = [
+        _event("carrier_delay", "2026-11-20T08:00:00+08:00", new_eta=late),
+        _event("carrier_delay", "2026-11-20T08:30:00+08:00", new_eta=on_time),
+    ]
+    assert kinds(case) == []
+    case["world"]["events"].reverse()  # order in the file does not matter, `at` does
+    assert kinds(case) == []
+    case["world"]["events"][1]["at"] = "2026-11-20T08:45:00+08:00"  # the late one, now latest
+    assert kinds(case) == ["carrier_delay"]
+
+
+def test_the_latest_payment_event_overrides_the_order_code() -> None:
+    case = example("EX-payment-008")
+    case["order"]["payment"]["failure_code"] = "soft_decline"
+    (finding,) = detect(context(case))
+    assert finding.facts["failure_code"] == "soft_decline"
+    case["world"]["events"] = [
+        {
+            "type": "payment_failed",
+            "order_id": "EX-0008",
+            "at": "2026-11-20T08:00:00+08:00",
+            "data": {"failure_code": "hard_decline"},
+        }
+    ]
+    (finding,) = detect(context(case))
+    assert finding.facts["failure_code"] == "hard_decline"
+
+
+def test_a_shipped_order_gets_only_what_events_report() -> None:
+    case = clean_case()
+    case["order"]["status"] = "fulfilled"
+    set_stock(case["world"], "WH-FRA", "TEE-COT-NVY", 0)
+    case["order"]["ship_to"]["postal_code"] = "garbage"
+    case["order"]["lines"][0]["hs_code"] = "XX"
+    case["world"]["recent_orders"] = [_recent(case, 5)]
+    assert kinds(case) == []
+    case["world"]["events"] = [
+        _event("carrier_delay", "2026-11-20T08:00:00+08:00", new_eta="2026-12-05T09:00:00+08:00"),
+        _event("carrier_exception", "2026-11-20T08:00:00+08:00", code="address_undeliverable"),
+        _event("customs_hold", "2026-11-20T08:00:00+08:00", reason="valuation_query"),
+    ]
+    assert kinds(case) == ["bad_address", "customs_block", "carrier_delay"]
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (
+            _event("carrier_delay", "2026-11-20T08:00:00+08:00", new_eta="soon"),
+            "not an RFC 3339 timestamp",
+        ),
+        (
+            _event("carrier_delay", "2026-11-20T08:00:00+08:00", new_eta="2026-12-05T09:00:00"),
+            "offset",
+        ),
+        (_event("carrier_delay", "2026-11-20T08:00:00+08:00"), "needs data.new_eta"),
+        (_event("customs_hold", "2026-11-20T08:00:00+08:00"), "needs data.reason"),
+    ],
+)
+def test_events_missing_what_they_must_carry_are_refused(
+    event: dict[str, Any], message: str
+) -> None:
+    case = clean_case()
+    case["world"]["events"] = [event]
+    with pytest.raises(ValueError, match=message):
+        context(case)
+
+
+def test_usd_needs_no_rate() -> None:
+    case = example("EX-delay-009")
+    case["world"]["fx_to_usd"].pop("USD")
+    assert kinds(case) == ["carrier_delay"]

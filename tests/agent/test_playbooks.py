@@ -216,3 +216,24 @@ def test_prompt_injection_in_notes_changes_nothing() -> None:
     assert [p.model_dump() for p in ranked(case, "stockout")] == [
         p.model_dump() for p in ranked(plain, "stockout")
     ]
+
+
+def test_backorder_counts_transit_to_the_delivery_promise() -> None:
+    case = example("EX-stock-late-006")  # SHA → CN standard: 2 days transit, promised 11-26 09:00
+    case["world"]["replenishment"][0]["eta"] = "2026-11-25T09:00:00+08:00"
+    plan = ranked(case, "stockout")[0]
+    assert (plan.strategy.value, plan.tier.value, plan.rank_key) == (
+        "backorder",
+        "L2",
+        "backorder:late",
+    )
+    assert plan.actions[0].args["fields"] == {
+        "backorder_eta": "2026-11-25T09:00:00+08:00",
+        "expected_delivery": "2026-11-27T09:00:00+08:00",
+    }
+
+
+def test_no_upgrade_for_a_parcel_already_shipped() -> None:
+    case = example("EX-delay-009")
+    case["order"]["status"] = "fulfilled"
+    assert [p.strategy.value for p in ranked(case, "carrier_delay")] == ["notify_delay"]
