@@ -6,7 +6,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.models import Order, World
+from domain.models import Kind, Order, Strategy, Tier, World
+
+
+class Expect(BaseModel):
+    """What scorers check: kinds raised, acceptable top strategies with their tiers, and
+    fields the order must have after the run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kinds: list[Kind] | None = None
+    top: dict[Kind, dict[Strategy, Tier]] = Field(default_factory=dict)
+    order_after: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 class EvalCase(BaseModel):
@@ -15,4 +29,4 @@ class EvalCase(BaseModel):
     id: str = Field(min_length=1)
     order: Order
     world: World
-    expect: dict[str, Any] | None = None
+    expect: Expect | None = None

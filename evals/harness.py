@@ -93,7 +93,7 @@ def run_eval(
         if on_case is not None:
             on_case(report)
     seconds = time.perf_counter() - started
-    expects = {c.id: c.expect for c in cases if c.expect is not None}
+    expects = {c.id: c.expect.as_json() for c in cases if c.expect is not None}
     decisions = Counter(
         e["decision"].get("status", "none") for r in reports for e in r["exceptions"]
     )

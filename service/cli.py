@@ -127,9 +127,8 @@ def eval_command(
     """
     with _exdesk(data_dir, policy, fresh_memory=True) as desk:
         errors = _import_knowledge(desk, knowledge) if knowledge else []
-        parsed = list(read_jsonl(cases, EvalCase))
-        good = [p.value for p in parsed if p.value is not None]
-        errors += [p.error for p in parsed if p.error is not None]
+        good, case_errors = _unique_cases(cases)
+        errors += case_errors
         with _progress(len(good)) as bar:
             task = bar.add_task("cases", total=len(good))
             result = run_eval(desk, good, errors=errors, on_case=lambda _: bar.advance(task))
@@ -199,6 +198,25 @@ def run_command(
             err.print(f"[red]skipped[/] {error}")
         if errors:
             raise typer.Exit(1)
+
+
+def _unique_cases(path: Path) -> tuple[list[EvalCase], list[str]]:
+    """The cases of a file, each id once; errors for bad lines and repeated ids."""
+    good: list[EvalCase] = []
+    errors: list[str] = []
+    first_line: dict[str, int] = {}
+    for item in read_jsonl(path, EvalCase):
+        if item.value is None:
+            errors.append(str(item.error))
+        elif item.value.id in first_line:
+            errors.append(
+                f"{path} line {item.line}: id {item.value.id!r} is already used on line "
+                f"{first_line[item.value.id]}; give each case its own id"
+            )
+        else:
+            first_line[item.value.id] = item.line
+            good.append(item.value)
+    return good, errors
 
 
 def _import_knowledge(desk: Exdesk, path: Path) -> list[str]:

@@ -22,16 +22,29 @@ class Parsed(Generic[M]):
     error: str | None
 
 
+def _root_causes(exc: ValidationError) -> list[Any]:
+    """The errors, less those that only follow from a deeper one (a tuple left too short
+    because its one item failed)."""
+    errors = exc.errors()
+    locs = [tuple(e["loc"]) for e in errors]
+    return [
+        e
+        for e, loc in zip(errors, locs, strict=True)
+        if not any(other != loc and other[: len(loc)] == loc for other in locs)
+    ]
+
+
 def describe_errors(exc: ValidationError, prefix: str = "") -> str:
     parts = []
-    for err in exc.errors()[:5]:
+    errors = _root_causes(exc)
+    for err in errors[:5]:
         loc = ".".join(str(p) for p in err["loc"])
         where = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "(record)")
         got = err.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
         message = err["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}{shown}")
-    more = len(exc.errors()) - 5
+    more = len(errors) - 5
     if more > 0:
         parts.append(f"and {more} more")
     return "; ".join(parts)

@@ -231,3 +231,24 @@ def test_an_order_its_world_cannot_serve_is_reported_and_the_rest_handled(tmp_pa
     data = json.loads(report.read_text())
     assert [c.get("error") is None for c in data["cases"]] == [False, False, True]
     assert data["summary"]["scores"]["detection_exact_match"] == round(1 / 3, 4)
+
+
+def test_eval_refuses_repeated_ids_and_malformed_expectations(tmp_path: Path) -> None:
+    first = example("EX-clean-001")
+    again = example("EX-payment-008")
+    again["id"] = "EX-clean-001"
+    wrong = example("EX-dup-010")
+    wrong["expect"]["kinds"] = ["duplicate"]
+    zero = example("EX-multi-011")
+    zero["order"]["lines"][0]["qty"] = 0
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("\n".join(json.dumps(c) for c in (first, again, wrong, zero)) + "\n")
+    code, output = exdesk(
+        "eval", str(cases), "--out", str(tmp_path / "r.json"), "--data-dir", str(tmp_path / "d")
+    )
+    assert code == 1
+    assert "line 2: id 'EX-clean-001' is already used on line 1" in output
+    assert "line 3: expect.kinds.0: Input should be 'bad_address'" in output
+    assert "line 4: order.lines.0.qty: Input should be greater than 0" in output
+    assert "Tuple should have at least 1 item" not in output
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["cases"] == 1
