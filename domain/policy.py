@@ -13,7 +13,7 @@ import re
 import tomllib
 from decimal import Decimal
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -115,6 +115,8 @@ class Policy(BaseModel):
     delay: DelayPolicy = DelayPolicy()
     ranking: Ranking
     approvals: dict[Tier, TierApproval]
+    # Who may vote and as what; when empty, people state their role when they vote.
+    people: dict[str, Literal["approver", "supervisor"]] = {}
     digest: str = ""
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from audit.keys import load_public_key, public_key_path
 from audit.log import VerifyResult, verify_export
+from domain.approvals import resolve_voter
 from domain.errors import ExdeskError
 from domain.models import Order, World
 from evals.cases import EvalCase
@@ -324,13 +325,14 @@ def review_show(proposal_id: str, data_dir: DataDir = None) -> None:
 def _vote(
     proposal_id: str,
     by: str,
-    role: str,
+    role: str | None,
     decision: str,
     reason: str | None,
     digest: str | None,
     data_dir: Path | None,
 ) -> None:
     with _exdesk(data_dir) as desk:
+        by, role = resolve_voter(by, role, desk.policy)
         proposal = desk.review.vote(
             proposal_id,
             by=by,
@@ -365,7 +367,12 @@ def _vote(
 def review_approve(
     proposal_id: str,
     by: Annotated[str, typer.Option("--by", help="Your name.")],
-    role: Annotated[str, typer.Option("--role", help="approver or supervisor.")] = "approver",
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role", help="approver (default) or supervisor; [people] in the policy rule."
+        ),
+    ] = None,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why (required of the supervisor for L3).")
     ] = None,
@@ -384,7 +391,12 @@ def review_reject(
     proposal_id: str,
     by: Annotated[str, typer.Option("--by", help="Your name.")],
     reason: Annotated[str, typer.Option("--reason", help="Why the plan must not run.")],
-    role: Annotated[str, typer.Option("--role", help="approver or supervisor.")] = "approver",
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role", help="approver (default) or supervisor; [people] in the policy rule."
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Reject a proposal: it will not run, and the order stays held for a person."""

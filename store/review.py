@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from domain.approvals import AGENT_ACTORS, approvals_missing
+from domain.approvals import approvals_missing, person, resolve_voter
 from domain.errors import ApprovalError, InputError
 from domain.models import Approval, Plan, Tier
 from domain.policy import Policy
@@ -168,17 +168,17 @@ class ReviewQueue:
         proposal_id: str,
         *,
         by: str,
-        role: str,
+        role: str | None,
         policy: Policy,
         decision: str = "approve",
         reason: str | None = None,
         plan_digest: str | None = None,
     ) -> Proposal:
-        """Record one person's approve/reject. The agent never votes; each person once."""
-        if by.strip().lower() in AGENT_ACTORS:
-            raise ApprovalError(f"{by!r} is the agent's name; the agent never approves")
-        if role not in ("approver", "supervisor"):
-            raise ApprovalError(f"role {role!r} cannot approve; use approver or supervisor")
+        """Record one person's approve/reject. The agent never votes; each person once.
+
+        ``role`` may be None when the policy lists people (their role comes from it).
+        """
+        by, role = resolve_voter(by, role, policy)
         if decision not in ("approve", "reject"):
             raise ApprovalError(f"decision must be approve or reject, not {decision!r}")
         proposal = self.get(proposal_id)
@@ -191,6 +191,8 @@ class ReviewQueue:
                 f"{proposal_id}: the plan changed since you looked (digest {plan_digest[:12]} ≠ "
                 f"{proposal.plan_digest[:12]}); review it again"
             )
+        if any(person(v["by"]) == person(by) for v in self.votes(proposal_id)):
+            raise ApprovalError(f"{by} has already voted on {proposal_id}; a second person must")
         if decision == "reject" and not (reason or "").strip():
             raise ApprovalError("a rejection needs a reason (--reason)")
         rule = policy.approvals.get(proposal.tier)

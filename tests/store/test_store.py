@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine
 
 from domain.errors import ApprovalError, InputError
 from domain.models import Action, Order, Plan, World
-from domain.policy import default_policy
+from domain.policy import default_policy, parse_policy
 from store.db import create_schema
 from store.review import ReviewQueue
 from store.worlds import WorldStore
@@ -165,3 +167,33 @@ def test_a_rejection_closes_the_proposal(db_engine: Engine, store: WorldStore) -
     )
     assert rejected.status == "rejected"
     assert rejected.detail == "rejected by alice: wrong code"
+
+
+def test_case_and_spacing_do_not_make_a_second_person(db_engine: Engine, store: WorldStore) -> None:
+    queue, pid = _proposal(db_engine, store)
+    queue.vote(pid, by="alice", role="approver", policy=POLICY)
+    for alias in ("Alice", " alice ", "ALICE"):
+        with pytest.raises(ApprovalError, match="already voted"):
+            queue.vote(pid, by=alias, role="approver", policy=POLICY)
+    assert queue.get(pid).status == "pending"
+
+
+def test_a_roster_in_the_policy_decides_who_votes_and_as_what(
+    db_engine: Engine, store: WorldStore
+) -> None:
+    text = (Path(__file__).resolve().parents[2] / "domain" / "policy.toml").read_text()
+    policy = parse_policy(
+        text + '"Alice Wong" = "approver"\n"Sam Lee" = "supervisor"\n', "policy.toml"
+    )
+    queue, pid = _proposal(db_engine, store)
+    with pytest.raises(ApprovalError, match="not listed under \\[people\\]"):
+        queue.vote(pid, by="mallory", role="supervisor", policy=policy)
+    with pytest.raises(ApprovalError, match="is approver in the policy, not supervisor"):
+        queue.vote(pid, by="alice wong", role="supervisor", policy=policy)
+    queue.vote(pid, by="alice  wong", role=None, policy=policy)
+    done = queue.vote(pid, by="Sam Lee", role=None, policy=policy)
+    assert [(v["by"], v["role"]) for v in queue.votes(pid)] == [
+        ("alice wong", "approver"),
+        ("Sam Lee", "supervisor"),
+    ]
+    assert done.status == "approved"
