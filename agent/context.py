@@ -101,6 +101,18 @@ class Context:
                 "world's fx_to_usd; add one"
             )
 
+    def required_documents(self) -> list[str]:
+        """Customs documents a cross-border shipment of this order needs, by policy."""
+        needed = list(self.policy.customs.always_required)
+        for line in self.order.lines:
+            for doc in self.policy.documents_for_hs(line.hs_code):
+                if doc not in needed:
+                    needed.append(doc)
+        return needed
+
+    def attached_documents(self) -> set[str]:
+        return set(self.order.customs.documents) if self.order.customs else set()
+
     def to_usd(self, amount: Decimal) -> Decimal:
         """An amount in the order's currency, in USD."""
         return (amount * self.world.fx_to_usd[self.order.currency]).quantize(Decimal("0.01"))

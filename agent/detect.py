@@ -48,20 +48,11 @@ def detect_bad_address(ctx: Context) -> Finding | None:
     )
 
 
-def _line_documents(ctx: Context) -> list[str]:
-    needed = list(ctx.policy.customs.always_required)
-    for line in ctx.order.lines:
-        for doc in ctx.policy.documents_for_hs(line.hs_code):
-            if doc not in needed:
-                needed.append(doc)
-    return needed
-
-
 def detect_customs_block(ctx: Context) -> Finding | None:
     if not ctx.cross_border:
         return None
     order = ctx.order
-    attached = set(order.customs.documents) if order.customs else set()
+    attached = ctx.attached_documents()
     embargoed = not ctx.shipped and ctx.destination in ctx.policy.customs.embargoed
     problems: list[dict[str, str]] = []
     for line in () if ctx.shipped else order.lines:
@@ -74,7 +65,7 @@ def detect_customs_block(ctx: Context) -> Finding | None:
                     "code": line.hs_code or "",
                 }
             )
-    for doc in () if ctx.shipped else _line_documents(ctx):
+    for doc in () if ctx.shipped else ctx.required_documents():
         if doc not in attached:
             problems.append({"type": "missing_document", "document": doc})
     holds = ctx.events("customs_hold")

@@ -143,9 +143,29 @@ def _reserve(ctx: Context, allocation: Allocation) -> list[Action]:
     ]
 
 
+def _customs_for_route(ctx: Context, warehouses: tuple[str, ...]) -> tuple[list[Action], str]:
+    """A new route that crosses a border needs its customs papers: attach the ones exdesk
+    generates, and say which a person must still provide."""
+    if all(ctx.warehouse_country(wh) == ctx.destination for wh in warehouses):
+        return [], ""
+    attached = ctx.attached_documents()
+    missing = [d for d in ctx.required_documents() if d not in attached]
+    generated = [d for d in missing if d in ctx.policy.customs.generated]
+    others = [d for d in missing if d not in generated]
+    actions = [
+        act("customs", "attach_document", order_id=ctx.order.order_id, document=d)
+        for d in generated
+    ]
+    note = f" Crosses a border: attach {', '.join(generated)}." if generated else ""
+    if others:
+        note += f" Customs will also need {', '.join(others)}, which a person must provide."
+    return actions, note
+
+
 def _reallocate_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
     wh = option.warehouses[0]
     where = "same country" if option.same_country else f"ships from {ctx.warehouse_country(wh)}"
+    customs, note = _customs_for_route(ctx, option.warehouses)
     return plan(
         finding,
         Strategy.REALLOCATE_WAREHOUSE,
@@ -157,11 +177,12 @@ def _reallocate_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
                 order_id=ctx.order.order_id,
                 fields={"warehouse_id": wh},
             ),
+            *customs,
         ],
         variant="same_country" if option.same_country else "cross_border",
         cost_usd=option.cost_usd,
         rationale=f"{wh} has every line in stock ({where}); "
-        f"added shipping {money(option.cost_usd)} USD.",
+        f"added shipping {money(option.cost_usd)} USD.{note}",
     )
 
 
@@ -177,6 +198,7 @@ def _split_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
         f"{wh}: " + ", ".join(f"{q}× {s}" for s, q in sorted(option.allocation[wh].items()))
         for wh in option.warehouses
     )
+    customs, note = _customs_for_route(ctx, option.warehouses)
     return plan(
         finding,
         Strategy.SPLIT_SHIPMENT,
@@ -188,11 +210,12 @@ def _split_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
                 order_id=ctx.order.order_id,
                 fields={"warehouse_id": main, "shipments": shipments},
             ),
+            *customs,
         ],
         variant="same_country" if option.same_country else "cross_border",
         cost_usd=option.cost_usd,
         rationale=f"Ship in {len(option.warehouses)} parcels ({parts}); added shipping "
-        f"{money(option.cost_usd)} USD.",
+        f"{money(option.cost_usd)} USD.{note}",
     )
 
 

@@ -237,3 +237,17 @@ def test_no_upgrade_for_a_parcel_already_shipped() -> None:
     case = example("EX-delay-009")
     case["order"]["status"] = "fulfilled"
     assert [p.strategy.value for p in ranked(case, "carrier_delay")] == ["notify_delay"]
+
+
+def test_a_move_across_a_border_brings_its_customs_papers() -> None:
+    case = example("EX-stock-substitute-007")  # US order at WH-EWR, TEE-COT-BLK out everywhere
+    set_stock(case["world"], "WH-FRA", "TEE-COT-BLK", 5)
+    plan = next(p for p in ranked(case, "stockout") if p.strategy.value == "reallocate_warehouse")
+    assert plan.rank_key == "reallocate_warehouse:cross_border"
+    assert [(a.op, a.args.get("document")) for a in plan.actions][-1] == (
+        "attach_document",
+        "commercial_invoice",
+    )
+    assert "Crosses a border: attach commercial_invoice" in plan.rationale
+    same = next(p for p in ranked(example("EX-inject-stock-012"), "stockout"))
+    assert all(a.op != "attach_document" for a in same.actions)
