@@ -53,10 +53,13 @@ def call_tool(desk: Desk, action: Action, key: str, **note: object) -> Result:
 
 
 def run_plan(
-    desk: Desk, thread_id: str, order_id: str, plan: Plan, *, approved_by: list[str] | None = None
+    desk: Desk, order_id: str, plan: Plan, *, approved_by: list[str] | None = None
 ) -> Outcome:
     """Run every action of ``plan``; on a failure, undo what ran and say what happened."""
-    prefix = digest([thread_id, plan.kind.value, plan_digest(plan)])[:24]
+    # Keyed on what is done, not on which run does it: running the same plan for the same
+    # order version again (a re-run of the same file, a resumed thread) replays, not repeats.
+    version = desk.store.order_version(desk.world_id, order_id)
+    prefix = digest([desk.world_id, order_id, version, plan.kind.value, plan_digest(plan)])[:24]
     note: dict[str, object] = {"approved_by": approved_by} if approved_by else {}
     done: list[tuple[Action, Result, str]] = []
     for i, action in enumerate(plan.actions):

@@ -159,7 +159,7 @@ def node_execute(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     decisions = dict(state.get("decisions", {}))
     for kind in state.get("to_run", []):
         plan = _top(state, kind)
-        outcome = run_plan(desk, state["thread_id"], state["order_id"], plan)
+        outcome = run_plan(desk, state["order_id"], plan)
         if outcome.ok:
             decisions[kind] = _decision(status="executed", strategy=plan.strategy, tier=plan.tier)
         else:
@@ -172,16 +172,16 @@ def node_execute(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
 
 
 def _settle(desk: Desk, state: DeskState, kind: str, proposal_id: str) -> dict[str, Any] | None:
-    """The decision for one open proposal after a resume, or None while it still waits."""
+    """The decision for one open proposal, or None while it still waits for votes."""
     proposal = desk.review.get(proposal_id)
     plan = _top(state, kind)
     base = {"strategy": plan.strategy, "tier": plan.tier, "proposal_id": proposal_id}
     if proposal.status == "rejected":
         _failed_hold(desk, state, kind, proposal.detail or "plan rejected")
         return _decision(status="rejected", detail=proposal.detail, **base)
-    if proposal.status not in ("pending", "approved"):
+    if proposal.status not in ("pending", "approved", "executed"):
         return _decision(status="failed", detail=f"proposal is {proposal.status}", **base)
-    if desk.review.missing(proposal, desk.policy) is not None:
+    if proposal.status != "executed" and desk.review.missing(proposal, desk.policy) is not None:
         return None
     void = _binding_problem(desk, state, plan, proposal)
     if void:
@@ -189,8 +189,9 @@ def _settle(desk: Desk, state: DeskState, kind: str, proposal_id: str) -> dict[s
         desk.audit.append(AGENT, "approval.void", {"proposal_id": proposal_id, "why": void})
         _failed_hold(desk, state, kind, f"approval void: {void}")
         return _decision(status="failed", detail=f"approval void: {void}", **base)
+    # An executed proposal (run again by a re-run of the same order) replays: same keys.
     voters = [a.by for a in desk.review.approvals(proposal)]
-    outcome = run_plan(desk, state["thread_id"], state["order_id"], plan, approved_by=voters)
+    outcome = run_plan(desk, state["order_id"], plan, approved_by=voters)
     if not outcome.ok:
         desk.review.set_status(proposal_id, "failed", outcome.detail)
         _failed_hold(desk, state, kind, outcome.detail)
@@ -214,10 +215,15 @@ def _binding_problem(desk: Desk, state: DeskState, plan: Plan, proposal: Proposa
 
 
 def node_await(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
+    """Run what has its approvals; pause while anything still waits for votes.
+
+    Settling comes before the pause, so a proposal approved earlier (or already decided)
+    does not wait for a wake-up; everything it does is idempotent, because a resumed node
+    runs again from its start.
+    """
     pending = dict(state.get("pending", {}))
     if not pending:
         return {}
-    interrupt({"order_id": state["order_id"], "pending": pending})
     desk = runtime.context
     decisions = dict(state.get("decisions", {}))
     for kind, proposal_id in list(pending.items()):
@@ -226,6 +232,8 @@ def node_await(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
             decisions[kind] = decision
             del pending[kind]
     desk.commit()
+    if pending:
+        interrupt({"order_id": state["order_id"], "pending": pending})
     return {"decisions": decisions, "pending": pending}
 
 

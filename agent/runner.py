@@ -49,7 +49,21 @@ class Runner:
     def handle(self, desk: Desk, order_id: str, *, thread_id: str | None = None) -> RunResult:
         """Start a new thread for the order, as it stands in the desk's world."""
         thread_id = thread_id or new_thread_id(desk.world_id, order_id)
+        desk.store.set_thread(desk.world_id, order_id, thread_id)
+        self._graph.invoke(
+            {"thread_id": thread_id, "order_id": order_id},
+            self._config(thread_id),
+            context=desk,
+            durability=self._durability,
+        )
+        self._supersede_others(desk, order_id, thread_id)
+        return self.result(desk, thread_id)
+
+    def _supersede_others(self, desk: Desk, order_id: str, thread_id: str) -> None:
+        """Open proposals of the order that this run did not draft again are obsolete."""
         for earlier in desk.review.open_for(desk.world_id, order_id):
+            if earlier.thread_id == thread_id:
+                continue
             desk.review.set_status(
                 earlier.proposal_id, "superseded", f"order re-run as {thread_id}"
             )
@@ -58,14 +72,6 @@ class Runner:
                 "proposal.superseded",
                 {"proposal_id": earlier.proposal_id, "order_id": order_id, "by_thread": thread_id},
             )
-        desk.store.set_thread(desk.world_id, order_id, thread_id)
-        self._graph.invoke(
-            {"thread_id": thread_id, "order_id": order_id},
-            self._config(thread_id),
-            context=desk,
-            durability=self._durability,
-        )
-        return self.result(desk, thread_id)
 
     def resume(self, desk: Desk, thread_id: str) -> RunResult:
         """Wake a paused thread: approved proposals run, the rest keep waiting."""

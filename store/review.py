@@ -21,6 +21,7 @@ from domain.policy import Policy
 from store.db import approvals, proposals
 
 OPEN = ("pending", "approved")
+FINAL = ("executed", "rejected")  # a re-run keeps these outcomes
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,26 @@ class ReviewQueue:
         order_version: int,
         policy_ref: str,
     ) -> str:
-        """Queue a plan; the same plan for the same thread gets the same id (idempotent)."""
-        seed = f"{thread_id}|{plan.kind.value}|{plan_digest}"
+        """Queue a plan and return its id.
+
+        The same plan for the same order version under the same policy is the same proposal,
+        whichever run drafts it: a re-run keeps its votes (and its outcome), and the newest
+        thread is the one a completed approval wakes.
+        """
+        seed = "|".join(
+            [world_id, order_id, str(order_version), policy_ref, plan.kind.value, plan_digest]
+        )
         proposal_id = "P-" + hashlib.sha256(seed.encode()).hexdigest()[:12]
         now = datetime.now(UTC)
+        where = proposals.c.proposal_id == proposal_id
         with self.engine.begin() as conn:
-            if conn.execute(
-                select(proposals.c.proposal_id).where(proposals.c.proposal_id == proposal_id)
-            ).first():
+            status = conn.execute(select(proposals.c.status).where(where)).scalar()
+            if status is not None:
+                if status not in FINAL:  # open again (a failed run, a superseded draft)
+                    values = {"thread_id": thread_id, "updated_at": now}
+                    if status not in OPEN:
+                        values |= {"status": "pending", "detail": f"drafted again (was {status})"}
+                    conn.execute(update(proposals).where(where).values(**values))
                 return proposal_id
             conn.execute(
                 insert(proposals).values(

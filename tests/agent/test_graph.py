@@ -192,7 +192,7 @@ def test_running_a_plan_twice_has_one_effect(app: Exdesk) -> None:
     result = start(app, example("EX-inject-stock-012"))
     plan = Plan.model_validate(result.plans["stockout"][0])
     desk = app.desk("w")
-    assert run_plan(desk, result.thread_id, "EX-0012", plan).ok
+    assert run_plan(desk, "EX-0012", plan).ok
     desk.commit()
     stock = {(r.warehouse_id, r.sku): r.reserved for r in app.desk("w").sim.snapshot().inventory}
     assert stock[("WH-SZX", "HDP-BT-200")] == 3
@@ -212,16 +212,43 @@ def test_approving_a_stale_digest_is_refused(app: Exdesk) -> None:
         )
 
 
-def test_re_running_an_order_supersedes_its_open_proposals(app: Exdesk) -> None:
+def test_re_running_an_unchanged_order_keeps_its_proposal_and_votes(app: Exdesk) -> None:
+    case = example("EX-customs-bad_hs-005")
+    pid = start(app, case).decisions["customs_block"]["proposal_id"]
+    vote(app, pid, "alice")
+    again = app.runner.handle(app.desk("w"), "EX-0005")
+    assert again.decisions["customs_block"]["proposal_id"] == pid
+    assert app.review.get(pid).thread_id == again.thread_id  # the newest run is woken
+    vote(app, pid, "bob")
+    assert resume(app, pid).decisions["customs_block"]["status"] == "executed"
+
+
+def test_a_changed_order_gets_a_new_proposal_and_the_old_one_is_superseded(app: Exdesk) -> None:
     case = example("EX-customs-bad_hs-005")
     first = start(app, case).decisions["customs_block"]["proposal_id"]
-    second = app.runner.handle(app.desk("w"), "EX-0005")
+    changed = Order.model_validate(case["order"]).model_copy(update={"notes": "call first"})
+    app.store.upsert_order("w", changed)
+    second = app.runner.handle(app.desk("w"), "EX-0005").decisions["customs_block"]["proposal_id"]
+    assert second != first
     assert app.review.get(first).status == "superseded"
-    assert [p.proposal_id for p in app.review.open_for("w", "EX-0005")] == [
-        second.decisions["customs_block"]["proposal_id"]
-    ]
     with pytest.raises(ApprovalError, match="superseded"):
         vote(app, first, "alice")
+
+
+def test_re_running_repeats_no_side_effect(app: Exdesk) -> None:
+    case = example("EX-delay-009")
+    start(app, case)
+    app.runner.handle(app.desk("w"), "EX-0009")
+    assert [m["template"] for m in app.store.outbox("w", "EX-0009")] == ["delay"]
+
+
+def test_an_approved_proposal_runs_without_a_wake_up_when_drafted_again(app: Exdesk) -> None:
+    pid = start(app, example("EX-customs-bad_hs-005")).decisions["customs_block"]["proposal_id"]
+    vote(app, pid, "alice")
+    vote(app, pid, "bob")
+    again = app.runner.handle(app.desk("w"), "EX-0005")  # nobody resumed the first thread
+    assert again.decisions["customs_block"]["status"] == "executed"
+    assert again.order_after.status == "open"
 
 
 def test_nothing_runs_on_an_order_cancelled_meanwhile(app: Exdesk) -> None:
