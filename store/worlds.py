@@ -10,7 +10,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, insert, select, update
 
 from domain.errors import InputError
 from domain.models import Order, World
@@ -110,12 +110,6 @@ class WorldStore:
         with self.engine.begin() as conn:
             conn.execute(update(orders).where(where).values(thread_id=thread_id))
 
-    def thread_of(self, world_id: str, order_id: str) -> str | None:
-        where = and_(orders.c.world_id == world_id, orders.c.order_id == order_id)
-        with self.engine.connect() as conn:
-            value = conn.execute(select(orders.c.thread_id).where(where)).scalar()
-        return None if value is None else str(value)
-
     def save(self, world_id: str, sim: SimWorld) -> None:
         """Write what the agent changed: orders, stock, outbox, tool calls. One transaction."""
         with self.engine.begin() as conn:
@@ -165,12 +159,3 @@ class WorldStore:
             query = query.where(outbox.c.order_id == order_id)
         with self.engine.connect() as conn:
             return [json.loads(b) for b in conn.execute(query).scalars()]
-
-    def count_orders(self, world_id: str) -> int:
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).select_from(orders).where(orders.c.world_id == world_id)
-                ).scalar()
-                or 0
-            )
