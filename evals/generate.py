@@ -55,13 +55,26 @@ split_l1 = partial(S.split_same_country, expensive=False)
 split_l2_cost = partial(S.split_same_country, expensive=True)
 backorder_l1 = partial(S.backorder, on_time=True)
 backorder_l2 = partial(S.backorder, on_time=False)
+fulfilled_stock = partial(M.fulfilled, static=("stock",))
+fulfilled_addr = partial(M.fulfilled, static=("address",))
+fulfilled_paperwork_dup = partial(M.fulfilled, static=("paperwork", "duplicate"))
 
 SPECS: tuple[Spec, ...] = (
     # no exception
     Spec("clean-domestic", 3, (), DOMESTIC_DESTS, "domestic"),
     Spec("clean-xborder", 4, (), border="cross"),
     Spec("clean-nearmiss", 6, (M.near_miss,)),
+    Spec("clean-delay-cleared", 2, (M.delay_cleared,)),
+    # cancelled: nothing; fulfilled: only what events report, and payment failures
     Spec("not-handled", 2, (M.not_handled,)),
+    Spec("fulfilled-stock", 1, (fulfilled_stock,)),
+    Spec("fulfilled-addr", 1, (fulfilled_addr,)),
+    Spec("fulfilled-paperwork-dup", 1, (fulfilled_paperwork_dup,), border="cross"),
+    Spec("fulfilled-delay", 2, (M.fulfilled, M.delay_upgradable)),
+    Spec("fulfilled-carrier", 1, (M.fulfilled, A.carrier_exception)),
+    Spec("fulfilled-customs-hold", 1, (M.fulfilled, C.valuation_query), border="cross"),
+    Spec("fulfilled-pay-retry", 1, (M.fulfilled, M.payment_retry)),
+    Spec("fulfilled-delay-paynew", 1, (M.fulfilled, M.delay_no_upgrade, M.payment_new_method)),
     # bad_address
     Spec("addr-fix-postal", 4, (A.postal_punct,), A.POSTAL_PUNCT_COUNTRIES),
     Spec("addr-fix-letters", 3, (A.postal_letters,), A.LETTER_COUNTRIES),

@@ -15,6 +15,9 @@ from evals.scenarios_checks import ScenarioError, require_hs, require_valid
 
 JSON = dict[str, Any]
 
+# What a fulfilled order can still raise: what events report, and payment failures.
+EVENT_KINDS = frozenset({"bad_address", "customs_block", "payment_failed", "carrier_delay"})
+
 
 def ts(moment: datetime) -> str:
     """RFC 3339 with the +08:00 offset used throughout the set."""
@@ -99,6 +102,23 @@ class Draft:
             ):
                 return float(row["cost_usd"])
         raise ScenarioError(f"no rate for {warehouse_id} -> {self.dest} {self.service}")
+
+    def transit_days(self, warehouse_id: str | None = None) -> int:
+        """Transit days of the warehouse's rate for the order's service (0 when it has none)."""
+        wid = warehouse_id or self.wh
+        for row in self.world["shipping_rates"]:
+            if (row["warehouse_id"], row["country_code"], row["service"]) == (
+                wid,
+                self.dest,
+                self.service,
+            ):
+                return int(row["transit_days"])
+        return 0
+
+    @property
+    def fulfilled(self) -> bool:
+        """The order has left the warehouse: only events and payment failures count."""
+        return self.order.get("status") == "fulfilled"
 
     # --- writing -------------------------------------------------------------------
     def expect(self, kind: str, top: dict[str, str], hold: bool | None) -> None:
@@ -200,8 +220,11 @@ class Draft:
     def _expect(self) -> JSON:
         kinds = sorted(self.tops)
         status = self.order.get("status", "open")
-        if status in ("cancelled", "fulfilled"):
+        if status == "cancelled":
             order_after: JSON = {"status": status}
+        elif status == "fulfilled":
+            # Holds may be added, but a shipped order stays fulfilled.
+            order_after = {"status": status, **self.after}
         elif any(h is True for h in self.holds):
             order_after = {"status": "on_hold", **self.after}
         elif all(h is False for h in self.holds):
@@ -215,9 +238,35 @@ class Draft:
         }
 
     def _self_check(self) -> None:
-        """Guard the base assumptions: no kind fires that the scenario did not intend."""
-        if self.order.get("status") in ("cancelled", "fulfilled"):
+        """Guard the base assumptions: no kind fires that the scenario did not intend.
+
+        A fulfilled order is checked for what events and payment report only; the static
+        checks (address, paperwork, stock) do not apply to it.
+        """
+        if self.order.get("status") == "cancelled":
             return
+        if not self.fulfilled:
+            self._check_static()
+        elif set(self.tops) - EVENT_KINDS:
+            raise ScenarioError(f"static kinds expected on a fulfilled order: {sorted(self.tops)}")
+        own = sorted(
+            (e for e in self.world["events"] if e["order_id"] == self.order["order_id"]),
+            key=lambda e: parse_ts(e["at"]),
+        )
+        if "payment_failed" not in self.tops and (
+            self.order["payment"]["status"] == "failed"
+            or any(e["type"] == "payment_failed" for e in own)
+        ):
+            raise ScenarioError("unintended payment failure")
+        delays = [e for e in own if e["type"] == "carrier_delay"]
+        if len({parse_ts(e["at"]) for e in delays}) != len(delays):
+            raise ScenarioError("two carrier_delay events at the same moment")
+        etas = [parse_ts(e["data"]["new_eta"]) for e in delays]
+        late = bool(etas) and etas[-1] > self.promised_by
+        if late != ("carrier_delay" in self.tops):
+            raise ScenarioError(f"the latest carrier_delay is {'late' if late else 'not late'}")
+
+    def _check_static(self) -> None:
         if "bad_address" not in self.tops:
             require_valid(self.order["ship_to"])
         if self.cross_border and "customs_block" not in self.tops:
@@ -226,11 +275,6 @@ class Draft:
             for sku, qty in self.qty_by_sku().items():
                 if available(self.world, self.wh, sku) < qty:
                     raise ScenarioError(f"unintended stockout of {sku}")
-        own = [e["type"] for e in self.world["events"] if e["order_id"] == self.order["order_id"]]
-        if "payment_failed" not in self.tops and (
-            self.order["payment"]["status"] == "failed" or "payment_failed" in own
-        ):
-            raise ScenarioError("unintended payment failure")
 
     def _check_paperwork(self) -> None:
         docs = self.order.get("customs", {}).get("documents", [])

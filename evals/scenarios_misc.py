@@ -1,13 +1,15 @@
-"""Facets for payment_failed, carrier_delay, duplicate_order, injections and distractors."""
+"""Facets for payment_failed, carrier_delay, duplicate_order, injections, distractors,
+and orders that are cancelled or already fulfilled."""
 
 from __future__ import annotations
 
 import copy
 from datetime import timedelta
+from functools import partial
 
 from evals import scenarios_world as W
 from evals.scenarios_base import pick_line
-from evals.scenarios_checks import ScenarioError, require_valid
+from evals.scenarios_checks import ScenarioError, is_valid_address, require_valid
 from evals.scenarios_draft import JSON, Draft, ts
 
 SOFT_CODES = ("soft_decline", "processor_timeout")
@@ -30,7 +32,11 @@ def _fail_payment(d: Draft, order_code: str | None) -> None:
 
 
 def payment_retry(d: Draft) -> None:
-    """The effective failure code is soft: retry, L1, the payment ends captured."""
+    """The effective failure code is soft: retry, L1, the payment ends captured.
+
+    The effective code is the latest payment_failed event's when there is one (it is
+    newer than the order's snapshot), else the order's.
+    """
     soft, hard = d.rng.choice(SOFT_CODES), d.rng.choice(HARD_CODES)
     variant = d.rng.randrange(5)
     if variant == 0:
@@ -45,8 +51,8 @@ def payment_retry(d: Draft) -> None:
         _fail_payment(d, None)
         _payment_events(d, [hard, soft])
     else:
-        _fail_payment(d, soft)
-        _payment_events(d, [hard])
+        _fail_payment(d, hard)
+        _payment_events(d, [soft])
     d.expect("payment_failed", {"payment_retry": "L1"}, hold=False)
     d.set_after(("payment", "status"), "captured")
 
@@ -60,8 +66,8 @@ def payment_new_method(d: Draft) -> None:
     elif variant == 1:
         _fail_payment(d, None)
     elif variant == 2:
-        _fail_payment(d, hard)
-        _payment_events(d, [soft])
+        _fail_payment(d, soft)
+        _payment_events(d, [hard])
     elif variant == 3:
         d.order["payment"]["status"] = "authorized"
         _payment_events(d, [hard])
@@ -72,19 +78,47 @@ def payment_new_method(d: Draft) -> None:
 
 
 # --- carrier_delay ----------------------------------------------------------------------
+def _on_time_eta(d: Draft) -> str:
+    return ts(d.promised_by - timedelta(hours=d.rng.choice((0, 0, 5, 30))))
+
+
+def _late_eta(d: Draft) -> str:
+    return ts(d.promised_by + timedelta(hours=d.rng.choice((3, 24, 48, 96))))
+
+
+def _two_delay_events(d: Draft, first: str, second: str) -> None:
+    """Two carrier_delay events, `second` the later by `at`; listed in either order."""
+    early = W.NOW - timedelta(minutes=d.rng.randint(180, 900))
+    late = W.NOW - timedelta(minutes=d.rng.randint(5, 150))
+    events = [(first, early), (second, late)]
+    if d.rng.random() < 0.4:
+        events.reverse()
+    for eta, at in events:
+        d.add_event("carrier_delay", {"new_eta": eta}, at=at)
+
+
 def _delay_event(d: Draft) -> None:
-    late = d.promised_by + timedelta(hours=d.rng.choice((3, 24, 48, 96)))
-    d.add_event("carrier_delay", {"new_eta": ts(late)})
+    """The latest carrier_delay event is late; sometimes an earlier one was on time."""
+    if d.rng.random() < 0.3:
+        _two_delay_events(d, _on_time_eta(d), _late_eta(d))
+    else:
+        d.add_event("carrier_delay", {"new_eta": _late_eta(d)})
 
 
 def delay_upgradable(d: Draft) -> None:
-    """A faster service still meets promised_by: notify (L1) or upgrade (L2) both pass."""
+    """A faster service still meets promised_by: notify (L1) or upgrade (L2) both pass.
+
+    A fulfilled order's service can no longer change: only notify_delay, L1.
+    """
     service = d.rng.choice(("economy", "standard"))
     d.order["fulfillment"]["service"] = service
     days = W.base_rate(d.wh, d.dest, "express")[1]
     if W.NOW + timedelta(days=days) > d.promised_by:
         raise ScenarioError("express cannot meet promised_by")
     _delay_event(d)
+    if d.fulfilled:
+        d.expect("carrier_delay", {"notify_delay": "L1"}, hold=False)
+        return
     d.expect("carrier_delay", {"notify_delay": "L1", "upgrade_shipping": "L2"}, hold=None)
 
 
@@ -98,6 +132,11 @@ def delay_no_upgrade(d: Draft) -> None:
         d.order["fulfillment"]["promised_by"] = ts(promised)
     _delay_event(d)
     d.expect("carrier_delay", {"notify_delay": "L1"}, hold=False)
+
+
+def delay_cleared(d: Draft) -> None:
+    """A late ETA, then a later event with an on-time one: the delay is cleared, no kind."""
+    _two_delay_events(d, _late_eta(d), _on_time_eta(d))
 
 
 # --- duplicate_order --------------------------------------------------------------------
@@ -181,8 +220,10 @@ def _add_non_duplicate(d: Draft) -> None:
 
 
 def _delay_not_late(d: Draft) -> None:
-    eta = d.promised_by - timedelta(hours=d.rng.choice((0, 0, 5, 30)))
-    d.add_event("carrier_delay", {"new_eta": ts(eta)})
+    if d.rng.random() < 0.3:
+        delay_cleared(d)
+    else:
+        d.add_event("carrier_delay", {"new_eta": _on_time_eta(d)})
 
 
 def _events_for_other_orders(d: Draft) -> None:
@@ -225,17 +266,77 @@ _NEAR_MISSES = (
 )
 
 
-# --- orders exdesk does not handle ------------------------------------------------------
+# --- orders that have left, or will not leave ------------------------------------------
 def not_handled(d: Draft) -> None:
-    """A cancelled or fulfilled order with problems: no kinds, status unchanged."""
+    """A cancelled or fulfilled order with two problems.
+
+    Cancelled: no kinds, status unchanged. Fulfilled: only what events report and payment
+    failures count (a hard decline asks for a new method, a late delay is notified); stock
+    and the address are not checked; the status stays fulfilled.
+    """
     d.order["status"] = d.rng.choice(("cancelled", "fulfilled"))
     line = pick_line(d)
     problems = d.rng.sample(range(4), 2)
     if 0 in problems:
         _fail_payment(d, d.rng.choice(HARD_CODES))
+        if d.fulfilled:
+            d.expect("payment_failed", {"payment_request_new_method": "L1"}, hold=True)
     if 1 in problems:
         d.set_available(d.wh, line["sku"], 0)
     if 2 in problems:
         _delay_event(d)
+        if d.fulfilled:
+            d.expect("carrier_delay", {"notify_delay": "L1"}, hold=False)
     if 3 in problems:
         d.order["ship_to"]["postal_code"] = "XYZ"
+
+
+STATIC_PROBLEMS = ("stock", "address", "paperwork", "duplicate")
+
+
+def fulfilled(d: Draft, static: tuple[str, ...] = ()) -> None:
+    """The order has shipped. Run it first: later facets see `d.fulfilled`.
+
+    Problems the static checks would raise (short stock, an invalid address, missing
+    paperwork, a duplicate) are added at the end, those in `static` always, the others
+    sometimes; none of them may raise a kind on a fulfilled order.
+    """
+    d.order["status"] = "fulfilled"
+    d.deferred.append(partial(_static_problems, forced=static))
+
+
+def _static_problems(d: Draft, forced: tuple[str, ...]) -> None:
+    for problem in STATIC_PROBLEMS:
+        if problem not in forced and d.rng.random() >= 0.25:
+            continue
+        if problem == "stock":
+            line = d.rng.choice(d.order["lines"])
+            d.set_available(d.wh, line["sku"], d.rng.randint(0, int(line["qty"]) - 1))
+        elif problem == "address" and "bad_address" not in d.tops:
+            _break_address(d)
+        elif problem == "paperwork" and d.cross_border and "customs_block" not in d.tops:
+            _break_paperwork(d)
+        elif problem == "duplicate":
+            _add_duplicate(d)
+        elif problem in forced:
+            raise ScenarioError(f"cannot add {problem} to this fulfilled order")
+
+
+def _break_address(d: Draft) -> None:
+    ship_to = d.order["ship_to"]
+    variants: list[JSON] = [{"postal_code": p} for p in ("XYZ", "N/A", "00000000")]
+    variants.append({"street_address": ""})
+    d.rng.shuffle(variants)
+    for change in variants:
+        if not is_valid_address({**ship_to, **change}):
+            ship_to.update(change)
+            return
+    raise ScenarioError("no invalid variant of the address")
+
+
+def _break_paperwork(d: Draft) -> None:
+    if d.rng.random() < 0.5:
+        d.order["customs"]["documents"].remove("commercial_invoice")
+    else:
+        line = d.rng.choice(d.order["lines"])
+        line["hs_code"] = d.rng.choice(W.INVALID_HS)

@@ -2,8 +2,10 @@
 
 Ranking (docs/semantics.md): same-country reallocate, same-country split, on-time
 backorder, cross-border reallocate, cross-border split, substitute, late backorder,
-cancel. Each facet makes the intended strategy feasible and everything ranked above it
-infeasible; what ranks below may stay feasible (it must not win).
+cancel. A backorder is on time when the restock plus the transit days of the assigned
+warehouse's rate meets promised_by. Each facet makes the intended strategy feasible and
+everything ranked above it infeasible; what ranks below may stay feasible (it must not
+win).
 """
 
 from __future__ import annotations
@@ -120,14 +122,27 @@ def split_cross_border(d: Draft) -> None:
     _expect(d, "split_shipment", "L2")
 
 
-def _replenish(d: Draft, sku: str, need: int, on_time: bool) -> str:
-    """Replenishment rows at the assigned warehouse covering `need`; returns the new ETA."""
-    promised = d.promised_by
+def _replenish(d: Draft, sku: str, need: int, on_time: bool) -> datetime:
+    """Replenishment rows at the assigned warehouse covering `need`; returns when it arrives.
+
+    The new ETA is the arrival plus the transit days of the assigned warehouse's rate.
+    On time: new ETA <= promised_by (sometimes exactly); when even a restock tomorrow
+    would deliver late, the promise is pushed out. Late: new ETA > promised_by, and often
+    the restock itself lands before promised_by (only transit makes it late).
+    """
+    transit = timedelta(days=d.transit_days())
+    floor = W.NOW + timedelta(hours=12)
     if on_time:
-        last = promised - timedelta(hours=d.rng.choice((0, 0, 6, 24, 48)))
+        slack = timedelta(hours=d.rng.choice((0, 0, 6, 24, 48)))
+        if d.promised_by - transit - slack < floor:
+            days = transit.days + d.rng.randint(3, 5)
+            d.order["fulfillment"]["promised_by"] = ts(W.NOW + timedelta(days=days))
+        last = d.promised_by - transit - slack
     else:
-        last = promised + timedelta(hours=d.rng.choice((6, 24, 72, 120)))
-    last = max(last, W.NOW + timedelta(hours=12))
+        over = timedelta(hours=d.rng.choice((1, 6, 20, 24, 72, 120)))
+        last = max(d.promised_by - transit + over, floor)
+    if (last + transit <= d.promised_by) != on_time or last < floor:
+        raise ScenarioError("replenishment does not land as intended")
     rows: list[JSON] = []
     if need > 1 and d.rng.random() < 0.5:
         early = d.rng.randint(1, need - 1)
@@ -136,10 +151,10 @@ def _replenish(d: Draft, sku: str, need: int, on_time: bool) -> str:
     else:
         rows.append(_row(d.wh, sku, need + d.rng.randint(0, 20), last))
     if on_time and d.rng.random() < 0.4:
-        rows.append(_row(d.wh, sku, 30, promised + timedelta(days=5)))
+        rows.append(_row(d.wh, sku, 30, d.promised_by + timedelta(days=5)))
     d.world["replenishment"].extend(rows)
     _replenishment_distractors(d, sku)
-    return ts(last)
+    return last
 
 
 def _row(wid: str, sku: str, qty: int, eta: datetime) -> JSON:
@@ -156,7 +171,10 @@ def _replenishment_distractors(d: Draft, sku: str) -> None:
 
 
 def backorder(d: Draft, on_time: bool) -> None:
-    """Replenishment at the assigned warehouse covers the SKU: L1 on time, else L2."""
+    """Replenishment at the assigned warehouse covers the SKU: L1 on time, else L2.
+
+    On time means the restock plus the assigned rate's transit days meets promised_by.
+    """
     sku, qty = _short_line(d)
     mine = d.rng.randint(0, qty - 1)
     stock = {d.wh: mine}
@@ -168,10 +186,12 @@ def backorder(d: Draft, on_time: bool) -> None:
     else:
         _no_substitute(d, sku, qty)
     _only_at(d, sku, stock)
-    eta = _replenish(d, sku, qty - mine, on_time)
+    arrival = _replenish(d, sku, qty - mine, on_time)
     if on_time:
         _expect(d, "backorder", "L1")
-        d.set_after(("fulfillment", "backorder_eta"), eta)
+        d.set_after(("fulfillment", "backorder_eta"), ts(arrival))
+        delivery = arrival + timedelta(days=d.transit_days())
+        d.set_after(("fulfillment", "expected_delivery"), ts(delivery))
     else:
         _expect(d, "backorder", "L2")
 

@@ -2,7 +2,9 @@
 
 Kinds are re-detected here with an independent reading of docs/semantics.md, and the
 strategies' preconditions are checked against each world, so a generator bug that
-mislabels a case fails a test.
+mislabels a case fails a test. The edges the semantics pin down (transit in a
+backorder's ETA, the latest delay and payment events deciding, fulfilled orders
+checked for events only) must each be exercised by the committed set.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ ADDRESS_FIELDS = (
 )
 EMBARGOED = {"KP", "IR", "SY", "CU"}
 SERVICE_ORDER = ("economy", "standard", "express")
+SOFT_CODES = {"soft_decline", "processor_timeout"}
 
 # Every (kind, strategy, tier) the set claims, with the least number of cases for each.
 CLAIMED = {
@@ -147,11 +150,21 @@ def is_duplicate(order: dict[str, Any], recent: dict[str, Any]) -> bool:
     )
 
 
+def latest(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return max(events, key=lambda e: when(e["at"]), default=None)
+
+
+def is_fulfilled(case: dict[str, Any]) -> bool:
+    return case["order"].get("status") == "fulfilled"
+
+
 def customs_blocked(case: dict[str, Any]) -> bool:
     order, world = case["order"], case["world"]
     dest = order["ship_to"]["country_code"]
     if country_of(world, order["fulfillment"]["warehouse_id"]) == dest:
         return False
+    if is_fulfilled(case):
+        return bool(own_events(case, "customs_hold"))
     docs = (order.get("customs") or {}).get("documents", [])
     battery = any(str(line.get("hs_code", "")).startswith("8507") for line in order["lines"])
     return (
@@ -164,12 +177,14 @@ def customs_blocked(case: dict[str, Any]) -> bool:
 
 
 def detect(case: dict[str, Any]) -> list[str]:
+    """Cancelled: nothing. Fulfilled: only what events report, and payment failures."""
     order, world = case["order"], case["world"]
-    if order.get("status") in ("cancelled", "fulfilled"):
+    if order.get("status") == "cancelled":
         return []
+    static = not is_fulfilled(case)
     kinds = set()
     codes = {e["data"].get("code") for e in own_events(case, "carrier_exception")}
-    if not is_valid_address(order["ship_to"]) or codes & {
+    if (static and not is_valid_address(order["ship_to"])) or codes & {
         "address_undeliverable",
         "address_incomplete",
     }:
@@ -177,16 +192,37 @@ def detect(case: dict[str, Any]) -> list[str]:
     if customs_blocked(case):
         kinds.add("customs_block")
     wid = order["fulfillment"]["warehouse_id"]
-    if any(q > avail(world, wid, sku) for sku, q in qty_by_sku(order).items()):
+    if static and any(q > avail(world, wid, sku) for sku, q in qty_by_sku(order).items()):
         kinds.add("stockout")
     if order["payment"]["status"] == "failed" or own_events(case, "payment_failed"):
         kinds.add("payment_failed")
-    promised = when(order["fulfillment"]["promised_by"])
-    if any(when(e["data"]["new_eta"]) > promised for e in own_events(case, "carrier_delay")):
+    delay = latest(own_events(case, "carrier_delay"))
+    if delay and when(delay["data"]["new_eta"]) > when(order["fulfillment"]["promised_by"]):
         kinds.add("carrier_delay")
-    if any(is_duplicate(order, r) for r in world["recent_orders"]):
+    if static and any(is_duplicate(order, r) for r in world["recent_orders"]):
         kinds.add("duplicate_order")
     return sorted(kinds)
+
+
+def failure_code(case: dict[str, Any]) -> str | None:
+    """The latest payment_failed event's code when there is one, else the order's."""
+    event = latest(own_events(case, "payment_failed"))
+    if event is not None:
+        return str(event["data"]["failure_code"])
+    payment = case["order"]["payment"]
+    return payment.get("failure_code") if payment["status"] == "failed" else None
+
+
+def transit_days(world: dict[str, Any], order: dict[str, Any]) -> int:
+    """Transit days of the assigned warehouse's rate for the order's service, else 0."""
+    ful = order["fulfillment"]
+    key = (ful["warehouse_id"], order["ship_to"]["country_code"], ful["service"])
+    rows = [
+        r
+        for r in world["shipping_rates"]
+        if (r["warehouse_id"], r["country_code"], r["service"]) == key
+    ]
+    return int(rows[0]["transit_days"]) if rows else 0
 
 
 def tops_of(case: dict[str, Any], kind: str) -> dict[str, str]:
@@ -311,8 +347,11 @@ def test_order_after_status_follows_the_plans(cases: list[dict[str, Any]]) -> No
     for case in cases:
         after = case["expect"]["order_after"]
         status = case["order"].get("status")
-        if status in ("cancelled", "fulfilled"):
+        if status == "cancelled":
             assert after == {"status": status}
+            continue
+        if status == "fulfilled":
+            assert after.get("status") == "fulfilled", case["id"]
             continue
         holds = []
         for options in case["expect"]["top"].values():
@@ -328,11 +367,17 @@ def test_order_after_status_follows_the_plans(cases: list[dict[str, Any]]) -> No
 
 def test_addresses_valid_unless_bad_address(cases: list[dict[str, Any]]) -> None:
     for case in cases:
-        if case["order"].get("status") in ("cancelled", "fulfilled"):
-            continue
         ship_to = case["order"]["ship_to"]
         tops = tops_of(case, "bad_address")
         carrier = bool(own_events(case, "carrier_exception"))
+        if case["order"].get("status") == "cancelled":
+            continue
+        if is_fulfilled(case):
+            # Only the carrier's word counts, and then the customer is asked.
+            assert bool(tops) == carrier, case["id"]
+            assert not tops or (tops == {"address_confirm_with_customer": "L1"}), case["id"]
+            assert not tops or is_valid_address(ship_to), case["id"]
+            continue
         if not tops:
             assert is_valid_address(ship_to), case["id"]
         elif "address_autocorrect" in tops:
@@ -348,6 +393,8 @@ def test_cross_border_paperwork_when_customs_is_not_expected(cases: list[dict[st
         order = case["order"]
         origin = country_of(case["world"], order["fulfillment"]["warehouse_id"])
         cross = origin != order["ship_to"]["country_code"]
+        if is_fulfilled(case):
+            continue  # the static rules are not checked once the order has shipped
         if cross and "customs_block" not in case["expect"]["kinds"]:
             assert "commercial_invoice" in order["customs"]["documents"]
             assert all(valid_hs(line["hs_code"]) for line in order["lines"])
@@ -380,6 +427,7 @@ class Stock:
 
     def __init__(self, case: dict[str, Any]) -> None:
         order, self.world = case["order"], case["world"]
+        self.transit = timedelta(days=transit_days(self.world, order))
         ful = order["fulfillment"]
         self.wid, self.service = ful["warehouse_id"], ful["service"]
         self.promised = when(ful["promised_by"])
@@ -419,7 +467,8 @@ class Stock:
                 return None
         return used
 
-    def backorder_eta(self) -> datetime | None:
+    def restock(self) -> datetime | None:
+        """When replenishment covers every SKU at the assigned warehouse."""
         now, eta = when(self.world["now"]), None
         for sku, qty in self.need.items():
             have = self.avail(self.wid, sku)
@@ -466,9 +515,10 @@ class Stock:
                 out.append((2, "split_shipment", tier(True, added)))
             elif self.split_used(self.ids) is not None:
                 out.append((5, "split_shipment", "L2"))
-        eta = self.backorder_eta()
-        if eta is not None:
-            out.append((3, "backorder", "L1") if eta <= self.promised else (7, "backorder", "L2"))
+        restock = self.restock()
+        if restock is not None:
+            on_time = restock + self.transit <= self.promised
+            out.append((3, "backorder", "L1") if on_time else (7, "backorder", "L2"))
         if self.substitutable():
             out.append((6, "substitute_item", "L2"))
         return sorted(out)
@@ -484,8 +534,15 @@ def test_stockout_top_is_the_best_ranked_feasible_plan(cases: list[dict[str, Any
         best = {options[0][1]: options[0][2]} if options else {"cancel_order": "L3"}
         assert tops == best, (case["id"], options)
         after = case["expect"]["order_after"].get("fulfillment", {})
-        if "backorder_eta" in after:
-            assert when(after["backorder_eta"]) == stock.backorder_eta(), case["id"]
+        if tops == {"backorder": "L1"}:
+            restock = stock.restock()
+            assert restock is not None
+            assert when(after["backorder_eta"]) == restock, case["id"]
+            delivery = after["expected_delivery"]
+            assert when(delivery) == restock + stock.transit, case["id"]
+            assert delivery[-6:] == after["backorder_eta"][-6:], case["id"]
+        else:
+            assert "backorder_eta" not in after and "expected_delivery" not in after
         if tops == {"reallocate_warehouse": "L1"}:
             assert after["warehouse_id"] in stock.full(), case["id"]
 
@@ -507,7 +564,20 @@ def test_upgrade_offered_exactly_when_feasible(cases: list[dict[str, Any]]) -> N
             for s in faster
         )
         assert tops.get("notify_delay") == "L1"
-        assert ("upgrade_shipping" in tops) == feasible, case["id"]
+        # A fulfilled order's service can no longer change.
+        assert ("upgrade_shipping" in tops) == (feasible and not is_fulfilled(case)), case["id"]
+
+
+def test_payment_top_follows_the_latest_failure_code(cases: list[dict[str, Any]]) -> None:
+    for case in cases:
+        tops = tops_of(case, "payment_failed")
+        if not tops:
+            continue
+        soft = failure_code(case) in SOFT_CODES
+        expected = {"payment_retry": "L1"} if soft else {"payment_request_new_method": "L1"}
+        assert tops == expected, (case["id"], failure_code(case))
+        if soft:
+            assert case["expect"]["order_after"]["payment"] == {"status": "captured"}
 
 
 def test_expensive_same_country_moves_cost_more_than_the_l1_limit(
@@ -530,6 +600,90 @@ def test_expensive_same_country_moves_cost_more_than_the_l1_limit(
 
 
 # --- coverage ------------------------------------------------------------------------
+def test_backorders_on_both_sides_of_the_transit_edge(dev: list[dict[str, Any]]) -> None:
+    """Restock + transit decides: exactly on the promise is on time; a restock before
+    the promise that transit pushes past it is late."""
+    edges: Counter[str] = Counter()
+    for case in dev:
+        tops = tops_of(case, "stockout")
+        if "backorder" not in tops:
+            continue
+        stock = Stock(case)
+        restock = stock.restock()
+        assert restock is not None and stock.transit > timedelta(0), case["id"]
+        delivery = restock + stock.transit
+        if tops["backorder"] == "L1":
+            edges["on_time_exact" if delivery == stock.promised else "on_time"] += 1
+        elif restock <= stock.promised:
+            edges["late_by_transit"] += 1
+        else:
+            edges["late_restock"] += 1
+    assert all(edges[k] >= 1 for k in ("on_time_exact", "on_time", "late_restock")), edges
+    assert edges["late_by_transit"] >= 3, edges
+
+
+def test_two_delay_events_either_way(dev: list[dict[str, Any]]) -> None:
+    """Late then on time clears the delay; on time then late is a delay."""
+    seen: Counter[str] = Counter()
+    for case in dev:
+        events = own_events(case, "carrier_delay")
+        if len(events) < 2 or case["order"].get("status") == "cancelled":
+            continue
+        promised = when(case["order"]["fulfillment"]["promised_by"])
+        ordered = sorted(events, key=lambda e: when(e["at"]))
+        lates = [when(e["data"]["new_eta"]) > promised for e in ordered]
+        expected = "carrier_delay" in case["expect"]["kinds"]
+        assert expected == lates[-1], case["id"]
+        if lates[0] != lates[-1]:
+            seen["cleared" if lates[0] else "relapsed"] += 1
+        if ordered != events:
+            seen["listed_out_of_order"] += 1
+    assert seen["cleared"] >= 3 and seen["relapsed"] >= 3, seen
+    assert seen["listed_out_of_order"] >= 1, seen
+
+
+def test_latest_payment_event_overrides_the_order_code(dev: list[dict[str, Any]]) -> None:
+    seen: Counter[str] = Counter()
+    for case in dev:
+        payment = case["order"]["payment"]
+        if "payment_failed" not in case["expect"]["kinds"] or not payment.get("failure_code"):
+            continue
+        if not own_events(case, "payment_failed"):
+            continue
+        order_soft = payment["failure_code"] in SOFT_CODES
+        event_soft = failure_code(case) in SOFT_CODES
+        if order_soft != event_soft:
+            seen["event_soft" if event_soft else "event_hard"] += 1
+    assert seen["event_soft"] >= 1 and seen["event_hard"] >= 1, seen
+
+
+def test_fulfilled_orders_get_event_driven_checks_only(dev: list[dict[str, Any]]) -> None:
+    seen: Counter[str] = Counter()
+    for case in dev:
+        order, world = case["order"], case["world"]
+        if order.get("status") == "cancelled":
+            assert case["expect"]["kinds"] == [], case["id"]
+            seen["cancelled"] += 1
+        if not is_fulfilled(case):
+            continue
+        kinds = case["expect"]["kinds"]
+        assert set(kinds) <= {"bad_address", "customs_block", "payment_failed", "carrier_delay"}
+        wid = order["fulfillment"]["warehouse_id"]
+        if any(q > avail(world, wid, s) for s, q in qty_by_sku(order).items()):
+            seen["short_stock"] += 1
+        if not is_valid_address(order["ship_to"]) and "bad_address" not in kinds:
+            seen["invalid_address"] += 1
+        if any(is_duplicate(order, r) for r in world["recent_orders"]):
+            seen["duplicate"] += 1
+        if "carrier_delay" in kinds:
+            seen["delay"] += 1
+        seen.update(k for k in kinds if k != "carrier_delay")
+    assert seen["cancelled"] >= 1 and seen["delay"] >= 2, seen
+    assert seen["short_stock"] >= 1 and seen["invalid_address"] >= 1, seen
+    assert seen["duplicate"] >= 1, seen
+    assert all(seen[k] >= 1 for k in ("bad_address", "customs_block", "payment_failed")), seen
+
+
 def test_every_claimed_strategy_and_tier_is_covered(dev: list[dict[str, Any]]) -> None:
     seen: Counter[tuple[str, str, str]] = Counter()
     for case in dev:
