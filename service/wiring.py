@@ -101,9 +101,7 @@ class Exdesk:
         return Desk(
             world_id=world_id,
             sim=sim,
-            toolbox=simulated_toolbox(
-                sim, retryable_failures=self.policy.payment.retryable_failures
-            ),
+            toolbox=simulated_toolbox(sim),
             policy=self.policy,
             checkers=self.checkers,
             memory=_OnDemandMemory(self),

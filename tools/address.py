@@ -195,8 +195,11 @@ class I18nAddressRules:
         errors = self._errors(original)
         if not errors or _UNREPAIRABLE & errors.keys():
             return None
-        for size in range(1, len(REPAIRS) + 1):
-            for combination in itertools.combinations(REPAIRS, size):
+        # A swap repairs a country_area that is wrong; it never moves a valid one away
+        # (a valid state and no city is a missing city, not a swapped one).
+        allowed = REPAIRS if "country_area" in errors else tuple(r for r in REPAIRS if r != SWAP)
+        for size in range(1, len(allowed) + 1):
+            for combination in itertools.combinations(allowed, size):
                 candidate = self._apply(original, combination)
                 if candidate is not None and not self._errors(candidate):
                     return _describe(original, candidate, combination)

@@ -303,18 +303,14 @@ class SimulatedCustoms:
 
 
 class SimulatedPayment:
-    """Retries succeed for retryable failures; other failures are declined again."""
+    """The payment processor. A retry captures the payment (``faults`` make it fail)."""
 
-    def __init__(self, sim: SimWorld, retryable: tuple[str, ...]) -> None:
+    def __init__(self, sim: SimWorld) -> None:
         self._sim = sim
-        self._retryable = retryable
 
     def retry(self, order_id: str, *, key: str) -> Result:
         def run() -> Result:
             order = self._sim.order(order_id)
-            code = order.payment.failure_code
-            if order.payment.status == "failed" and code and code not in self._retryable:
-                raise ToolRejected(f"payment for {order_id} declined again ({code})")
             payment = {**order.payment.model_dump(mode="json", exclude_none=True)}
             payment.pop("failure_code", None)
             payment["status"] = "captured"
@@ -375,14 +371,14 @@ class SimulatedNotify:
         return self._sim.once(key, "notify.send", run)
 
 
-def simulated_toolbox(sim: SimWorld, *, retryable_failures: tuple[str, ...]) -> ToolBox:
+def simulated_toolbox(sim: SimWorld) -> ToolBox:
     """Every port backed by ``sim``."""
     orders = SimulatedOrders(sim)
     return ToolBox(
         orders=orders,
         inventory=SimulatedInventory(sim),
         customs=SimulatedCustoms(sim),
-        payment=SimulatedPayment(sim, retryable_failures),
+        payment=SimulatedPayment(sim),
         carrier=SimulatedCarrier(sim, orders),
         notify=SimulatedNotify(sim),
     )

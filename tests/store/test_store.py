@@ -48,7 +48,7 @@ def test_order_version_rises_only_when_the_order_changes(store: WorldStore) -> N
 def test_what_tools_change_is_saved_and_loaded_back(store: WorldStore) -> None:
     order = put(store)
     sim = store.load("w")
-    tools = simulated_toolbox(sim, retryable_failures=())
+    tools = simulated_toolbox(sim)
     tools.inventory.reserve("WH-SZX", "CASE-PH-15B", 3, key="k1")
     tools.orders.set_fulfillment(order.order_id, {"warehouse_id": "WH-SZX"}, key="k2")
     tools.orders.place_hold(order.order_id, "stockout", "test", key="k3")
@@ -69,23 +69,13 @@ def test_what_tools_change_is_saved_and_loaded_back(store: WorldStore) -> None:
     assert (
         store.order_version("w", order.order_id) == 1
     )  # the agent's changes are not a new version
-    assert (
-        simulated_toolbox(again, retryable_failures=()).inventory.available("WH-SZX", "CASE-PH-15B")
-        == 72
-    )
+    assert simulated_toolbox(again).inventory.available("WH-SZX", "CASE-PH-15B") == 72
     assert [m["template"] for m in store.outbox("w", order.order_id)] == ["hello"]
     # the idempotency key is remembered across loads: no second reservation
-    replay = simulated_toolbox(again, retryable_failures=()).inventory.reserve(
-        "WH-SZX", "CASE-PH-15B", 3, key="k1"
-    )
+    replay = simulated_toolbox(again).inventory.reserve("WH-SZX", "CASE-PH-15B", 3, key="k1")
     assert replay["replayed"] is True
     store.save("w", again)
-    assert (
-        simulated_toolbox(store.load("w"), retryable_failures=()).inventory.available(
-            "WH-SZX", "CASE-PH-15B"
-        )
-        == 72
-    )
+    assert simulated_toolbox(store.load("w")).inventory.available("WH-SZX", "CASE-PH-15B") == 72
 
 
 def _proposal(db_engine: Engine, store: WorldStore, tier: str = "L2") -> tuple[ReviewQueue, str]:

@@ -518,3 +518,9 @@ def test_subdivisions_for_postal_code() -> None:
     assert rules.subdivisions_for_postal_code("AU", "2000") == ["NSW"]
     assert rules.subdivisions_for_postal_code("CN", "518057") == []  # no province patterns
     assert rules.subdivisions_for_postal_code("XX", "1") == []
+
+
+def test_a_valid_state_is_never_swapped_into_the_city() -> None:
+    """A valid state and an empty city is a missing city: no repair invents one."""
+    ship_to = _with(AUSTIN, country_area="TX", city=None)
+    assert _repair(ship_to) is None
