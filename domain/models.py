@@ -292,9 +292,6 @@ class ShippingRate(Frozen):
     transit_days: int = Field(ge=0)
 
 
-EventType = Literal["carrier_exception", "customs_hold", "carrier_delay", "payment_failed"]
-
-
 _TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 
 # What each known event type must carry in ``data`` (contract §2); other types pass through.

@@ -14,10 +14,3 @@ class CaseMemory(Protocol):
     def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
         """Past cases of the finding's kind, most similar first."""
         ...
-
-
-class EmptyCaseMemory:
-    """A memory with no cases: every search returns nothing."""
-
-    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
-        return []
