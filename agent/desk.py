@@ -5,51 +5,68 @@ Passed to the graph at each invoke as its runtime context; never stored in a che
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
 
 from agent.context import Checkers, Context
+from audit.log import AuditLog
 from domain.models import Order
 from domain.policy import Policy
 from knowledge.memory import CaseMemory
+from store.db import write
+from store.orders import OrderBook
 from store.review import ReviewQueue
-from store.worlds import WorldStore
+from tools.ports import WorldFacts
 from tools.registry import ToolBox
-from tools.simulated import SimWorld
 
 AGENT = "agent"
-
-
-class AuditSink(Protocol):
-    def append(self, actor: str, event: str, payload: dict[str, Any]) -> Any: ...
-
-    def append_many(self, items: Sequence[tuple[str, str, dict[str, Any]]]) -> Any: ...
+_T = TypeVar("_T")
 
 
 @dataclass
 class Desk:
     world_id: str
-    sim: SimWorld
+    engine: Engine
+    facts: WorldFacts
     toolbox: ToolBox
     policy: Policy
     checkers: Checkers
     memory: CaseMemory
-    audit: AuditSink
+    audit: AuditLog
     review: ReviewQueue
-    store: WorldStore
+    orders: OrderBook
 
     def order(self, order_id: str) -> Order:
+        """The order as it stands now, from the orders port."""
         return self.toolbox.orders.get(order_id)
 
+    def version(self, order_id: str) -> int:
+        return self.orders.version(self.world_id, order_id)
+
     def context(self, order_id: str) -> Context:
+        order = self.order(order_id)
         return Context(
-            order=self.order(order_id),
-            world=self.sim.snapshot(),
-            policy=self.policy,
-            checkers=self.checkers,
+            order=order, world=self.facts.view(order), policy=self.policy, checkers=self.checkers
         )
 
-    def commit(self) -> None:
-        """Write what the tools changed to the store."""
-        self.store.save(self.world_id, self.sim)
+    def record(
+        self,
+        event: str,
+        payload: dict[str, Any],
+        *,
+        key: str,
+        change: Callable[[Connection], _T] | None = None,
+        actor: str = AGENT,
+    ) -> _T | None:
+        """Make ``change`` to the desk's state and write the audit entry that records it, in
+        one transaction: both commit or neither does. ``key`` makes it happen once."""
+
+        def work(conn: Connection) -> _T | None:
+            result = change(conn) if change is not None else None
+            self.audit.append(actor, event, payload, key=key, conn=conn)
+            return result
+
+        return write(self.engine, work)

@@ -1,10 +1,18 @@
-"""Carry out a plan through the tools: idempotent steps, audited, compensated on failure."""
+"""Carry out a plan through the tools: idempotent steps, audited, compensated on failure.
+
+A tool call is an outside system's business, so it cannot share the desk's transaction. The
+log records it in two entries: ``tool.requested`` before the call, and ``tool.called`` (with
+the result) or ``tool.failed`` after it. A process killed in between leaves a request without
+an outcome; run again, the call replays under the same idempotency key (the tool does nothing
+twice) and the outcome is written then. A plan's outcome is recorded once, under a key made
+of the order version and the plan, and a plan that already has one is not run again.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.desk import Desk
+from agent.desk import AGENT, Desk
 from domain.digest import digest, plan_digest
 from domain.errors import ExdeskError
 from domain.models import WAITING_STRATEGIES, Action, Plan
@@ -17,8 +25,18 @@ class Outcome:
     detail: str = ""
 
 
-def _step_payload(action: Action, key: str, **more: object) -> dict[str, object]:
-    return {"tool": action.tool, "op": action.op, "args": action.args, "key": key, **more}
+def call_tool(desk: Desk, action: Action, key: str, **note: object) -> Result:
+    """One tool call, audited before and after (failures too)."""
+    actor = f"tool:{action.tool}"
+    step = {"tool": action.tool, "op": action.op, "args": action.args, "key": key, **note}
+    desk.audit.append(actor, "tool.requested", step, key=f"{key}:requested")
+    try:
+        result = desk.toolbox.call(action, key=key)
+    except ExdeskError as exc:
+        desk.audit.append(actor, "tool.failed", {**step, "error": str(exc)})
+        raise
+    desk.audit.append(actor, "tool.called", {**step, "result": result}, key=f"{key}:called")
+    return result
 
 
 def _compensate(desk: Desk, done: list[tuple[Action, Result, str]]) -> list[str]:
@@ -37,30 +55,45 @@ def _compensate(desk: Desk, done: list[tuple[Action, Result, str]]) -> list[str]
     return left
 
 
-def call_tool(desk: Desk, action: Action, key: str, **note: object) -> Result:
-    """One tool call, audited before it returns (failures too)."""
-    try:
-        result = desk.toolbox.call(action, key=key)
-    except ExdeskError as exc:
-        desk.audit.append(
-            f"tool:{action.tool}", "tool.failed", _step_payload(action, key, error=str(exc), **note)
-        )
-        raise
-    desk.audit.append(
-        f"tool:{action.tool}", "tool.called", _step_payload(action, key, result=result, **note)
-    )
-    return result
+def plan_key(desk: Desk, order_id: str, plan: Plan) -> str:
+    """What a plan's steps are keyed on: what is done, not which run does it. Running the same
+    plan for the same order version again (a re-run, a resumed thread) replays, not repeats."""
+    version = desk.version(order_id)
+    return digest([desk.world_id, order_id, version, plan.kind.value, plan_digest(plan)])[:24]
 
 
 def run_plan(
     desk: Desk, order_id: str, plan: Plan, *, approved_by: list[str] | None = None
 ) -> Outcome:
     """Run every action of ``plan``; on a failure, undo what ran and say what happened."""
-    # Keyed on what is done, not on which run does it: running the same plan for the same
-    # order version again (a re-run of the same file, a resumed thread) replays, not repeats.
-    version = desk.store.order_version(desk.world_id, order_id)
-    prefix = digest([desk.world_id, order_id, version, plan.kind.value, plan_digest(plan)])[:24]
+    prefix = plan_key(desk, order_id, plan)
+    outcome_key = f"{prefix}:outcome"
+    earlier = desk.audit.by_key(outcome_key)
+    if earlier is not None:
+        return Outcome(bool(earlier.payload["ok"]), str(earlier.payload.get("detail", "")))
     note: dict[str, object] = {"approved_by": approved_by} if approved_by else {}
+    outcome = _run_steps(desk, order_id, plan, prefix, note)
+    desk.audit.append(
+        AGENT,
+        "plan.finished",
+        {
+            "order_id": order_id,
+            "kind": plan.kind.value,
+            "strategy": plan.strategy.value,
+            "tier": plan.tier.value,
+            "plan_key": prefix,
+            "ok": outcome.ok,
+            "detail": outcome.detail,
+            **note,
+        },
+        key=outcome_key,
+    )
+    return outcome
+
+
+def _run_steps(
+    desk: Desk, order_id: str, plan: Plan, prefix: str, note: dict[str, object]
+) -> Outcome:
     done: list[tuple[Action, Result, str]] = []
     for i, action in enumerate(plan.actions):
         key = f"{prefix}:{i}"
@@ -79,7 +112,10 @@ def run_plan(
         release = Action(
             tool="orders", op="release_hold", args={"order_id": order_id, "kind": plan.kind.value}
         )
-        call_tool(desk, release, f"{prefix}:release")
+        try:
+            call_tool(desk, release, f"{prefix}:release")
+        except ExdeskError as exc:
+            return Outcome(False, f"the plan ran, but its hold stays: {exc}")
     return Outcome(True)
 
 

@@ -1,53 +1,73 @@
-"""The LangGraph graph: one thread per order.
+"""The LangGraph graph: one thread per order version and policy.
 
 detect → retrieve → draft → rank → gate → execute → await_approval ⟲ → record
 
 ``gate`` queues L2/L3 top plans as proposals and holds the order; ``execute`` runs the L1
 ones. ``await_approval`` interrupts while proposals are open; a later resume (after people
 vote) runs the approved ones, fail-closed if the plan, order version or policy changed.
-State holds JSON only; the ``Desk`` comes in as the runtime context at each invoke.
+State holds domain models; the ``Desk`` comes in as the runtime context at each invoke.
+
+A node may run again from its start (a crash before its checkpoint, a resume): everything a
+node does is keyed, so running it again repeats nothing. Audit entries carry keys made of the
+thread id, which is made of the order version and policy.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
+from sqlalchemy import Connection
 
 from agent import playbooks
-from agent.desk import AGENT, Desk
+from agent.desk import Desk
 from agent.detect import detect
 from agent.execute import place_hold, run_plan
 from agent.rank import rank
+from domain.approvals import approvals_of
 from domain.digest import plan_digest
-from domain.models import Decision, Finding, Plan, Tier
-from store.review import Proposal
+from domain.models import (
+    Decision,
+    DecisionStatus,
+    Draft,
+    Finding,
+    Kind,
+    Plan,
+    Proposal,
+    ProposalStatus,
+    Tier,
+)
+from knowledge.memory import SimilarCase
+from store.review import proposal_id_for
 
 
 class DeskState(TypedDict, total=False):
     thread_id: str
     order_id: str
-    findings: list[dict[str, Any]]
-    similar: dict[str, list[dict[str, Any]]]
-    plans: dict[str, list[dict[str, Any]]]
-    decisions: dict[str, dict[str, Any]]
-    pending: dict[str, str]  # kind → proposal id
-    to_run: list[str]  # kinds whose L1 top plan runs now
+    order_version: int
+    findings: list[Finding]
+    similar: dict[Kind, list[SimilarCase]]
+    drafts: dict[Kind, list[Draft]]
+    plans: dict[Kind, list[Plan]]
+    decisions: dict[Kind, Decision]
+    pending: dict[Kind, str]  # kind → proposal id
+    to_run: list[Kind]  # kinds whose L1 top plan runs now
 
 
-def _findings(state: DeskState) -> list[Finding]:
-    return [Finding.model_validate(f) for f in state.get("findings", [])]
+_V = TypeVar("_V")
 
 
-def _top(state: DeskState, kind: str) -> Plan:
-    return Plan.model_validate(state["plans"][kind][0])
+def by_kind(mapping: Mapping[Any, _V] | None) -> dict[Kind, _V]:
+    """A state map keyed by kind, read back from a checkpoint (which keeps keys as text)."""
+    return {Kind(k): v for k, v in (mapping or {}).items()}
 
 
-def _decision(**fields: Any) -> dict[str, Any]:
-    return Decision(**fields).model_dump(mode="json", exclude_none=True)
+def _top(state: DeskState, kind: Kind) -> Plan:
+    return state["plans"][kind][0]
 
 
 def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
@@ -55,149 +75,258 @@ def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     ctx = desk.context(state["order_id"])
     findings = detect(ctx)
     desk.audit.append(
-        AGENT,
+        "agent",
         "order.detected",
         {
             "order_id": ctx.order.order_id,
+            "order_version": state["order_version"],
             "thread_id": state["thread_id"],
             "policy": desk.policy.ref,
             "kinds": [f.kind.value for f in findings],
             "findings": [f.model_dump(mode="json") for f in findings],
         },
+        key=f"{state['thread_id']}:detected",
     )
-    return {"findings": [f.model_dump(mode="json") for f in findings]}
+    return {"findings": findings}
 
 
 def node_retrieve(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     desk = runtime.context
+    findings = state.get("findings", [])
+    if not findings:
+        return {"similar": {}}
     order = desk.order(state["order_id"])
-    similar = {f.kind.value: desk.memory.search(f, order) for f in _findings(state)}
-    if similar:
-        desk.audit.append(
-            AGENT,
-            "cases.retrieved",
-            {
-                "order_id": order.order_id,
-                "cases": {k: [c["case_id"] for c in v] for k, v in similar.items()},
-            },
-        )
+    similar = {f.kind: desk.memory.search(f, order) for f in findings}
+    desk.audit.append(
+        "agent",
+        "cases.retrieved",
+        {
+            "order_id": order.order_id,
+            "cases": {k.value: [c["case_id"] for c in v] for k, v in similar.items()},
+        },
+        key=f"{state['thread_id']}:retrieved",
+    )
     return {"similar": similar}
 
 
 def node_draft(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     desk = runtime.context
+    findings = state.get("findings", [])
+    if not findings:
+        return {"drafts": {}}
     ctx = desk.context(state["order_id"])
-    drafted = {f.kind.value: playbooks.draft(ctx, f) for f in _findings(state)}
-    return {
-        "plans": {k: [p.model_dump(mode="json") for p in v] for k, v in drafted.items()},
-    }
+    return {"drafts": {f.kind: playbooks.draft(ctx, f) for f in findings}}
 
 
 def node_rank(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     desk = runtime.context
-    ranked: dict[str, list[dict[str, Any]]] = {}
-    for kind, raw in state.get("plans", {}).items():
-        plans = rank(
-            [Plan.model_validate(p) for p in raw], desk.policy, state["similar"].get(kind, [])
-        )
-        ranked[kind] = [p.model_dump(mode="json") for p in plans]
-    if ranked:
+    similar = by_kind(state.get("similar"))
+    plans = {
+        kind: rank(drafts, desk.policy, similar.get(kind, []))
+        for kind, drafts in by_kind(state.get("drafts")).items()
+    }
+    if plans:
         desk.audit.append(
-            AGENT,
+            "agent",
             "plans.ranked",
-            {"order_id": state["order_id"], "policy": desk.policy.ref, "plans": ranked},
+            {
+                "order_id": state["order_id"],
+                "policy": desk.policy.ref,
+                "plans": {
+                    k.value: [p.model_dump(mode="json") for p in v] for k, v in plans.items()
+                },
+            },
+            key=f"{state['thread_id']}:ranked",
         )
-    return {"plans": ranked}
+    return {"plans": plans}
 
 
 def node_gate(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     desk = runtime.context
     order_id, thread_id = state["order_id"], state["thread_id"]
-    decisions: dict[str, dict[str, Any]] = {}
-    pending: dict[str, str] = {}
-    to_run: list[str] = []
-    for kind in state.get("plans", {}):
+    decisions: dict[Kind, Decision] = {}
+    pending: dict[Kind, str] = {}
+    to_run: list[Kind] = []
+    for kind in by_kind(state.get("plans")):
         plan = _top(state, kind)
         if plan.tier is Tier.L1:
             to_run.append(kind)
             continue
-        proposal_id = desk.review.propose(
-            world_id=desk.world_id,
-            order_id=order_id,
-            thread_id=thread_id,
-            plan=plan,
-            plan_digest=plan_digest(plan),
-            order_version=desk.store.order_version(desk.world_id, order_id),
-            policy_ref=desk.policy.ref,
-        )
+        proposal_id = _propose(desk, state, plan)
         reason = f"awaiting approval of {plan.strategy.value} ({plan.tier.value}, {proposal_id})"
-        place_hold(desk, order_id, kind, reason, f"{thread_id}:{kind}:await:{proposal_id}")
+        place_hold(desk, order_id, kind.value, reason, f"{thread_id}:{kind.value}:await")
         pending[kind] = proposal_id
-        decisions[kind] = _decision(
-            status="awaiting_approval",
+        decisions[kind] = Decision(
+            status=DecisionStatus.AWAITING_APPROVAL,
             strategy=plan.strategy,
             tier=plan.tier,
             proposal_id=proposal_id,
         )
     desk.audit.append(
-        AGENT, "gate.decided", {"order_id": order_id, "run_now": to_run, "awaiting": pending}
+        "agent",
+        "gate.decided",
+        {
+            "order_id": order_id,
+            "run_now": [k.value for k in to_run],
+            "awaiting": {k.value: v for k, v in pending.items()},
+        },
+        key=f"{thread_id}:gate",
     )
-    desk.commit()
     return {"decisions": decisions, "pending": pending, "to_run": to_run}
 
 
-def _failed_hold(desk: Desk, state: DeskState, kind: str, why: str) -> None:
+def _propose(desk: Desk, state: DeskState, plan: Plan) -> str:
+    """Queue the plan and record it, in one transaction."""
+    digest = plan_digest(plan)
+    fields = {
+        "world_id": desk.world_id,
+        "order_id": state["order_id"],
+        "thread_id": state["thread_id"],
+        "plan": plan,
+        "plan_digest": digest,
+        "order_version": state["order_version"],
+        "policy_ref": desk.policy.ref,
+    }
+
+    def change(conn: Connection) -> str:
+        return desk.review.propose(conn, **fields)[0]  # type: ignore[arg-type]
+
+    proposal_id = proposal_id_for(
+        world_id=desk.world_id,
+        order_id=state["order_id"],
+        order_version=state["order_version"],
+        policy_ref=desk.policy.ref,
+        plan=plan,
+        digest=digest,
+    )
+    desk.record(
+        "proposal.created",
+        {
+            "proposal_id": proposal_id,
+            "order_id": state["order_id"],
+            "order_version": state["order_version"],
+            "kind": plan.kind.value,
+            "strategy": plan.strategy.value,
+            "tier": plan.tier.value,
+            "plan_digest": digest,
+            "policy": desk.policy.ref,
+        },
+        key=f"{state['thread_id']}:{plan.kind.value}:proposed",
+        change=change,
+    )
+    return proposal_id
+
+
+def _failed_hold(desk: Desk, state: DeskState, kind: Kind, why: str) -> None:
     """Leave the exception with a person: a hold naming what went wrong."""
     if desk.order(state["order_id"]).status == "cancelled":
         return
-    key = f"{state['thread_id']}:{kind}:failed"
-    place_hold(desk, state["order_id"], kind, f"needs a person: {why}", key)
+    key = f"{state['thread_id']}:{kind.value}:failed"
+    place_hold(desk, state["order_id"], kind.value, f"needs a person: {why}", key)
 
 
 def node_execute(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     desk = runtime.context
-    decisions = dict(state.get("decisions", {}))
-    for kind in state.get("to_run", []):
+    decisions = by_kind(state.get("decisions"))
+    for kind in [Kind(k) for k in state.get("to_run", [])]:
         plan = _top(state, kind)
         outcome = run_plan(desk, state["order_id"], plan)
         if outcome.ok:
-            decisions[kind] = _decision(status="executed", strategy=plan.strategy, tier=plan.tier)
+            decisions[kind] = Decision(
+                status=DecisionStatus.EXECUTED, strategy=plan.strategy, tier=plan.tier
+            )
         else:
             _failed_hold(desk, state, kind, outcome.detail)
-            decisions[kind] = _decision(
-                status="failed", strategy=plan.strategy, tier=plan.tier, detail=outcome.detail
+            decisions[kind] = Decision(
+                status=DecisionStatus.FAILED,
+                strategy=plan.strategy,
+                tier=plan.tier,
+                detail=outcome.detail,
             )
-    desk.commit()
     return {"decisions": decisions}
 
 
-def _settle(desk: Desk, state: DeskState, kind: str, proposal_id: str) -> dict[str, Any] | None:
+def _close(
+    desk: Desk,
+    state: DeskState,
+    proposal_id: str,
+    status: ProposalStatus,
+    detail: str,
+    event: str,
+    *,
+    only_from: tuple[ProposalStatus, ...],
+) -> None:
+    """Move a proposal to its outcome and record it, in one transaction."""
+    desk.record(
+        event,
+        {"proposal_id": proposal_id, "order_id": state["order_id"], "detail": detail},
+        key=f"{proposal_id}:{event}",
+        change=lambda conn: desk.review.set_status(
+            conn, proposal_id, status, detail, only_from=only_from
+        ),
+    )
+
+
+def _settle(desk: Desk, state: DeskState, kind: Kind, proposal_id: str) -> Decision | None:
     """The decision for one open proposal, or None while it still waits for votes."""
     proposal = desk.review.get(proposal_id)
     plan = _top(state, kind)
-    base = {"strategy": plan.strategy, "tier": plan.tier, "proposal_id": proposal_id}
-    if proposal.status == "rejected":
+
+    def decision(status: DecisionStatus, detail: str | None = None) -> Decision:
+        return Decision(
+            status=status,
+            strategy=plan.strategy,
+            tier=plan.tier,
+            proposal_id=proposal_id,
+            detail=detail,
+        )
+
+    if proposal.status is ProposalStatus.REJECTED:
         _failed_hold(desk, state, kind, proposal.detail or "plan rejected")
-        return _decision(status="rejected", detail=proposal.detail, **base)
-    if proposal.status not in ("pending", "approved", "executed"):
-        return _decision(status="failed", detail=f"proposal is {proposal.status}", **base)
-    if proposal.status != "executed" and desk.review.missing(proposal, desk.policy) is not None:
+        return decision(DecisionStatus.REJECTED, proposal.detail)
+    if proposal.status is ProposalStatus.PENDING:
         return None
+    if proposal.status is ProposalStatus.EXECUTED:
+        return decision(DecisionStatus.EXECUTED)
+    if proposal.status is not ProposalStatus.APPROVED:
+        return decision(DecisionStatus.FAILED, f"proposal is {proposal.status.value}")
     void = _binding_problem(desk, state, plan, proposal)
     if void:
-        desk.review.set_status(proposal_id, "void", void)
-        desk.audit.append(AGENT, "approval.void", {"proposal_id": proposal_id, "why": void})
+        _close(
+            desk,
+            state,
+            proposal_id,
+            ProposalStatus.VOID,
+            void,
+            "approval.void",
+            only_from=(ProposalStatus.APPROVED,),
+        )
         _failed_hold(desk, state, kind, f"approval void: {void}")
-        return _decision(status="failed", detail=f"approval void: {void}", **base)
-    # An executed proposal (run again by a re-run of the same order) replays: same keys.
-    voters = [a.by for a in desk.review.approvals(proposal)]
+        return decision(DecisionStatus.FAILED, f"approval void: {void}")
+    voters = [a.by for a in approvals_of(proposal, desk.review.votes(proposal_id))]
     outcome = run_plan(desk, state["order_id"], plan, approved_by=voters)
     if not outcome.ok:
-        desk.review.set_status(proposal_id, "failed", outcome.detail)
+        _close(
+            desk,
+            state,
+            proposal_id,
+            ProposalStatus.FAILED,
+            outcome.detail,
+            "proposal.failed",
+            only_from=(ProposalStatus.APPROVED,),
+        )
         _failed_hold(desk, state, kind, outcome.detail)
-        return _decision(status="failed", detail=outcome.detail, **base)
-    desk.review.set_status(proposal_id, "executed", f"approved by {', '.join(voters)}")
-    return _decision(status="executed", **base)
+        return decision(DecisionStatus.FAILED, outcome.detail)
+    _close(
+        desk,
+        state,
+        proposal_id,
+        ProposalStatus.EXECUTED,
+        f"approved by {', '.join(voters)}",
+        "proposal.executed",
+        only_from=(ProposalStatus.APPROVED,),
+    )
+    return decision(DecisionStatus.EXECUTED)
 
 
 def _binding_problem(desk: Desk, state: DeskState, plan: Plan, proposal: Proposal) -> str | None:
@@ -206,7 +335,7 @@ def _binding_problem(desk: Desk, state: DeskState, plan: Plan, proposal: Proposa
         return "the plan changed after it was approved"
     if desk.policy.ref != proposal.policy_ref:
         return f"the policy changed ({proposal.policy_ref} → {desk.policy.ref})"
-    current = desk.store.order_version(desk.world_id, state["order_id"])
+    current = desk.version(state["order_id"])
     if current != proposal.order_version:
         return f"the order changed (version {proposal.order_version} → {current})"
     if desk.order(state["order_id"]).status == "cancelled":
@@ -221,19 +350,18 @@ def node_await(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     does not wait for a wake-up; everything it does is idempotent, because a resumed node
     runs again from its start.
     """
-    pending = dict(state.get("pending", {}))
+    pending = by_kind(state.get("pending"))
     if not pending:
         return {}
     desk = runtime.context
-    decisions = dict(state.get("decisions", {}))
+    decisions = by_kind(state.get("decisions"))
     for kind, proposal_id in list(pending.items()):
-        decision = _settle(desk, state, kind, proposal_id)
-        if decision is not None:
-            decisions[kind] = decision
+        settled = _settle(desk, state, kind, proposal_id)
+        if settled is not None:
+            decisions[kind] = settled
             del pending[kind]
-    desk.commit()
     if pending:
-        interrupt({"order_id": state["order_id"], "pending": pending})
+        interrupt({"order_id": state["order_id"], "pending": {k.value: v for k, v in pending.items()}})
     return {"decisions": decisions, "pending": pending}
 
 
@@ -245,14 +373,16 @@ def node_record(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     desk = runtime.context
     order = desk.order(state["order_id"])
     desk.audit.append(
-        AGENT,
+        "agent",
         "order.recorded",
         {
             "order_id": order.order_id,
+            "order_version": state["order_version"],
             "status": order.status,
             "holds": [h.kind for h in order.holds],
-            "decisions": state.get("decisions", {}),
+            "decisions": {k.value: d.as_json() for k, d in by_kind(state.get("decisions")).items()},
         },
+        key=f"{state['thread_id']}:recorded",
     )
     return {}
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from domain.models import Plan, Tier
+from domain.models import Draft, Plan, Tier
 from domain.policy import Policy
 from tools.registry import action_tier
 
 
-def tier_of(plan: Plan, policy: Policy) -> Tier:
+def tier_of(plan: Draft, policy: Policy) -> Tier:
     """Policy's tier for the strategy, raised by its variant, its money impact and its actions."""
     tier = policy.tiers[plan.strategy]
     floor = policy.tier_floors.get(plan.rank_key)
@@ -22,7 +22,7 @@ def tier_of(plan: Plan, policy: Policy) -> Tier:
     return tier
 
 
-def _position(plan: Plan, order: Sequence[str]) -> int:
+def _position(plan: Draft, order: Sequence[str]) -> int:
     for key in (plan.rank_key, plan.strategy.value):
         if key in order:
             return order.index(key)
@@ -39,7 +39,7 @@ def _failure_rates(cases: Sequence[dict[str, Any]]) -> dict[str, tuple[int, floa
     return {s: (n, failed / n) for s, (n, failed) in counts.items()}
 
 
-def _beats(a: Plan, b: Plan, rates: dict[str, tuple[int, float]], policy: Policy) -> bool:
+def _beats(a: Draft, b: Draft, rates: dict[str, tuple[int, float]], policy: Policy) -> bool:
     """True when past cases show strongly that ``a`` fails less often than ``b``."""
     rule = policy.ranking.evidence
     if a.strategy == b.strategy or a.strategy not in rates or b.strategy not in rates:
@@ -49,7 +49,7 @@ def _beats(a: Plan, b: Plan, rates: dict[str, tuple[int, float]], policy: Policy
 
 
 def rank(
-    plans: Sequence[Plan], policy: Policy, similar: Sequence[dict[str, Any]] = ()
+    plans: Sequence[Draft], policy: Policy, similar: Sequence[dict[str, Any]] = ()
 ) -> list[Plan]:
     """Plans, tiered and best first, each with its score and the similar cases it cites."""
     order = policy.ranking.order_for(plans[0].kind) if plans else ()
@@ -64,8 +64,9 @@ def rank(
     for i, plan in enumerate(ranked):
         cited = tuple(str(c["case_id"]) for c in similar if c["strategy"] == plan.strategy.value)
         out.append(
-            plan.model_copy(
-                update={
+            Plan.model_validate(
+                {
+                    **plan.model_dump(include=set(Draft.model_fields)),
                     "tier": tier_of(plan, policy),
                     "score": round((len(ranked) - i) / len(ranked), 3),
                     "similar_cases": cited,

@@ -1,41 +1,37 @@
-"""Run an order through the graph, resume it after votes, and read back where it stands."""
+"""Run an order through the graph, resume it after votes, and read back where it stands.
+
+An order version under a policy is one thread, whose id is made of them: handling the same
+unchanged order again finds its thread and replays its result; a thread a crash interrupted
+goes on from its last checkpoint; a paused one settles what was approved meanwhile. One
+process at a time works on an order (a lock shared through the database).
+"""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from langgraph.types import Command
 
-from agent.desk import AGENT, Desk
-from domain.models import Order
+from agent.desk import Desk
+from agent.graph import by_kind
+from domain.models import Decision, Kind, Order, Plan, ProposalStatus
+from store.locks import named_lock
 
 
 @dataclass(frozen=True)
 class RunResult:
     thread_id: str
     order_id: str
-    kinds: list[str]
-    plans: dict[str, list[dict[str, Any]]]
-    decisions: dict[str, dict[str, Any]]
-    pending: dict[str, str]
+    kinds: list[Kind]
+    plans: dict[Kind, list[Plan]]
+    decisions: dict[Kind, Decision]
+    pending: dict[Kind, str]
     order_after: Order
 
-    def exceptions(self) -> list[dict[str, Any]]:
-        """The report's per-kind entries (contract §6)."""
-        return [
-            {
-                "kind": kind,
-                "plans": self.plans.get(kind, []),
-                "decision": self.decisions.get(kind, {}),
-            }
-            for kind in self.kinds
-        ]
 
-
-def new_thread_id(world_id: str, order_id: str) -> str:
-    return f"{world_id}/{order_id}/{uuid.uuid4().hex[:12]}"
+def thread_id_for(desk: Desk, order_id: str, version: int) -> str:
+    return f"{desk.world_id}/{order_id}/v{version}/{desk.policy.digest[:12]}"
 
 
 class Runner:
@@ -46,42 +42,58 @@ class Runner:
     def _config(self, thread_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": thread_id}}
 
-    def handle(self, desk: Desk, order_id: str, *, thread_id: str | None = None) -> RunResult:
-        """Start a new thread for the order, as it stands in the desk's world."""
-        thread_id = thread_id or new_thread_id(desk.world_id, order_id)
-        desk.store.set_thread(desk.world_id, order_id, thread_id)
-        self._graph.invoke(
-            {"thread_id": thread_id, "order_id": order_id},
-            self._config(thread_id),
-            context=desk,
-            durability=self._durability,
-        )
-        self._supersede_others(desk, order_id, thread_id)
-        return self.result(desk, thread_id)
+    def handle(self, desk: Desk, order_id: str) -> RunResult:
+        """Handle the order as it was last submitted (see the module for a second time)."""
+        with named_lock(desk.engine, f"order:{desk.world_id}/{order_id}"):
+            version = desk.version(order_id)
+            thread_id = thread_id_for(desk, order_id, version)
+            start = {"thread_id": thread_id, "order_id": order_id, "order_version": version}
+            self._advance(desk, thread_id, start)
+            self._supersede_others(desk, order_id, thread_id)
+            return self.result(desk, thread_id)
+
+    def resume(self, desk: Desk, thread_id: str) -> RunResult:
+        """Wake a paused (or interrupted) thread: approved proposals run, the rest wait."""
+        order_id = self._graph.get_state(self._config(thread_id)).values.get("order_id")
+        if order_id is None:
+            raise LookupError(f"no graph thread {thread_id!r}")
+        with named_lock(desk.engine, f"order:{desk.world_id}/{order_id}"):
+            self._advance(desk, thread_id, None)
+            return self.result(desk, thread_id)
+
+    def _advance(self, desk: Desk, thread_id: str, start: dict[str, Any] | None) -> None:
+        config = self._config(thread_id)
+        snapshot = self._graph.get_state(config)
+        if not snapshot.values:
+            if start is None:
+                return
+            payload: Any = start  # a new thread
+        elif not snapshot.next:
+            return  # finished: its result stands
+        elif snapshot.interrupts:
+            payload = Command(resume={"wake": True})
+        else:
+            payload = None  # stopped between steps (a crash): go on from the last checkpoint
+        self._graph.invoke(payload, config, context=desk, durability=self._durability)
 
     def _supersede_others(self, desk: Desk, order_id: str, thread_id: str) -> None:
-        """Open proposals of the order that this run did not draft again are obsolete."""
+        """Open proposals of the order that its current thread did not draft are obsolete."""
         for earlier in desk.review.open_for(desk.world_id, order_id):
             if earlier.thread_id == thread_id:
                 continue
-            desk.review.set_status(
-                earlier.proposal_id, "superseded", f"order re-run as {thread_id}"
-            )
-            desk.audit.append(
-                AGENT,
+            pid = earlier.proposal_id
+            desk.record(
                 "proposal.superseded",
-                {"proposal_id": earlier.proposal_id, "order_id": order_id, "by_thread": thread_id},
+                {"proposal_id": pid, "order_id": order_id, "by_thread": thread_id},
+                key=f"{pid}:superseded:{thread_id}",
+                change=lambda conn, pid=pid: desk.review.set_status(  # type: ignore[misc]
+                    conn,
+                    pid,
+                    ProposalStatus.SUPERSEDED,
+                    f"order handled again as {thread_id}",
+                    only_from=(ProposalStatus.PENDING, ProposalStatus.APPROVED),
+                ),
             )
-
-    def resume(self, desk: Desk, thread_id: str) -> RunResult:
-        """Wake a paused thread: approved proposals run, the rest keep waiting."""
-        self._graph.invoke(
-            Command(resume={"wake": True}),
-            self._config(thread_id),
-            context=desk,
-            durability=self._durability,
-        )
-        return self.result(desk, thread_id)
 
     def result(self, desk: Desk, thread_id: str) -> RunResult:
         values = self._graph.get_state(self._config(thread_id)).values
@@ -89,9 +101,9 @@ class Runner:
         return RunResult(
             thread_id=thread_id,
             order_id=order_id,
-            kinds=[f["kind"] for f in values.get("findings", [])],
-            plans=values.get("plans", {}),
-            decisions=values.get("decisions", {}),
-            pending=values.get("pending", {}),
+            kinds=[f.kind for f in values.get("findings", [])],
+            plans=by_kind(values.get("plans")),
+            decisions=by_kind(values.get("decisions")),
+            pending=by_kind(values.get("pending")),
             order_after=desk.order(order_id),
         )

@@ -1,7 +1,8 @@
-"""The Ed25519 key pair that signs checkpoints, kept as PEM files in one directory.
+"""The Ed25519 key pair that signs checkpoints, kept as two PEM files.
 
-``audit-signing-key.pem`` (PKCS#8, unencrypted, mode 0600) is the private key;
-``audit-signing-key.pub.pem`` (SubjectPublicKeyInfo) is what auditors get. Both are written
+The private key (PKCS#8, unencrypted, mode 0600) is at the path a setting names, by default
+``audit-signing-key.pem``; the public key (SubjectPublicKeyInfo), what auditors get, beside it
+with ``.pub`` before the suffix (``audit-signing-key.pub.pem``). Both are written
 atomically: a temporary file in the same directory, fsynced, then linked into place, so a
 reader never sees half a key and two processes creating the pair at once end up sharing one.
 """
@@ -23,19 +24,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from audit.errors import AuditKeyError
 
 PRIVATE_KEY_FILE = "audit-signing-key.pem"
-PUBLIC_KEY_FILE = "audit-signing-key.pub.pem"
 
 
-def public_key_path(directory: str | os.PathLike[str]) -> Path:
-    """Where :func:`load_or_create_signing_key` keeps the public key."""
-    return Path(directory) / PUBLIC_KEY_FILE
+def public_key_path(private_key: str | os.PathLike[str]) -> Path:
+    """Where :func:`load_or_create_signing_key` keeps the public key of ``private_key``."""
+    path = Path(private_key)
+    return path.with_name(f"{path.stem}.pub{path.suffix or '.pem'}")
 
 
-def load_or_create_signing_key(directory: str | os.PathLike[str]) -> Ed25519PrivateKey:
-    """The signing key in ``directory``, created (with its public key file) when absent."""
-    folder = Path(directory)
+def load_or_create_signing_key(private_key: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    """The signing key at ``private_key``, created (with its public key file) when absent."""
+    private_path = Path(private_key)
+    folder = private_path.parent
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    private_path = folder / PRIVATE_KEY_FILE
     if not private_path.exists():
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(
@@ -45,7 +46,7 @@ def load_or_create_signing_key(directory: str | os.PathLike[str]) -> Ed25519Priv
         )
         _write_new(private_path, pem, mode=0o600)
     key = _load_private_key(private_path)
-    public_path = folder / PUBLIC_KEY_FILE
+    public_path = public_key_path(private_path)
     if not public_path.exists():
         _write_new(public_path, public_key_pem(key.public_key()), mode=0o644)
     if public_key_pem(load_public_key(public_path)) != public_key_pem(key.public_key()):

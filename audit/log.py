@@ -26,7 +26,7 @@ from audit.checkpoints import sign_checkpoint
 from audit.errors import AuditError
 from audit.export import verify_export, write_export
 from audit.models import GENESIS_HASH, AuditEntry, Checkpoint, VerifyResult, entry_hash
-from audit.schema import HEAD_ID, AuditTables, build_tables, create_schema
+from audit.schema import HEAD_ID, AuditTables, build_tables
 from audit.verify import ChainVerifier
 from domain.canonical import canonical_json
 
@@ -51,19 +51,41 @@ class AuditLog:
     def tables(self) -> AuditTables:
         return self._t
 
-    def create_schema(self) -> None:
-        """Create the audit tables if missing; safe to call on every start."""
-        create_schema(self._engine, self._t)
+    def append(
+        self,
+        actor: str,
+        event: str,
+        payload: dict[str, Any],
+        *,
+        key: str | None = None,
+        conn: Connection | None = None,
+    ) -> AuditEntry:
+        """Append one entry and return it as stored.
 
-    def append(self, actor: str, event: str, payload: dict[str, Any]) -> AuditEntry:
-        """Append one entry and return it as stored."""
-        return self.append_many([(actor, event, payload)])[0]
+        ``key``: an idempotency key; when an entry with it is already in the log, that entry
+        is returned and nothing is appended. ``conn``: append inside the caller's transaction,
+        so the entry commits (or not) with the state change it records.
+        """
+        return self.append_many([(actor, event, payload)], keys=[key], conn=conn)[0]
 
-    def append_many(self, items: Sequence[tuple[str, str, dict[str, Any]]]) -> list[AuditEntry]:
+    def append_many(
+        self,
+        items: Sequence[tuple[str, str, dict[str, Any]]],
+        *,
+        keys: Sequence[str | None] | None = None,
+        conn: Connection | None = None,
+    ) -> list[AuditEntry]:
         """Append entries in one transaction: all of them land, in order, or none does."""
-        prepared = [_prepare(index, *item) for index, item in enumerate(items)]
+        keys = list(keys) if keys is not None else [None] * len(items)
+        if len(keys) != len(items):
+            raise ValueError(f"{len(items)} entries but {len(keys)} keys")
+        prepared = [
+            _prepare(index, *item, key) for index, (item, key) in enumerate(zip(items, keys))
+        ]
         if not prepared:
             return []
+        if conn is not None:
+            return self._append_locked(conn, prepared)
         attempt = 1
         while True:
             try:
@@ -82,6 +104,13 @@ class AuditLog:
         if row is None:
             raise AuditError(_NO_HEAD)
         return int(row.seq), str(row.hash)
+
+    def by_key(self, key: str) -> AuditEntry | None:
+        """The entry appended with idempotency key ``key``, if there is one."""
+        log = self._t.log
+        with self._engine.connect() as conn:
+            row = conn.execute(select(log).where(log.c.idem_key == key)).first()
+        return None if row is None else _entry_from_row(row)
 
     def entries(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditEntry]:
         """Entries with seq > ``after_seq`` in order, at most ``limit``; read a page at a time."""
@@ -153,32 +182,42 @@ class AuditLog:
             rows = conn.execution_options(yield_per=_PAGE).execute(query)
             return write_export(fp, (_readable_entry(row) for row in rows), checkpoints)
 
-    def _append_locked(
-        self, conn: Connection, prepared: list[tuple[str, str, bytes]]
-    ) -> list[AuditEntry]:
-        hd = self._t.head
+    def _append_locked(self, conn: Connection, prepared: list[_Prepared]) -> list[AuditEntry]:
+        hd, log = self._t.head, self._t.log
         locked = conn.execute(
             update(hd).where(hd.c.id == HEAD_ID).values(seq=hd.c.seq).returning(hd.c.seq, hd.c.hash)
         ).first()
         if locked is None:
             raise AuditError(_NO_HEAD)
+        wanted = [p[3] for p in prepared if p[3] is not None]
+        found: dict[str, AuditEntry] = {}
+        if wanted:
+            query = select(log).where(log.c.idem_key.in_(wanted))
+            found = {row.idem_key: _entry_from_row(row) for row in conn.execute(query)}
         seq, prev = int(locked.seq), str(locked.hash)
         at = self._now()
         rows: list[dict[str, Any]] = []
         entries: list[AuditEntry] = []
-        for actor, event, payload_json in prepared:
+        for actor, event, payload_json, key in prepared:
+            if key is not None and key in found:
+                entries.append(found[key])
+                continue
             seq += 1
             digest = entry_hash(
                 seq=seq, at=at, actor=actor, event=event, payload_json=payload_json, prev_hash=prev
             )
             fields = {"seq": seq, "at": at, "actor": actor, "event": event, "prev_hash": prev}
-            rows.append({**fields, "payload": payload_json.decode("utf-8"), "hash": digest})
+            payload_text = payload_json.decode("utf-8")
+            rows.append({**fields, "payload": payload_text, "hash": digest, "idem_key": key})
             # Read back from the stored text: the entry is what entries() will return later.
-            payload = json.loads(payload_json)
-            entries.append(AuditEntry(**fields, payload=payload, hash=digest))
+            entry = AuditEntry(**fields, payload=json.loads(payload_json), hash=digest)
+            entries.append(entry)
+            if key is not None:
+                found[key] = entry  # the same key twice in one batch is one entry
             prev = digest
-        conn.execute(insert(self._t.log), rows)
-        conn.execute(update(hd).where(hd.c.id == HEAD_ID).values(seq=seq, hash=prev))
+        if rows:
+            conn.execute(insert(log), rows)
+            conn.execute(update(hd).where(hd.c.id == HEAD_ID).values(seq=seq, hash=prev))
         return entries
 
     def _verify_row(self, verifier: ChainVerifier, row: Row[Any]) -> bool:
@@ -210,7 +249,8 @@ class AuditLog:
 
 
 _NO_HEAD = (
-    "the audit_head row is missing: call AuditLog.create_schema() on a new database; "
+    "the audit_head row is missing: run the store's migrations (store.migrate.upgrade) on a "
+    "new database; "
     "if the log already has entries, the database was changed outside the log: run verify"
 )
 
@@ -231,7 +271,7 @@ def _append_failed(count: int, attempts: int, error: exc.DBAPIError) -> AuditErr
             "transaction that holds audit_head"
         )
     else:
-        hint = "check that the database is reachable and that create_schema() has run"
+        hint = "check that the database is reachable and that its migrations have run"
     return AuditError(f"could not append {what}; none was written ({error.orig}): {hint}")
 
 
@@ -239,7 +279,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _prepare(index: int, actor: str, event: str, payload: dict[str, Any]) -> tuple[str, str, bytes]:
+_Prepared = tuple[str, str, bytes, str | None]  # actor, event, canonical payload, key
+
+
+def _prepare(
+    index: int, actor: str, event: str, payload: dict[str, Any], key: str | None = None
+) -> _Prepared:
     """Check one item and canonicalize its payload, before any database work."""
     where = f"item {index}"
     for name, value in (("actor", actor), ("event", event)):
@@ -254,7 +299,9 @@ def _prepare(index: int, actor: str, event: str, payload: dict[str, Any]) -> tup
         payload_json = canonical_json(payload)
     except (TypeError, ValueError) as error:
         raise type(error)(f"{where} ({event}): payload {error}") from None
-    return actor, event, payload_json
+    if key is not None and (not key or len(key) > 300):
+        raise ValueError(f"{where}: key must be 1 to 300 characters, got {key!r}")
+    return actor, event, payload_json, key
 
 
 def _entry_dict(row: Row[Any]) -> dict[str, Any]:

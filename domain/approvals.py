@@ -1,20 +1,25 @@
-"""Whether the approvals a proposal holds satisfy its tier. Pure rules, no IO."""
+"""The vote rules: who may vote, whether a vote can be taken, and whether the approvals a
+proposal holds satisfy its tier. Pure functions, no IO."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 from domain.errors import ApprovalError
-from domain.models import Approval, Tier
+from domain.models import Approval, Proposal, ProposalStatus, Tier, Vote, VoteDecision
 from domain.policy import Policy
 
-AGENT_ACTORS = frozenset({"agent", "exdesk", "system"})
+AGENT_ACTORS = frozenset({"agent", "exdesk", "system", "exdesk-agent"})
 VOTING_ROLES = ("approver", "supervisor")
 
 
 def person(name: str) -> str:
-    """The identity behind a name as typed: case and spacing do not make another person."""
-    return " ".join(name.split()).casefold()
+    """The identity behind a name as typed: Unicode compatibility forms (full-width letters),
+    case, spacing and invisible characters do not make another person."""
+    text = unicodedata.normalize("NFKC", name)
+    kept = (c for c in text if not c.isspace() and unicodedata.category(c) not in ("Cf", "Cc"))
+    return "".join(kept).casefold()
 
 
 def resolve_voter(by: str, role: str | None, policy: Policy) -> tuple[str, str]:
@@ -23,7 +28,7 @@ def resolve_voter(by: str, role: str | None, policy: Policy) -> tuple[str, str]:
     When the policy lists people, only they vote, with the role it gives them.
     """
     name = " ".join(by.split())
-    if not name:
+    if not person(name):
         raise ApprovalError("say who you are (--by NAME)")
     if person(name) in AGENT_ACTORS:
         raise ApprovalError(f"{name!r} is the agent's name; the agent never approves")
@@ -40,6 +45,15 @@ def resolve_voter(by: str, role: str | None, policy: Policy) -> tuple[str, str]:
     if role not in VOTING_ROLES:
         raise ApprovalError(f"role {role!r} cannot approve; use approver or supervisor")
     return name, role
+
+
+def approvals_of(proposal: Proposal, votes: Sequence[Vote]) -> list[Approval]:
+    """The approvals given for the proposal's plan as it stands (the digest matches)."""
+    return [
+        Approval(by=v.by, role=v.role, at=v.at, reason=v.reason)
+        for v in votes
+        if v.decision == "approve" and v.plan_digest == proposal.plan_digest
+    ]
 
 
 def approvals_missing(tier: Tier, approvals: Sequence[Approval], policy: Policy) -> str | None:
@@ -60,3 +74,56 @@ def approvals_missing(tier: Tier, approvals: Sequence[Approval], policy: Policy)
     ):
         needs.append("a supervisor's approval with a written reason")
     return "; ".join(needs) or None
+
+
+def check_vote(
+    proposal: Proposal,
+    votes: Sequence[Vote],
+    *,
+    by: str,
+    role: str,
+    decision: VoteDecision,
+    reason: str | None,
+    digest_seen: str | None,
+    policy: Policy,
+) -> None:
+    """ApprovalError saying why this vote cannot be taken; None when it can.
+
+    ``by`` and ``role`` come from :func:`resolve_voter`.
+    """
+    pid = proposal.proposal_id
+    if decision not in ("approve", "reject"):
+        raise ApprovalError(f"decision must be approve or reject, not {decision!r}")
+    if proposal.status is not ProposalStatus.PENDING:
+        raise ApprovalError(f"{pid} is {proposal.status.value}; only pending proposals take votes")
+    if digest_seen is not None and digest_seen != proposal.plan_digest:
+        raise ApprovalError(
+            f"{pid}: the digest you gave ({digest_seen[:12]}…) is not this proposal's "
+            f"({proposal.plan_digest[:12]}…); run `exdesk review show {pid}` and approve "
+            "what it shows"
+        )
+    if any(v.person == person(by) for v in votes):
+        raise ApprovalError(f"{by} has already voted on {pid}; a second person must")
+    if decision == "reject" and not (reason or "").strip():
+        raise ApprovalError("a rejection needs a reason (--reason)")
+    rule = policy.approvals.get(proposal.tier)
+    if (
+        decision == "approve"
+        and rule is not None
+        and rule.supervisor_with_reason
+        and role == "supervisor"
+        and not (reason or "").strip()
+    ):
+        raise ApprovalError(
+            f"{pid} is {proposal.tier.value}: a supervisor approves with a written reason "
+            "(--reason)"
+        )
+
+
+def status_after(proposal: Proposal, votes: Sequence[Vote], policy: Policy) -> ProposalStatus:
+    """The proposal's status once ``votes`` (the new one included) are counted."""
+    if any(v.decision == "reject" for v in votes):
+        return ProposalStatus.REJECTED
+    if approvals_missing(proposal.tier, approvals_of(proposal, votes), policy) is None:
+        return ProposalStatus.APPROVED
+    return ProposalStatus.PENDING

@@ -15,6 +15,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -46,9 +47,26 @@ def _currency(value: str) -> str:
     return value
 
 
+def _rfc3339_text(value: Any) -> Any:
+    """Timestamps are RFC 3339 text with an offset (contract): a bare number is not one."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            f"{value!r} is not an RFC 3339 timestamp; write it as text with an offset, "
+            "e.g. \"2026-11-20T09:00:00+08:00\""
+        )
+    return value
+
+
+# The longest id (order, line, SKU, customer, warehouse) exdesk takes, the same on every
+# database.
+MAX_ID = 200
+
 CountryCode = Annotated[str, AfterValidator(_country_code)]
 CurrencyCode = Annotated[str, AfterValidator(_currency)]
-Timestamp = AwareDatetime
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 
 
 class Frozen(BaseModel):
@@ -120,7 +138,7 @@ class Tier(StrEnum):
 
 
 class Customer(Frozen):
-    id: str = Field(min_length=1)
+    id: Id
     tier: Literal["vip", "regular", "new"]
     name: str | None = None
     email: str | None = None
@@ -162,8 +180,8 @@ class Address(Frozen):
 
 
 class Line(Frozen):
-    line_id: str = Field(min_length=1)
-    sku: str = Field(min_length=1)
+    line_id: Id
+    sku: Id
     qty: int = Field(gt=0, strict=True)
     unit_price: Money = Field(ge=0)
     description: str = ""
@@ -182,12 +200,12 @@ class Payment(Frozen):
 
 
 class Shipment(Strict):
-    warehouse_id: str
+    warehouse_id: Id
     items: tuple[tuple[str, int], ...]  # (sku, qty)
 
 
 class Fulfillment(Frozen):
-    warehouse_id: str = Field(min_length=1)
+    warehouse_id: Id
     service: Literal["economy", "standard", "express"]
     carrier: str | None = None
     promised_by: Timestamp
@@ -214,7 +232,7 @@ OrderStatus = Literal["open", "on_hold", "cancelled", "fulfilled"]
 
 
 class Order(Frozen):
-    order_id: str = Field(min_length=1)
+    order_id: Id
     channel: str
     created_at: Timestamp
     customer: Customer
@@ -252,32 +270,33 @@ class Order(Frozen):
 
 
 class Warehouse(Frozen):
-    id: str
+    id: Id
     country_code: CountryCode
     country_area: str | None = None
     city: str | None = None
 
 
 class StockRow(Frozen):
-    warehouse_id: str
-    sku: str
+    warehouse_id: Id
+    sku: Id
     on_hand: int = Field(ge=0)
     reserved: int = Field(default=0, ge=0)
 
     @property
     def available(self) -> int:
-        return max(0, self.on_hand - self.reserved)
+        """on_hand − reserved, with no floor: negative means oversold (contract §7)."""
+        return self.on_hand - self.reserved
 
 
 class Replenishment(Frozen):
-    warehouse_id: str
-    sku: str
+    warehouse_id: Id
+    sku: Id
     qty: int = Field(gt=0)
     eta: Timestamp
 
 
 class CatalogItem(Frozen):
-    sku: str
+    sku: Id
     description: str = ""
     category: str | None = None
     hs_code: str | None = None
@@ -285,8 +304,8 @@ class CatalogItem(Frozen):
 
 
 class ShippingRate(Frozen):
-    warehouse_id: str
-    country_code: str
+    warehouse_id: Id
+    country_code: CountryCode
     service: Literal["economy", "standard", "express"]
     cost_usd: Money = Field(ge=0)
     transit_days: int = Field(ge=0)
@@ -305,7 +324,7 @@ EVENT_DATA: dict[str, tuple[str, ...]] = {
 
 class Event(Frozen):
     type: str
-    order_id: str
+    order_id: Id
     at: Timestamp
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -344,6 +363,10 @@ class World(Frozen):
     @field_validator("fx_to_usd")
     @classmethod
     def _usd_is_one(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        for currency, rate in rates.items():
+            _currency(currency)
+            if not rate.is_finite() or rate <= 0:
+                raise ValueError(f"{currency}: a rate to USD must be a positive number, not {rate}")
         if rates.get("USD", Decimal(1)) != 1:
             raise ValueError("USD must be 1 (rates are to USD)")
         return {**rates, "USD": Decimal(1)}
@@ -373,20 +396,33 @@ class Action(Strict):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-class Plan(Strict):
+class Draft(Strict):
+    """A plan as a playbook drafts it: what to do and why, before policy tiers and ranks it."""
+
     kind: Kind
     strategy: Strategy
     actions: tuple[Action, ...]
-    tier: Tier = Tier.L1
     cost_usd: Decimal = Decimal(0)
     rank_key: str = ""
-    score: float = 0.0
     rationale: str = ""
-    similar_cases: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
 
 
-DecisionStatus = Literal["executed", "awaiting_approval", "failed", "skipped", "rejected"]
+class Plan(Draft):
+    """A drafted plan with its tier, score and the past cases it cites. The tier has no
+    default: an unranked plan cannot pass for an L1 one."""
+
+    tier: Tier
+    score: float = 0.0
+    similar_cases: tuple[str, ...] = ()
+
+
+class DecisionStatus(StrEnum):
+    EXECUTED = "executed"
+    AWAITING_APPROVAL = "awaiting_approval"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
 
 
 class Decision(Strict):
@@ -396,9 +432,65 @@ class Decision(Strict):
     proposal_id: str | None = None
     detail: str | None = None
 
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class ProposalStatus(StrEnum):
+    """Where a proposal in the review queue stands."""
+
+    PENDING = "pending"  # waiting for votes
+    APPROVED = "approved"  # votes complete; the plan has not finished running yet
+    EXECUTED = "executed"
+    REJECTED = "rejected"
+    VOID = "void"  # the plan, order or policy changed after people approved
+    FAILED = "failed"  # approved, but the tools could not carry it out
+    SUPERSEDED = "superseded"  # the order changed and was planned again
+
+    @property
+    def is_open(self) -> bool:
+        return self in (ProposalStatus.PENDING, ProposalStatus.APPROVED)
+
 
 class Approval(Strict):
     by: str = Field(min_length=1)
     role: Literal["approver", "supervisor"]
     at: datetime
     reason: str | None = None
+
+
+VoteDecision = Literal["approve", "reject"]
+
+
+class Vote(Strict):
+    """One person's vote on a proposal, bound to the plan digest it was given for."""
+
+    by: str
+    person: str  # the identity behind ``by`` (see ``domain.approvals.person``)
+    role: Literal["approver", "supervisor"]
+    decision: VoteDecision
+    reason: str | None = None
+    plan_digest: str
+    at: datetime
+
+
+class Proposal(Strict):
+    """A plan waiting in the review queue for the people its tier needs."""
+
+    proposal_id: str
+    world_id: str
+    order_id: str
+    thread_id: str
+    kind: Kind
+    strategy: Strategy
+    tier: Tier
+    plan: Plan
+    plan_digest: str
+    order_version: int
+    policy_ref: str
+    status: ProposalStatus
+    detail: str | None = None
+    created_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"thread_id", "created_at"})

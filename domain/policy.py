@@ -15,7 +15,14 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from domain.errors import InputError
 from domain.models import Kind, Strategy, Tier
@@ -25,6 +32,40 @@ DEFAULT_POLICY_NAME = "policy.toml"
 
 class PolicyError(InputError):
     """A policy file that cannot be used. The message says where and what to do."""
+
+
+class _Refused(ValueError):
+    """A value a validator refuses, with where it sits below the field being validated
+    (an index, a tier), so that the error can name the exact field and its line."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+# ISO 3166-1 alpha-2: the officially assigned codes (249), plus XK, the user-assigned code in
+# common use for Kosovo (Google's address data, which validates ship_to, knows it too).
+_ISO_CODES = """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO
+    BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ
+    DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP
+    GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG
+    KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML
+    MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE
+    PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL
+    SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM
+    US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
+    XK
+"""
+ISO_3166_ALPHA2 = frozenset(_ISO_CODES.split())
+
+# Codes people write that ISO 3166-1 does not assign, and the code they mean.
+_COMMON_MISTAKES = {"UK": "GB", "EL": "GR"}
+
+# Contract §4: who must approve L2 and L3 at the least. A policy may ask for more, never less.
+VOTING_ROLES = frozenset({"approver", "supervisor"})
+CONTRACT_MIN_APPROVALS = 2
+_STRICTER_ONLY = "a policy may make approvals stricter than the contract, never weaker"
 
 
 class _Section(BaseModel):
@@ -47,11 +88,42 @@ class HsDocument(_Section):
     document: str = Field(min_length=1)
 
 
+def _embargo_code(index: int, value: str) -> str:
+    """``value`` as an upper-case ISO 3166-1 alpha-2 code, or ``_Refused`` saying what to write.
+
+    A code that is not one would never equal an order's ``ship_to.country_code``, so it would
+    switch the embargo off for that country without a word: refuse it instead.
+    """
+    code = value.strip().upper()
+    if len(code) != 2 or not code.isascii() or not code.isalpha():
+        raise _Refused(
+            (index,),
+            f"{value!r} is not an ISO 3166-1 alpha-2 country code; write the country's "
+            'two-letter code, as in an order\'s ship_to.country_code (e.g. "KP", "IR", "SY", '
+            '"CU")',
+        )
+    if code not in ISO_3166_ALPHA2:
+        hint = (
+            f"; did you mean {_COMMON_MISTAKES[code]!r}?"
+            if code in _COMMON_MISTAKES
+            else "; check the country's two-letter code"
+        )
+        raise _Refused((index,), f"{value!r} is not an assigned ISO 3166-1 alpha-2 code{hint}")
+    return code
+
+
 class CustomsPolicy(_Section):
+    # ISO 3166-1 alpha-2 codes, upper case (written in any case in the file).
     embargoed: tuple[str, ...] = ()
     always_required: tuple[str, ...] = ("commercial_invoice",)
     generated: tuple[str, ...] = ("commercial_invoice", "packing_list")
     required_by_hs: tuple[HsDocument, ...] = ()
+
+    @field_validator("embargoed")
+    @classmethod
+    def _iso_codes(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        codes = [_embargo_code(i, v) for i, v in enumerate(values)]
+        return tuple(dict.fromkeys(codes))
 
 
 class DuplicatesPolicy(_Section):
@@ -97,9 +169,37 @@ class Ranking(_Section):
 
 
 class TierApproval(_Section):
-    approvals: int = Field(ge=1)
+    """Who must approve one tier. Checked against contract §4's minimum in ``Policy``
+    (which knows the tier) and here (what holds for every tier)."""
+
+    approvals: int = Field(strict=True)
     roles: tuple[str, ...] = ("approver", "supervisor")
-    supervisor_with_reason: bool = False
+    supervisor_with_reason: bool = Field(default=False, strict=True)
+
+    @field_validator("approvals")
+    @classmethod
+    def _at_least_the_contract(cls, approvals: int) -> int:
+        if approvals < CONTRACT_MIN_APPROVALS:
+            raise ValueError(
+                f"{approvals} is below the contract's minimum: L2 and L3 need approvals from "
+                f"at least {CONTRACT_MIN_APPROVALS} different people (contract §4); "
+                f"{_STRICTER_ONLY}: write {CONTRACT_MIN_APPROVALS} or more"
+            )
+        return approvals
+
+    @field_validator("roles")
+    @classmethod
+    def _voting_roles(cls, roles: tuple[str, ...]) -> tuple[str, ...]:
+        if not roles:
+            raise ValueError("no role may approve; list approver, supervisor or both (contract §4)")
+        for i, role in enumerate(roles):
+            if role not in VOTING_ROLES:
+                raise _Refused(
+                    (i,),
+                    f"{role!r} cannot approve: only approver and supervisor may (contract §4); "
+                    f"{_STRICTER_ONLY}: remove it",
+                )
+        return roles
 
 
 class Policy(BaseModel):
@@ -118,6 +218,33 @@ class Policy(BaseModel):
     # Who may vote and as what; when empty, people state their role when they vote.
     people: dict[str, Literal["approver", "supervisor"]] = {}
     digest: str = ""
+
+    @field_validator("approvals")
+    @classmethod
+    def _contract_minimum(cls, approvals: dict[Tier, TierApproval]) -> dict[Tier, TierApproval]:
+        """Contract §4: L1 runs with no person; L3 needs a supervisor with a written reason."""
+        if Tier.L1 in approvals:
+            raise _Refused(
+                (Tier.L1.value,),
+                "L1 runs at once with no person (contract §4), so exdesk cannot ask for "
+                "approvals there; remove [approvals.L1] and give the strategies that need "
+                "people tier L2 or L3 under [tiers]",
+            )
+        l3 = approvals.get(Tier.L3)
+        if l3 is not None and "supervisor" not in l3.roles:
+            raise _Refused(
+                (Tier.L3.value, "roles"),
+                "L3 needs a supervisor's approval (contract §4), so supervisor must be among "
+                f'the roles; {_STRICTER_ONLY}: write roles = ["approver", "supervisor"] or '
+                '["supervisor"]',
+            )
+        if l3 is not None and not l3.supervisor_with_reason:
+            raise _Refused(
+                (Tier.L3.value, "supervisor_with_reason"),
+                "L3 needs a supervisor who approves with a written reason (contract §4); "
+                f"{_STRICTER_ONLY}: write supervisor_with_reason = true",
+            )
+        return approvals
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:
@@ -149,12 +276,51 @@ class Policy(BaseModel):
         )
 
 
-def _find_line(text: str, key: str) -> int | None:
-    pattern = re.compile(rf"^\s*(\[+\s*)?[\w.\"]*\b{re.escape(key)}\b")
+_KEY = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+_DOTTED = rf"{_KEY}(?:\s*\.\s*{_KEY})*"
+_HEADER = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED})\s*\]")
+_ASSIGN = re.compile(rf"^\s*({_DOTTED})\s*=")
+
+
+def _split_keys(dotted: str) -> tuple[str, ...]:
+    return tuple(k.strip().strip("\"'") for k in re.findall(_KEY, dotted))
+
+
+def _key_lines(text: str) -> list[tuple[tuple[str | int, ...], int]]:
+    """(key path, line number) of every table header and ``key =`` line, in file order.
+
+    An array of tables (``[[a.b]]``) gets its item index in the path, as pydantic's error
+    locations have it. Lines inside multi-line values carry no ``=`` and are skipped.
+    """
+    out: list[tuple[tuple[str | int, ...], int]] = []
+    table: tuple[str | int, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
-        if pattern.match(line):
-            return number
-    return None
+        header = _HEADER.match(line)
+        if header:
+            keys = _split_keys(header.group(2))
+            if header.group(1) == "[[":
+                arrays[keys] = arrays.get(keys, -1) + 1
+                out.append((keys, number))
+                table = (*keys, arrays[keys])
+            else:
+                table = keys
+            out.append((table, number))
+            continue
+        assign = _ASSIGN.match(line)
+        if assign:
+            out.append(((*table, *_split_keys(assign.group(1))), number))
+    return out
+
+
+def _find_line(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """The line that defines the longest leading part of ``loc`` (the field, else its
+    table), or None when not even its first key is in the text."""
+    best: tuple[int, int] | None = None  # (matched length, line)
+    for path, number in _key_lines(text):
+        if path and loc[: len(path)] == path and (best is None or len(path) > best[0]):
+            best = (len(path), number)
+    return best[1] if best else None
 
 
 def parse_policy(text: str, source: str) -> Policy:
@@ -168,11 +334,15 @@ def parse_policy(text: str, source: str) -> Policy:
         return Policy.model_validate({**raw, "digest": digest})
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        keys = [str(p) for p in err["loc"] if not isinstance(p, int)]
-        line = _find_line(text, keys[-1]) if keys else None
+        path: tuple[str | int, ...] = tuple(err["loc"])
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, _Refused):
+            path += cause.loc
+        loc = ".".join(str(p) for p in path) or "(top level)"
+        line = _find_line(text, path) if path else None
         where = f"{source} line {line}" if line else source
-        raise PolicyError(f"{where}: {loc}: {err['msg']}; correct it and reload") from exc
+        message = err["msg"].removeprefix("Value error, ")
+        raise PolicyError(f"{where}: {loc}: {message}; correct it and reload") from exc
 
 
 def default_policy() -> Policy:

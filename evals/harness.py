@@ -8,51 +8,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.runner import RunResult
+from domain.approvals import approvals_missing, approvals_of
 from domain.errors import ExdeskError
-from domain.models import Order, Tier
+from domain.models import ProposalStatus, Tier
 from evals.cases import EvalCase
 from evals.scorers import score
+from service import usecases
+from service.reports import case_report, error_report
 from service.wiring import Exdesk
-
-REPORT_PLAN_FIELDS = (
-    "strategy",
-    "tier",
-    "score",
-    "rationale",
-    "similar_cases",
-    "cost_usd",
-    "actions",
-    "evidence",
-)
-
-
-def case_report(case_id: str, result: RunResult) -> dict[str, Any]:
-    exceptions = [
-        {
-            "kind": e["kind"],
-            "plans": [{k: p[k] for k in REPORT_PLAN_FIELDS if k in p} for p in e["plans"]],
-            "decision": e["decision"],
-        }
-        for e in result.exceptions()
-    ]
-    return {
-        "id": case_id,
-        "kinds": result.kinds,
-        "exceptions": exceptions,
-        "order_after": result.order_after.as_json(),
-    }
-
-
-def error_report(case_id: str, order: Order, error: ExdeskError) -> dict[str, Any]:
-    """A case the agent could not handle: the order as given, and why."""
-    return {
-        "id": case_id,
-        "error": str(error),
-        "kinds": [],
-        "exceptions": [],
-        "order_after": order.as_json(),
-    }
 
 
 def unsafe_executions(app: Exdesk, cases: Sequence[dict[str, Any]]) -> list[str]:
@@ -64,7 +27,12 @@ def unsafe_executions(app: Exdesk, cases: Sequence[dict[str, Any]]) -> list[str]
             if decision.get("status") != "executed" or decision.get("tier") == Tier.L1.value:
                 continue
             proposal_id = decision.get("proposal_id")
-            if not proposal_id or app.review.missing(app.review.get(proposal_id), app.policy):
+            proposal = app.review.get(proposal_id) if proposal_id else None
+            if proposal is None or proposal.status is not ProposalStatus.EXECUTED:
+                unsafe.append(f"{case['id']}: {entry['kind']} {decision.get('strategy')}")
+                continue
+            votes = app.review.votes(proposal.proposal_id)
+            if approvals_missing(proposal.tier, approvals_of(proposal, votes), app.policy):
                 unsafe.append(f"{case['id']}: {entry['kind']} {decision.get('strategy')}")
     return unsafe
 
@@ -81,12 +49,9 @@ def run_eval(
     reports: list[dict[str, Any]] = []
     for case in cases:
         world_id = f"eval-{tag}-{case.id}"
-        app.store.put_world(world_id, case.world)
-        app.store.upsert_order(world_id, case.order)
         try:
-            report = case_report(
-                case.id, app.runner.handle(app.desk(world_id), case.order.order_id)
-            )
+            usecases.load_world(app, world_id, case.world)
+            report = case_report(case.id, usecases.handle(app, world_id, case.order))
         except ExdeskError as exc:
             report = error_report(case.id, case.order, exc)
         reports.append(report)

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from filelock import FileLock, Timeout
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException
 
@@ -285,3 +286,89 @@ def open_memory(
 ) -> QdrantCaseMemory:
     """The case memory for these settings. Call it once per process and share the result."""
     return QdrantCaseMemory(open_client(path=path, url=url), embedder, collection=collection)
+
+
+class SharedFolderMemory:
+    """Embedded Qdrant in a folder that several processes share.
+
+    Embedded Qdrant lets one client at a time open a folder. Here every search, import or count
+    opens it under a lock file beside the folder and closes it at once, so no process is locked
+    out: one that finds the folder busy waits, at most ``timeout`` seconds, then gets
+    ``CaseMemoryUnavailable``. A memory that holds no case is searched without opening it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        embedder: Embedder,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        timeout: float = 30.0,
+    ) -> None:
+        self.path = path
+        self.embedder = embedder
+        self.collection = collection
+        self.timeout = timeout
+        self._lock = FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout)
+
+    def _open(self) -> _OpenMemory:
+        return _OpenMemory(self)
+
+    def _has_cases(self) -> bool:
+        return (self.path / "collection").is_dir() and any((self.path / "collection").iterdir())
+
+    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
+        if not self._has_cases():
+            return []
+        with self._open() as memory:
+            return memory.search(finding, order, limit=limit)
+
+    def import_cases(self, cases: Iterable[PastCase], *, batch_size: int = 256) -> int:
+        with self._open() as memory:
+            return memory.import_cases(cases, batch_size=batch_size)
+
+    def learn(self, case: PastCase) -> None:
+        with self._open() as memory:
+            memory.learn(case)
+
+    def count(self) -> int:
+        if not self._has_cases():
+            return 0
+        with self._open() as memory:
+            return memory.count()
+
+    def close(self) -> None:
+        """Nothing stays open between calls."""
+
+
+class _OpenMemory:
+    """The shared folder, locked and opened for one operation."""
+
+    def __init__(self, shared: SharedFolderMemory) -> None:
+        self._shared = shared
+        self._memory: QdrantCaseMemory | None = None
+
+    def __enter__(self) -> QdrantCaseMemory:
+        shared = self._shared
+        try:
+            shared._lock.acquire()
+        except Timeout as exc:
+            raise CaseMemoryUnavailable(
+                f"the case memory at {shared.path} was busy for {shared.timeout:.0f} s (other "
+                "exdesk processes were using it); try again, or run a Qdrant server and set "
+                "EXDESK_QDRANT_URL"
+            ) from exc
+        try:
+            client = open_client(path=shared.path, url=None)
+        except BaseException:
+            shared._lock.release()
+            raise
+        self._memory = QdrantCaseMemory(client, shared.embedder, collection=shared.collection)
+        return self._memory
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._memory is not None:
+                self._memory.close()
+        finally:
+            self._shared._lock.release()

@@ -1,4 +1,8 @@
-"""The `exdesk` command."""
+"""The `exdesk` command.
+
+Commands of other packages join through the ``exdesk.commands`` entry point group (``exdesk
+eval`` comes from ``evals``), so this module never imports them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,16 +19,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from agent.runner import RunResult
 from audit.keys import load_public_key, public_key_path
 from audit.log import VerifyResult, verify_export
-from domain.approvals import resolve_voter
 from domain.errors import ExdeskError
-from domain.models import Order, World
-from evals.cases import EvalCase
-from evals.harness import case_report, error_report, run_eval
-from knowledge.cases import read_cases
-from service.inputs import read_json, read_jsonl
-from service.render import cases_table, print_summary, proposal_view
+from domain.models import Order, ProposalStatus, World
+from service import usecases
+from service.inputs import read_json, read_jsonl, read_past_cases, unique_by
+from service.render import cases_table, proposal_view, safe
+from service.reports import case_report, error_report
 from service.settings import Settings
 from service.wiring import Exdesk, memory_for
 
@@ -34,8 +38,8 @@ audit_app = typer.Typer(no_args_is_help=True, help="Verify and export the audit 
 review_app = typer.Typer(
     no_args_is_help=True, help="The review queue: L2/L3 plans waiting for people."
 )
-app.add_typer(audit_app, name="audit")
 knowledge_app = typer.Typer(no_args_is_help=True, help="The case memory: past cases and outcomes.")
+app.add_typer(audit_app, name="audit")
 app.add_typer(review_app, name="review")
 app.add_typer(knowledge_app, name="knowledge")
 
@@ -57,7 +61,7 @@ PolicyFile = Annotated[
 TABLE_LIMIT = 40
 
 
-def _settings(data_dir: Path | None, policy: Path | None = None) -> Settings:
+def settings_for(data_dir: Path | None, policy: Path | None = None) -> Settings:
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -66,28 +70,31 @@ def _settings(data_dir: Path | None, policy: Path | None = None) -> Settings:
     return Settings(**overrides)
 
 
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/] {safe(message)}")
+    return typer.Exit(code)
+
+
 @contextmanager
-def _exdesk(
+def opened(
     data_dir: Path | None, policy: Path | None = None, *, fresh_memory: bool = False
 ) -> Iterator[Exdesk]:
     """exdesk for one command; ``fresh_memory``: an empty case memory, not the data dir's."""
     try:
-        settings = _settings(data_dir, policy)
+        settings = settings_for(data_dir, policy)
         memory = memory_for(settings, persistent=False) if fresh_memory else None
         desk = Exdesk(settings, memory=memory)
     except ExdeskError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(str(exc)) from exc
     try:
         yield desk
     except ExdeskError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(str(exc)) from exc
     finally:
         desk.close()
 
 
-def _progress(total: int) -> Progress:
+def progress(total: int) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -99,7 +106,7 @@ def _progress(total: int) -> Progress:
     )
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
     """Write atomically: a reader never sees half a report."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -107,40 +114,11 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-@app.command("eval")
-def eval_command(
-    cases: Annotated[Path, typer.Argument(help="Eval cases, JSON Lines (contract §6).")],
-    report: Annotated[Path, typer.Option("--out", help="Where to write the report (JSON).")],
-    data_dir: DataDir = None,
-    policy: PolicyFile = None,
-    knowledge: Annotated[
-        Path | None,
-        typer.Option("--knowledge", help="Past cases (contract §5) to import first."),
-    ] = None,
-    table: Annotated[
-        bool | None, typer.Option("--table/--no-table", help="Print a row per order.")
-    ] = None,
-) -> None:
-    """Run every case through the agent and write the report.
-
-    The run starts from an empty case memory (plus --knowledge), so results never depend
-    on what the data dir remembers.
-    """
-    with _exdesk(data_dir, policy, fresh_memory=True) as desk:
-        errors = _import_knowledge(desk, knowledge) if knowledge else []
-        good, case_errors = _unique_cases(cases)
-        errors += case_errors
-        with _progress(len(good)) as bar:
-            task = bar.add_task("cases", total=len(good))
-            result = run_eval(desk, good, errors=errors, on_case=lambda _: bar.advance(task))
-        _write_json(report, result)
-        desk.checkpoint()
-        if table if table is not None else len(good) <= TABLE_LIMIT:
-            out.print(cases_table(result["cases"], f"exdesk eval · {cases.name}"))
-        print_summary(out, result["summary"])
-        out.print(f"report: {report}")
-        if errors or result["summary"]["case_errors"]:
-            raise typer.Exit(1)
+def print_problems(errors: list[str], notices: list[str]) -> None:
+    for notice in notices:
+        err.print(f"[yellow]note[/] {safe(notice)}")
+    for error in errors:
+        err.print(f"[red]skipped[/] {safe(error)}")
 
 
 @app.command("run")
@@ -160,20 +138,20 @@ def run_command(
     policy: PolicyFile = None,
 ) -> None:
     """Handle real order files: detect, plan, act, queue for approval."""
-    with _exdesk(data_dir, policy) as desk:
+    with opened(data_dir, policy) as desk:
         if world is not None:
-            desk.store.put_world(world_id, read_json(world, World))
+            usecases.load_world(desk, world_id, read_json(world, World))
         parsed = list(read_jsonl(orders, Order))
-        good = [p for p in parsed if p.value is not None]
+        good, errors = unique_by(parsed, lambda o: o.order_id, orders, "order_id")
+        notices = [p.notice for p in parsed if p.notice]
         reports: list[dict[str, Any]] = []
-        with _progress(len(good)) as bar:
+        with progress(len(good)) as bar:
             task = bar.add_task("orders", total=len(good))
             for item in good:
                 assert item.value is not None
                 label = f"line {item.line}"
-                desk.store.upsert_order(world_id, item.value)
                 try:
-                    result = desk.runner.handle(desk.desk(world_id), item.value.order_id)
+                    result = usecases.handle(desk, world_id, item.value)
                     reports.append(case_report(label, result))
                 except ExdeskError as exc:
                     reports.append(error_report(label, item.value, exc))
@@ -185,46 +163,13 @@ def run_command(
                 "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in reports), encoding="utf-8"
             )
         if reports:
-            out.print(
-                cases_table(
-                    reports[:TABLE_LIMIT] if len(reports) > TABLE_LIMIT else reports,
-                    f"exdesk run · {orders.name}",
-                )
-            )
-        errors = [p.error for p in parsed if p.error is not None]
+            out.print(cases_table(reports[:TABLE_LIMIT], f"exdesk run · {orders.name}"))
         errors += [f"{orders} {r['id']}: {r['error']}" for r in reports if "error" in r]
         handled = sum(1 for r in reports if "error" not in r)
         out.print(f"{handled} orders handled, {len(errors)} lines skipped")
-        for error in errors:
-            err.print(f"[red]skipped[/] {error}")
+        print_problems(errors, notices)
         if errors:
             raise typer.Exit(1)
-
-
-def _unique_cases(path: Path) -> tuple[list[EvalCase], list[str]]:
-    """The cases of a file, each id once; errors for bad lines and repeated ids."""
-    good: list[EvalCase] = []
-    errors: list[str] = []
-    first_line: dict[str, int] = {}
-    for item in read_jsonl(path, EvalCase):
-        if item.value is None:
-            errors.append(str(item.error))
-        elif item.value.id in first_line:
-            errors.append(
-                f"{path} line {item.line}: id {item.value.id!r} is already used on line "
-                f"{first_line[item.value.id]}; give each case its own id"
-            )
-        else:
-            first_line[item.value.id] = item.line
-            good.append(item.value)
-    return good, errors
-
-
-def _import_knowledge(desk: Exdesk, path: Path) -> list[str]:
-    cases, errors = read_cases(path)
-    count = desk.case_memory.import_cases(cases)
-    out.print(f"{count} past cases imported from {path}")
-    return errors
 
 
 @knowledge_app.command("import")
@@ -233,24 +178,30 @@ def knowledge_import(
     data_dir: DataDir = None,
 ) -> None:
     """Add past cases (and how they ended) to the case memory."""
-    with _exdesk(data_dir) as desk:
-        errors = _import_knowledge(desk, cases)
-        for error in errors:
-            err.print(f"[red]skipped[/] {error}")
-        if errors:
+    with opened(data_dir) as desk:
+        if import_knowledge(desk, cases):
             raise typer.Exit(1)
+
+
+def import_knowledge(desk: Exdesk, path: Path) -> list[str]:
+    """Import the past cases of ``path``; print and return the errors of its bad lines."""
+    cases, errors = read_past_cases(path)
+    count = desk.case_memory.import_cases(cases)
+    out.print(f"{count} past cases imported from {safe(path)}")
+    print_problems(errors, [])
+    return errors
 
 
 @audit_app.command("verify")
 def audit_verify(data_dir: DataDir = None) -> None:
     """Walk the hash chain; say `ok` or the first entry that does not verify."""
-    with _exdesk(data_dir) as desk:
-        _report_verify(desk.audit.verify(desk.public_key()))
+    with opened(data_dir) as desk:
+        report_verify(desk.audit.verify(desk.public_key()))
 
 
-def _report_verify(result: VerifyResult) -> None:
+def report_verify(result: VerifyResult) -> None:
     if not result.ok:
-        out.print(f"[red]FAILED[/] at entry {result.first_bad_seq}: {result.problem}")
+        out.print(f"[red]FAILED[/] at entry {result.first_bad_seq}: {safe(result.problem)}")
         raise typer.Exit(1)
     out.print(f"ok: {result.count} entries, head {result.head}")
     signed = "signature checked" if result.signatures_checked else "signature not checked (no key)"
@@ -260,10 +211,10 @@ def _report_verify(result: VerifyResult) -> None:
 @audit_app.command("checkpoint")
 def audit_checkpoint(data_dir: DataDir = None) -> None:
     """Sign the log's current length and head (Ed25519), so truncation and rewrites show."""
-    with _exdesk(data_dir) as desk:
+    with opened(data_dir) as desk:
         cp = desk.checkpoint()
         out.print(f"checkpoint at entry {cp.seq}, head {cp.head}")
-        out.print(f"public key for auditors: {public_key_path(desk.keys_dir)}")
+        out.print(f"public key for auditors: {safe(public_key_path(desk.signing_key_path))}")
 
 
 @audit_app.command("verify-export")
@@ -276,10 +227,9 @@ def audit_verify_export(
         key = load_public_key(public_key)
         with export.open(encoding="utf-8") as fp:
             result = verify_export(fp, key)
-    except (OSError, ExdeskError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    _report_verify(result)
+    except (OSError, UnicodeDecodeError, ExdeskError) as exc:
+        raise fail(str(exc)) from exc
+    report_verify(result)
 
 
 @audit_app.command("export")
@@ -288,38 +238,47 @@ def audit_export(
     data_dir: DataDir = None,
 ) -> None:
     """Export every entry (and checkpoint) as JSON Lines, for auditors."""
-    with _exdesk(data_dir) as desk, path.open("w", encoding="utf-8") as fp:
+    with opened(data_dir) as desk, path.open("w", encoding="utf-8") as fp:
         count = desk.audit.export(fp)
-    out.print(f"{count} entries written to {path}")
+    out.print(f"{count} entries written to {safe(path)}")
 
 
 @review_app.command("list")
 def review_list(
     status: Annotated[
-        str, typer.Option(help="pending, approved, executed, rejected, void, failed or all.")
+        str,
+        typer.Option(
+            help="pending, approved, executed, rejected, void, failed, superseded or all."
+        ),
     ] = "pending",
     data_dir: DataDir = None,
+    policy: PolicyFile = None,
 ) -> None:
     """Proposals in the review queue."""
-    with _exdesk(data_dir) as desk:
-        items = desk.review.find(status=None if status == "all" else status)
+    try:
+        wanted = None if status == "all" else ProposalStatus(status)
+    except ValueError as exc:
+        known = ", ".join(s.value for s in ProposalStatus)
+        raise fail(f"--status {status!r} is not one of: {known}, all") from exc
+    with opened(data_dir, policy) as desk:
+        items = desk.review.find(status=wanted)
         for p in items:
-            missing = desk.review.missing(p, desk.policy) if p.status == "pending" else None
+            needs = usecases.missing(desk, p)
             out.print(
-                f"{p.proposal_id}  {p.tier.value}  {p.strategy:<30} {p.order_id:<16} {p.status}"
-                + (f"  [dim]needs {missing}[/]" if missing else "")
+                f"{p.proposal_id}  {p.tier.value}  {p.strategy.value:<30} "
+                f"{safe(p.order_id):<16} {p.status.value}"
+                + (f"  [dim]needs {safe(needs)}[/]" if needs else "")
             )
         out.print(f"{len(items)} proposal(s)")
 
 
 @review_app.command("show")
-def review_show(proposal_id: str, data_dir: DataDir = None) -> None:
+def review_show(proposal_id: str, data_dir: DataDir = None, policy: PolicyFile = None) -> None:
     """Everything an approver needs to see: the plan, each action, the evidence, the votes."""
-    with _exdesk(data_dir) as desk:
+    with opened(data_dir, policy) as desk:
         proposal = desk.review.get(proposal_id)
-        out.print(
-            proposal_view(desk.review.summary(proposal), desk.review.missing(proposal, desk.policy))
-        )
+        votes = desk.review.votes(proposal_id)
+        out.print(proposal_view(proposal, votes, usecases.missing(desk, proposal)))
 
 
 def _vote(
@@ -330,37 +289,33 @@ def _vote(
     reason: str | None,
     digest: str | None,
     data_dir: Path | None,
+    policy: Path | None,
 ) -> None:
-    with _exdesk(data_dir) as desk:
-        by, role = resolve_voter(by, role, desk.policy)
-        proposal = desk.review.vote(
+    with opened(data_dir, policy) as desk:
+        outcome = usecases.vote(
+            desk,
             proposal_id,
             by=by,
             role=role,
-            decision=decision,
+            decision="approve" if decision == "approve" else "reject",
             reason=reason,
-            plan_digest=digest,
-            policy=desk.policy,
+            digest=digest,
         )
-        desk.audit.append(
-            f"person:{by}",
-            "proposal.approved" if decision == "approve" else "proposal.rejected",
-            {
-                "proposal_id": proposal_id,
-                "role": role,
-                "reason": reason,
-                "plan_digest": proposal.plan_digest,
-            },
-        )
-        missing = desk.review.missing(proposal, desk.policy)
-        if proposal.status == "pending":
-            out.print(f"{proposal_id}: vote recorded; still needs {missing}")
+        desk.checkpoint()
+        if outcome.run is None:
+            out.print(f"{proposal_id}: vote recorded; still needs {safe(outcome.missing)}")
             return
-        result = desk.runner.resume(desk.desk(proposal.world_id), proposal.thread_id)
-        decision_now = result.decisions.get(proposal.kind, {})
-        detail = decision_now.get("detail") or ""
-        out.print(f"{proposal_id}: {decision_now.get('status')} {detail}".rstrip())
-        out.print(f"order {result.order_id} is now {result.order_after.status}")
+        report_run(proposal_id, outcome.proposal.kind, outcome.run)
+
+
+def report_run(proposal_id: str, kind: Any, run: RunResult) -> None:
+    decision = run.decisions.get(kind)
+    status = decision.status.value if decision else "unknown"
+    detail = (decision.detail or "") if decision else ""
+    out.print(f"{proposal_id}: {status} {safe(detail)}".rstrip())
+    out.print(f"order {safe(run.order_id)} is now {run.order_after.status}")
+    if decision is not None and decision.status.value in ("failed", "rejected"):
+        raise typer.Exit(1)
 
 
 @review_app.command("approve")
@@ -381,9 +336,10 @@ def review_approve(
         typer.Option("--digest", help="The plan digest you reviewed (from `review show`)."),
     ] = None,
     data_dir: DataDir = None,
+    policy: PolicyFile = None,
 ) -> None:
     """Approve a proposal. When it has the approvals its tier needs, it runs."""
-    _vote(proposal_id, by, role, "approve", reason, digest, data_dir)
+    _vote(proposal_id, by, role, "approve", reason, digest, data_dir, policy)
 
 
 @review_app.command("reject")
@@ -398,9 +354,30 @@ def review_reject(
         ),
     ] = None,
     data_dir: DataDir = None,
+    policy: PolicyFile = None,
 ) -> None:
     """Reject a proposal: it will not run, and the order stays held for a person."""
-    _vote(proposal_id, by, role, "reject", reason, None, data_dir)
+    _vote(proposal_id, by, role, "reject", reason, None, data_dir, policy)
+
+
+@review_app.command("resume")
+def review_resume(
+    proposal_id: str, data_dir: DataDir = None, policy: PolicyFile = None
+) -> None:
+    """Finish a proposal whose run was interrupted (a crash after its last approval)."""
+    with opened(data_dir, policy) as desk:
+        proposal = desk.review.get(proposal_id)
+        run = usecases.resume(desk, proposal)
+        desk.checkpoint()
+        report_run(proposal_id, proposal.kind, run)
+
+
+def _load_plugins() -> None:
+    for entry in entry_points(group="exdesk.commands"):
+        entry.load()(app)
+
+
+_load_plugins()
 
 
 def main() -> None:

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
+
+from audit.keys import PRIVATE_KEY_FILE
+
+
+def config_dir() -> Path:
+    """The user's configuration folder for exdesk ($XDG_CONFIG_HOME/exdesk or ~/.config/exdesk)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "exdesk"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXDESK_", frozen=True)
 
     data_dir: Path = Path(".exdesk")
-    # SQLAlchemy URL of the store, review queue and audit log; SQLite under data_dir if unset.
+    # SQLAlchemy URL of the store, review queue, audit log and graph checkpoints; SQLite
+    # under data_dir if unset.
     database_url: str | None = None
     # A policy file of your own; the shipped default policy if unset.
     policy_file: Path | None = None
@@ -23,3 +35,20 @@ class Settings(BaseSettings):
     # sentence-transformers model (a name or a path).
     qdrant_url: str | None = None
     embedding_model: str = "all-MiniLM-L6-v2"
+    # The audit log's signing key (Ed25519, PEM): one per installation, shared by every process
+    # that writes the log. Default: under the user's config dir, one per database.
+    signing_key: Path | None = None
+    # Drills: make simulated tool operations fail or kill the process ("notify.send=crash-after").
+    simulated_faults: str | None = None
+    # How long a process waits for another that holds an order, or the case memory (seconds).
+    lock_timeout_s: float = 120.0
+
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'exdesk.db'}"
+
+    def signing_key_path(self) -> Path:
+        if self.signing_key is not None:
+            return self.signing_key
+        where = make_url(self.database()).render_as_string(hide_password=True)
+        install = hashlib.sha256(where.encode()).hexdigest()[:16]
+        return config_dir() / "keys" / install / PRIVATE_KEY_FILE

@@ -1,13 +1,22 @@
-"""Builds exdesk from Settings: database, audit log, policy, checkers, graph, desks."""
+"""Builds exdesk from Settings: database and migrations, audit log, policy, checkers, graph
+with its checkpointer, case memory, and a desk per world.
+
+Every process builds its own; several may share one data dir or database at once.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from contextlib import ExitStack
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
+from sqlalchemy import Engine, make_url
 
 from agent.context import Checkers
 from agent.desk import Desk
@@ -15,19 +24,47 @@ from agent.graph import build_graph
 from agent.runner import Runner
 from audit.keys import load_or_create_signing_key, load_public_key, public_key_path
 from audit.log import AuditLog, Checkpoint
+from domain import models
 from domain.errors import InputError
 from domain.models import Finding, Order
 from domain.policy import Policy, default_policy, parse_policy
 from knowledge.embedder import make_embedder
 from knowledge.memory import SimilarCase
-from knowledge.store import QdrantCaseMemory, open_memory
+from knowledge.store import SharedFolderMemory, open_memory
 from service.settings import Settings
-from store.db import create_schema, make_engine, sqlite_url
+from store.db import make_engine, sqlite_path
+from store.migrate import schema_lock, upgrade
+from store.orders import OrderBook
 from store.review import ReviewQueue
-from store.worlds import WorldStore
+from store.world import WorldRows
 from tools.address import I18nAddressRules
 from tools.hs_codes import HsCodes
-from tools.simulated import simulated_toolbox
+from tools.simulated import SimulatedBackend, parse_faults
+
+# What graph checkpoints may hold: the domain models in the graph's state, nothing else.
+CHECKPOINT_TYPES = (
+    models.Finding,
+    models.Draft,
+    models.Plan,
+    models.Action,
+    models.Decision,
+    models.DecisionStatus,
+    models.Kind,
+    models.Strategy,
+    models.Tier,
+)
+
+
+class Memory(Protocol):
+    """The case memory as the CLI uses it: search (the agent), import, count."""
+
+    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]: ...
+
+    def import_cases(self, cases: Any, *, batch_size: int = 256) -> int: ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -37,93 +74,137 @@ def load_policy(path: Path | None) -> Policy:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot read the policy file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
     return parse_policy(text, str(path))
 
 
-def memory_for(settings: Settings, *, persistent: bool) -> QdrantCaseMemory:
+def memory_for(settings: Settings, *, persistent: bool) -> Memory:
     """The data dir's case memory (or the Qdrant server's), or a fresh, empty one in memory."""
     embedder = make_embedder(settings.embedding_model)
     if not persistent:
         return open_memory(path=None, url=None, embedder=embedder)
-    return open_memory(
-        path=settings.data_dir / "qdrant", url=settings.qdrant_url, embedder=embedder
+    if settings.qdrant_url:
+        return open_memory(path=None, url=settings.qdrant_url, embedder=embedder)
+    return SharedFolderMemory(
+        settings.data_dir / "qdrant", embedder, timeout=settings.lock_timeout_s
     )
 
 
-class _OnDemandMemory:
-    """Opens the case memory at the first search: embedded Qdrant locks its folder, so
-    commands that never search (review, audit) must not hold it."""
+def _checkpointer(engine: Engine, stack: ExitStack) -> BaseCheckpointSaver[Any]:
+    """Graph checkpoints in the same database: PostgresSaver on PostgreSQL, SqliteSaver on
+    SQLite (in the database file itself)."""
+    serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINT_TYPES)
+    if engine.dialect.name == "postgresql":
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
 
-    def __init__(self, desk: Exdesk) -> None:
-        self._desk = desk
-
-    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
-        return self._desk.case_memory.search(finding, order, limit=limit)
+        conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        pool: ConnectionPool[Any] = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=4,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            open=True,
+        )
+        stack.callback(pool.close)
+        saver: BaseCheckpointSaver[Any] = PostgresSaver(pool, serde=serde)  # type: ignore[arg-type]
+    else:
+        path = sqlite_path(engine)
+        conn = sqlite3.connect(
+            str(path) if path else ":memory:", check_same_thread=False, timeout=60.0
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        stack.callback(conn.close)
+        saver = SqliteSaver(conn, serde=serde)
+    with schema_lock(engine):
+        saver.setup()  # type: ignore[attr-defined]
+    return saver
 
 
 class Exdesk:
-    """One exdesk installation: everything under one data dir and database."""
+    """One exdesk process's view of an installation: one data dir and database."""
 
-    def __init__(self, settings: Settings, *, memory: QdrantCaseMemory | None = None) -> None:
+    def __init__(self, settings: Settings, *, memory: Memory | None = None) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = make_engine(settings.database_url or sqlite_url(settings.data_dir))
-        create_schema(self.engine)
-        self.audit = AuditLog(self.engine)
-        self.audit.create_schema()
-        self.store = WorldStore(self.engine)
-        self.review = ReviewQueue(self.engine)
-        self.policy = load_policy(settings.policy_file)
-        self._memory = memory
-        self._checkpoints = sqlite3.connect(
-            settings.data_dir / "checkpoints.sqlite", check_same_thread=False
-        )
-        self._checkpoints.execute("PRAGMA journal_mode=WAL")
-        self._checkpoints.execute("PRAGMA synchronous=NORMAL")
-        self.runner = Runner(
-            build_graph(checkpointer=SqliteSaver(self._checkpoints)),
-            durability=settings.durability,
-        )
+        self._stack = ExitStack()
+        try:
+            url = settings.database()
+            if make_url(url).get_backend_name() == "sqlite":
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self.engine = make_engine(url)
+            self._stack.callback(self.engine.dispose)
+            upgrade(self.engine)
+            self.audit = AuditLog(self.engine)
+            self.worlds = WorldRows(self.engine)
+            self.orders = OrderBook(self.engine)
+            self.review = ReviewQueue(self.engine)
+            self.policy = load_policy(settings.policy_file)
+            self.faults = parse_faults(settings.simulated_faults)
+            self._memory = memory
+            self.runner = Runner(
+                build_graph(checkpointer=_checkpointer(self.engine, self._stack)),
+                durability=settings.durability,
+            )
+        except BaseException:
+            self._stack.close()
+            raise
 
     @property
-    def case_memory(self) -> QdrantCaseMemory:
-        """The memory given at construction, else the settings' one, opened on first use."""
+    def case_memory(self) -> Memory:
+        """The memory given at construction, else the settings' one."""
         if self._memory is None:
             self._memory = memory_for(self.settings, persistent=True)
+            self._stack.callback(self._memory.close)
         return self._memory
 
     @cached_property
     def checkers(self) -> Checkers:
         return Checkers(address=I18nAddressRules(), hs=HsCodes())
 
+    def backend(self, world_id: str) -> SimulatedBackend:
+        return SimulatedBackend(self.engine, world_id, faults=self.faults)
+
     def desk(self, world_id: str) -> Desk:
-        sim = self.store.load(world_id)
+        backend = self.backend(world_id)
         return Desk(
             world_id=world_id,
-            sim=sim,
-            toolbox=simulated_toolbox(sim),
+            engine=self.engine,
+            facts=backend.facts,
+            toolbox=backend.toolbox(),
             policy=self.policy,
             checkers=self.checkers,
-            memory=_OnDemandMemory(self),
+            memory=_Lazy(self),
             audit=self.audit,
             review=self.review,
-            store=self.store,
+            orders=self.orders,
         )
 
     @property
-    def keys_dir(self) -> Path:
-        return self.settings.data_dir / "keys"
+    def signing_key_path(self) -> Path:
+        return self.settings.signing_key_path()
 
     def checkpoint(self) -> Checkpoint:
-        """Sign the audit log's current head with this desk's key (created on first use)."""
-        return self.audit.checkpoint(load_or_create_signing_key(self.keys_dir))
+        """Sign the audit log's current head with the installation's key (made on first use)."""
+        return self.audit.checkpoint(load_or_create_signing_key(self.signing_key_path))
 
     def public_key(self) -> Ed25519PublicKey | None:
-        path = public_key_path(self.keys_dir)
+        path = public_key_path(self.signing_key_path)
         return load_public_key(path) if path.exists() else None
 
     def close(self) -> None:
-        if self._memory is not None:
-            self._memory.close()
-        self._checkpoints.close()
-        self.engine.dispose()
+        self._stack.close()
+
+
+class _Lazy:
+    """The case memory, made at the first search: commands that never search (review, audit)
+    never load an embedder."""
+
+    def __init__(self, app: Exdesk) -> None:
+        self._app = app
+
+    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
+        return self._app.case_memory.search(finding, order, limit=limit)
+

@@ -1,125 +1,98 @@
-"""Engine and schema. SQLite under the data dir by default; any SQLAlchemy URL otherwise."""
+"""Engines and transactions. SQLite under the data dir by default; PostgreSQL by URL.
+
+Writes go through :func:`transaction`: on SQLite it begins ``IMMEDIATE`` (the write lock is
+taken at the start, so two processes never deadlock upgrading a read to a write; the busy
+timeout makes the second wait), on PostgreSQL a plain READ COMMITTED transaction whose
+conditional updates and row locks do the rest. Reads use ``engine.connect()``.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Engine,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    text,
-)
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 
-metadata = MetaData()
-
-worlds = Table(
-    "worlds",
-    metadata,
-    Column("world_id", String(200), primary_key=True),
-    Column("body", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-orders = Table(
-    "orders",
-    metadata,
-    Column("world_id", String(200), primary_key=True),
-    Column("order_id", String(200), primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("body", Text, nullable=False),
-    Column("thread_id", String(300)),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("world_id", String(200), nullable=False, index=True),
-    Column("order_id", String(200), nullable=False),
-    Column("channel", String(50), nullable=False),
-    Column("body", Text, nullable=False),
-)
-
-tool_calls = Table(
-    "tool_calls",
-    metadata,
-    Column("key", String(200), primary_key=True),
-    Column("world_id", String(200), nullable=False, index=True),
-    Column("result", Text, nullable=False),
-)
-
-proposals = Table(
-    "proposals",
-    metadata,
-    Column("proposal_id", String(64), primary_key=True),
-    Column("world_id", String(200), nullable=False, index=True),
-    Column("order_id", String(200), nullable=False),
-    Column("thread_id", String(300), nullable=False),
-    Column("kind", String(50), nullable=False),
-    Column("strategy", String(50), nullable=False),
-    Column("tier", String(2), nullable=False),
-    Column("plan", Text, nullable=False),
-    Column("plan_digest", String(64), nullable=False),
-    Column("order_version", Integer, nullable=False),
-    Column("policy_ref", String(200), nullable=False),
-    Column("status", String(20), nullable=False, index=True),
-    Column("detail", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-approvals = Table(
-    "approvals",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("proposal_id", String(64), ForeignKey("proposals.proposal_id"), nullable=False),
-    Column("by", String(200), nullable=False),
-    Column("role", String(20), nullable=False),
-    Column("reason", Text),
-    Column("decision", String(10), nullable=False),
-    Column("plan_digest", String(64), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("proposal_id", "by", name="one_vote_per_person"),
-)
+_T = TypeVar("_T")
+_WRITE = "exdesk_write"
+_LOCK_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock n/a
+_ATTEMPTS = 6
+_BACKOFF_S = 0.05
 
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'exdesk.db'}"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off: SQLAlchemy's begin event emits BEGIN.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA busy_timeout=60000")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
-def create_schema(engine: Engine) -> None:
-    metadata.create_all(engine)
+def sqlite_path(engine: Engine) -> Path | None:
+    """The database file of a SQLite engine (None for PostgreSQL or in-memory SQLite)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: committed when the block ends, rolled back if it raises."""
+    with engine.execution_options(**{_WRITE: True}).begin() as conn:
+        yield conn
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """A lock wait that ran out (SQLite busy) or a conflict PostgreSQL asks to retry."""
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if getattr(error.orig, "sqlstate", None) in _LOCK_SQLSTATES:
+        return True
+    return isinstance(error, exc.OperationalError) and "database is locked" in str(error.orig)
+
+
+def write(engine: Engine, work: Callable[[Connection], _T]) -> _T:
+    """Run ``work`` in a write transaction, again from the start after a lock conflict.
+
+    ``work`` must do nothing outside the database: a retry runs all of it again.
+    """
+    attempt = 1
+    while True:
+        try:
+            with transaction(engine) as conn:
+                return work(conn)
+        except exc.DBAPIError as error:
+            if attempt >= _ATTEMPTS or not is_lock_conflict(error):
+                raise
+        time.sleep(_BACKOFF_S * attempt)  # rolled back: nothing was written
+        attempt += 1
 
 
 @contextmanager

@@ -1,76 +1,58 @@
-"""The review queue: proposals waiting for people, and the approvals they collect.
+"""The review queue: proposals waiting for people, and the votes they collect.
 
-Approvals are bound to the plan digest they were given for; a proposal whose plan,
-order version or policy changed does not count them (see ``agent.approval``).
+Writes take a connection in a transaction the caller owns, so that a vote, the proposal's new
+status and the audit entry that records them commit together. The rules for votes are in
+``domain.approvals``; this module only stores.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, insert, select, update
 
-from domain.approvals import approvals_missing, person, resolve_voter
-from domain.errors import ApprovalError, InputError
-from domain.models import Approval, Plan, Tier
-from domain.policy import Policy
-from store.db import approvals, proposals
+from domain.errors import InputError
+from domain.models import Plan, Proposal, ProposalStatus, Vote
+from store.schema import proposals, votes
 
-OPEN = ("pending", "approved")
-FINAL = ("executed", "rejected")  # a re-run keeps these outcomes
+FINAL = (ProposalStatus.EXECUTED, ProposalStatus.REJECTED)  # a re-run keeps these outcomes
 
 
-@dataclass(frozen=True)
-class Proposal:
-    proposal_id: str
-    world_id: str
-    order_id: str
-    thread_id: str
-    kind: str
-    strategy: str
-    tier: Tier
-    plan: Plan
-    plan_digest: str
-    order_version: int
-    policy_ref: str
-    status: str
-    detail: str | None
-    created_at: datetime
-
-    def as_json(self) -> dict[str, Any]:
-        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name in _SHOWN}
-        return {**shown, "tier": self.tier.value, "plan": self.plan.model_dump(mode="json")}
+def proposal_id_for(
+    *, world_id: str, order_id: str, order_version: int, policy_ref: str, plan: Plan, digest: str
+) -> str:
+    """The same plan for the same order version under the same policy is the same proposal,
+    whichever run drafts it."""
+    seed = "|".join([world_id, order_id, str(order_version), policy_ref, plan.kind.value, digest])
+    return "P-" + hashlib.sha256(seed.encode()).hexdigest()[:12]
 
 
-_SHOWN = {
-    "proposal_id",
-    "world_id",
-    "order_id",
-    "kind",
-    "strategy",
-    "status",
-    "detail",
-    "plan_digest",
-    "order_version",
-    "policy_ref",
-}
+def _proposal(row: Any) -> Proposal:
+    m = row._mapping
+    return Proposal.model_validate(
+        {
+            **{k: m[k] for k in Proposal.model_fields if k != "plan"},
+            "plan": Plan.model_validate_json(m["plan"]),
+        }
+    )
 
 
-def _row(r: Any) -> Proposal:
-    values = {f.name: r._mapping[f.name] for f in fields(Proposal)}
-    return Proposal(**{**values, "tier": Tier(r.tier), "plan": Plan.model_validate_json(r.plan)})
+def _vote(row: Any) -> Vote:
+    return Vote.model_validate({k: row._mapping[k] for k in Vote.model_fields})
 
 
 class ReviewQueue:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    # --- writing (in the caller's transaction) --------------------------------------------
+
     def propose(
         self,
+        conn: Connection,
         *,
         world_id: str,
         order_id: str,
@@ -79,47 +61,82 @@ class ReviewQueue:
         plan_digest: str,
         order_version: int,
         policy_ref: str,
-    ) -> str:
-        """Queue a plan and return its id.
+    ) -> tuple[str, bool]:
+        """Queue a plan; returns its id and whether it was queued just now.
 
-        The same plan for the same order version under the same policy is the same proposal,
-        whichever run drafts it: a re-run keeps its votes (and its outcome), and the newest
-        thread is the one a completed approval wakes.
+        A proposal already queued keeps its votes and its outcome; one that was superseded or
+        voided is pending again (the same plan, drafted again for the same order version).
         """
-        seed = "|".join(
-            [world_id, order_id, str(order_version), policy_ref, plan.kind.value, plan_digest]
+        proposal_id = proposal_id_for(
+            world_id=world_id,
+            order_id=order_id,
+            order_version=order_version,
+            policy_ref=policy_ref,
+            plan=plan,
+            digest=plan_digest,
         )
-        proposal_id = "P-" + hashlib.sha256(seed.encode()).hexdigest()[:12]
         now = datetime.now(UTC)
         where = proposals.c.proposal_id == proposal_id
-        with self.engine.begin() as conn:
-            status = conn.execute(select(proposals.c.status).where(where)).scalar()
-            if status is not None:
-                if status not in FINAL:  # open again (a failed run, a superseded draft)
-                    values = {"thread_id": thread_id, "updated_at": now}
-                    if status not in OPEN:
-                        values |= {"status": "pending", "detail": f"drafted again (was {status})"}
-                    conn.execute(update(proposals).where(where).values(**values))
-                return proposal_id
-            conn.execute(
-                insert(proposals).values(
-                    proposal_id=proposal_id,
-                    world_id=world_id,
-                    order_id=order_id,
-                    thread_id=thread_id,
-                    kind=plan.kind.value,
-                    strategy=plan.strategy.value,
-                    tier=plan.tier.value,
-                    plan=plan.model_dump_json(),
-                    plan_digest=plan_digest,
-                    order_version=order_version,
-                    policy_ref=policy_ref,
-                    status="pending",
-                    created_at=now,
-                    updated_at=now,
-                )
+        status = conn.execute(select(proposals.c.status).where(where).with_for_update()).scalar()
+        if status is not None:
+            values: dict[str, Any] = {"thread_id": thread_id, "updated_at": now}
+            if not ProposalStatus(status).is_open and ProposalStatus(status) not in FINAL:
+                values |= {
+                    "status": ProposalStatus.PENDING,
+                    "detail": f"drafted again (was {status})",
+                }
+            conn.execute(update(proposals).where(where).values(**values))
+            return proposal_id, False
+        conn.execute(
+            insert(proposals).values(
+                proposal_id=proposal_id,
+                world_id=world_id,
+                order_id=order_id,
+                thread_id=thread_id,
+                kind=plan.kind.value,
+                strategy=plan.strategy.value,
+                tier=plan.tier.value,
+                plan=plan.model_dump_json(),
+                plan_digest=plan_digest,
+                order_version=order_version,
+                policy_ref=policy_ref,
+                status=ProposalStatus.PENDING.value,
+                created_at=now,
+                updated_at=now,
             )
-        return proposal_id
+        )
+        return proposal_id, True
+
+    def lock(self, conn: Connection, proposal_id: str) -> Proposal:
+        """The proposal, its row held until the transaction ends (votes serialize on it)."""
+        row = conn.execute(
+            select(proposals).where(proposals.c.proposal_id == proposal_id).with_for_update()
+        ).first()
+        if row is None:
+            raise _unknown(proposal_id)
+        return _proposal(row)
+
+    def add_vote(self, conn: Connection, proposal_id: str, vote: Vote) -> None:
+        conn.execute(insert(votes).values(proposal_id=proposal_id, **vote.model_dump()))
+
+    def set_status(
+        self,
+        conn: Connection,
+        proposal_id: str,
+        status: ProposalStatus,
+        detail: str | None = None,
+        *,
+        only_from: Sequence[ProposalStatus] | None = None,
+    ) -> bool:
+        """Move the proposal to ``status``; with ``only_from``, only from one of those.
+        Returns whether it moved."""
+        query = update(proposals).where(proposals.c.proposal_id == proposal_id)
+        if only_from is not None:
+            query = query.where(proposals.c.status.in_([s.value for s in only_from]))
+        values = {"status": status.value, "detail": detail, "updated_at": datetime.now(UTC)}
+        return bool(conn.execute(query.values(**values)).rowcount)
+
+    # --- reading ---------------------------------------------------------------------------
 
     def get(self, proposal_id: str) -> Proposal:
         with self.engine.connect() as conn:
@@ -127,127 +144,36 @@ class ReviewQueue:
                 select(proposals).where(proposals.c.proposal_id == proposal_id)
             ).first()
         if row is None:
-            raise InputError(
-                f"no proposal {proposal_id!r}; `exdesk review list` shows the open ones"
-            )
-        return _row(row)
+            raise _unknown(proposal_id)
+        return _proposal(row)
 
-    def find(self, *, status: str | None = None, world_id: str | None = None) -> list[Proposal]:
+    def find(
+        self,
+        *,
+        status: ProposalStatus | None = None,
+        world_id: str | None = None,
+        order_id: str | None = None,
+    ) -> list[Proposal]:
         query = select(proposals).order_by(proposals.c.created_at, proposals.c.proposal_id)
         if status is not None:
-            query = query.where(proposals.c.status == status)
+            query = query.where(proposals.c.status == status.value)
         if world_id is not None:
             query = query.where(proposals.c.world_id == world_id)
+        if order_id is not None:
+            query = query.where(proposals.c.order_id == order_id)
         with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(query)]
+            return [_proposal(r) for r in conn.execute(query)]
 
     def open_for(self, world_id: str, order_id: str) -> list[Proposal]:
-        return [
-            p for p in self.find(world_id=world_id) if p.order_id == order_id and p.status in OPEN
-        ]
+        return [p for p in self.find(world_id=world_id, order_id=order_id) if p.status.is_open]
 
-    def votes(self, proposal_id: str) -> list[dict[str, Any]]:
-        query = (
-            select(approvals).where(approvals.c.proposal_id == proposal_id).order_by(approvals.c.id)
-        )
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+    def votes(self, proposal_id: str, conn: Connection | None = None) -> list[Vote]:
+        query = select(votes).where(votes.c.proposal_id == proposal_id).order_by(votes.c.id)
+        if conn is not None:
+            return [_vote(r) for r in conn.execute(query)]
+        with self.engine.connect() as own:
+            return [_vote(r) for r in own.execute(query)]
 
-    def approvals(self, proposal: Proposal) -> list[Approval]:
-        """The approvals given for this proposal's plan as it stands (digest matches)."""
-        return [
-            Approval(by=v["by"], role=v["role"], at=v["at"], reason=v["reason"])
-            for v in self.votes(proposal.proposal_id)
-            if v["decision"] == "approve" and v["plan_digest"] == proposal.plan_digest
-        ]
 
-    def missing(self, proposal: Proposal, policy: Policy) -> str | None:
-        return approvals_missing(proposal.tier, self.approvals(proposal), policy)
-
-    def vote(
-        self,
-        proposal_id: str,
-        *,
-        by: str,
-        role: str | None,
-        policy: Policy,
-        decision: str = "approve",
-        reason: str | None = None,
-        plan_digest: str | None = None,
-    ) -> Proposal:
-        """Record one person's approve/reject. The agent never votes; each person once.
-
-        ``role`` may be None when the policy lists people (their role comes from it).
-        """
-        by, role = resolve_voter(by, role, policy)
-        if decision not in ("approve", "reject"):
-            raise ApprovalError(f"decision must be approve or reject, not {decision!r}")
-        proposal = self.get(proposal_id)
-        if proposal.status != "pending":
-            raise ApprovalError(
-                f"{proposal_id} is {proposal.status}; only pending proposals take votes"
-            )
-        if plan_digest is not None and plan_digest != proposal.plan_digest:
-            raise ApprovalError(
-                f"{proposal_id}: the plan changed since you looked (digest {plan_digest[:12]} ≠ "
-                f"{proposal.plan_digest[:12]}); review it again"
-            )
-        if any(person(v["by"]) == person(by) for v in self.votes(proposal_id)):
-            raise ApprovalError(f"{by} has already voted on {proposal_id}; a second person must")
-        if decision == "reject" and not (reason or "").strip():
-            raise ApprovalError("a rejection needs a reason (--reason)")
-        rule = policy.approvals.get(proposal.tier)
-        if (
-            decision == "approve"
-            and rule is not None
-            and rule.supervisor_with_reason
-            and role == "supervisor"
-            and not (reason or "").strip()
-        ):
-            raise ApprovalError(
-                f"{proposal_id} is {proposal.tier.value}: a supervisor approves with a written "
-                "reason (--reason)"
-            )
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(approvals).values(
-                        proposal_id=proposal_id,
-                        by=by,
-                        role=role,
-                        reason=reason,
-                        decision=decision,
-                        plan_digest=proposal.plan_digest,
-                        at=datetime.now(UTC),
-                    )
-                )
-        except IntegrityError as exc:
-            raise ApprovalError(
-                f"{by} has already voted on {proposal_id}; a second person must"
-            ) from exc
-        if decision == "reject":
-            self.set_status(proposal_id, "rejected", f"rejected by {by}: {reason}")
-        elif self.missing(proposal, policy) is None:
-            self.set_status(proposal_id, "approved", "approvals complete")
-        return self.get(proposal_id)
-
-    def set_status(self, proposal_id: str, status: str, detail: str | None = None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(proposals)
-                .where(proposals.c.proposal_id == proposal_id)
-                .values(status=status, detail=detail, updated_at=datetime.now(UTC))
-            )
-
-    def summary(self, proposal: Proposal) -> dict[str, Any]:
-        return {
-            **proposal.as_json(),
-            "votes": [
-                {
-                    k: (v.isoformat() if isinstance(v, datetime) else v)
-                    for k, v in vote.items()
-                    if k != "id"
-                }
-                for vote in self.votes(proposal.proposal_id)
-            ],
-        }
+def _unknown(proposal_id: str) -> InputError:
+    return InputError(f"no proposal {proposal_id!r}; `exdesk review list` shows the open ones")

@@ -1,5 +1,7 @@
 """One Protocol per outside system. Adapters are ``<Backend><Port>``.
 
+``WorldFacts`` is read-only: the agent reads the world through it. The other ports act.
+
 Every operation that changes something takes ``key``, an idempotency key: a second call
 with the same key does nothing and returns the first call's result. Results are plain
 JSON-able dicts; where a step can be undone the result says what it replaced, so that
@@ -11,10 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from domain.models import Order
+from domain.models import Order, World
 from tools.address import AddressCheck, AddressRepair
 
 Result = dict[str, Any]
+
+
+class WorldFacts(Protocol):
+    """What the world knows that bears on one order: warehouses, stock of its SKUs and their
+    substitutes, replenishment, catalog, rates to its destination, FX, its events, the
+    customer's recent orders, and the clock (``World.now``)."""
+
+    def view(self, order: Order) -> World: ...
 
 
 class Address(Protocol):

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from domain.errors import ToolRejected
-from domain.models import Action, Tier
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from domain.errors import ToolError, ToolRejected, ToolUnavailable
+from domain.models import ADDRESS_FIELDS, Action, Id, OrderStatus, Tier
 from tools.ports import Carrier, Customs, Inventory, Notify, Orders, Payment, Result
 
+AddressField = Literal[ADDRESS_FIELDS]  # type: ignore[valid-type]
 Undo = Callable[[dict[str, Any], Result], Action | None]
 
 
@@ -54,57 +57,146 @@ def _undo_service(args: dict[str, Any], result: Result) -> Action | None:
     )
 
 
+class _Args(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class _OrderArgs(_Args):
+    order_id: Id
+
+
+class HoldArgs(_OrderArgs):
+    kind: str = Field(min_length=1)
+    reason: str
+
+
+class ReleaseHoldArgs(_OrderArgs):
+    kind: str = Field(min_length=1)
+
+
+class ShipToArgs(_OrderArgs):
+    fields: dict[AddressField, str | None] = Field(min_length=1)
+
+
+class LinesArgs(_OrderArgs):
+    changes: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
+class FulfillmentArgs(_OrderArgs):
+    fields: dict[str, Any] = Field(min_length=1)
+
+
+class StatusArgs(_OrderArgs):
+    status: OrderStatus
+
+
+class StockArgs(_Args):
+    warehouse_id: Id
+    sku: Id
+    qty: int = Field(gt=0)
+
+
+class DocumentArgs(_OrderArgs):
+    document: str = Field(min_length=1)
+
+
+class RefundArgs(_OrderArgs):
+    amount: str = Field(pattern=r"^\d+(\.\d+)?$")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class ServiceArgs(_OrderArgs):
+    service: Literal["economy", "standard", "express"]
+
+
+class SendArgs(_OrderArgs):
+    template: str = Field(min_length=1)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     tier: Tier
     undo: Undo
     describe: str
+    args: type[_Args]
 
 
 ACTIONS: dict[tuple[str, str], ActionSpec] = {
     ("orders", "place_hold"): ActionSpec(
-        Tier.L1, _inverse("orders", "release_hold", "order_id", "kind"), "put a hold on the order"
+        Tier.L1,
+        _inverse("orders", "release_hold", "order_id", "kind"),
+        "put a hold on the order",
+        HoldArgs,
     ),
-    ("orders", "release_hold"): ActionSpec(Tier.L1, _no_undo, "release a hold"),
+    ("orders", "release_hold"): ActionSpec(Tier.L1, _no_undo, "release a hold", ReleaseHoldArgs),
     ("orders", "set_ship_to"): ActionSpec(
-        Tier.L1, _restore("set_ship_to", "fields"), "change the ship-to address"
+        Tier.L1, _restore("set_ship_to", "fields"), "change the ship-to address", ShipToArgs
     ),
     ("orders", "set_lines"): ActionSpec(
-        Tier.L1, _restore("set_lines", "changes"), "change order lines"
+        Tier.L1, _restore("set_lines", "changes"), "change order lines", LinesArgs
     ),
     ("orders", "set_fulfillment"): ActionSpec(
-        Tier.L1, _restore("set_fulfillment", "fields"), "change fulfilment"
+        Tier.L1, _restore("set_fulfillment", "fields"), "change fulfilment", FulfillmentArgs
     ),
-    ("orders", "set_status"): ActionSpec(Tier.L3, _restore_status, "change the order's status"),
+    ("orders", "set_status"): ActionSpec(
+        Tier.L3, _restore_status, "change the order's status", StatusArgs
+    ),
     ("inventory", "reserve"): ActionSpec(
-        Tier.L1, _inverse("inventory", "release", "warehouse_id", "sku", "qty"), "reserve stock"
+        Tier.L1,
+        _inverse("inventory", "release", "warehouse_id", "sku", "qty"),
+        "reserve stock",
+        StockArgs,
     ),
-    ("inventory", "release"): ActionSpec(Tier.L1, _no_undo, "release reserved stock"),
+    ("inventory", "release"): ActionSpec(Tier.L1, _no_undo, "release reserved stock", StockArgs),
     ("customs", "attach_document"): ActionSpec(
         Tier.L1,
         _inverse("customs", "detach_document", "order_id", "document"),
         "generate and attach a customs document",
+        DocumentArgs,
     ),
-    ("customs", "detach_document"): ActionSpec(Tier.L1, _no_undo, "detach a customs document"),
-    ("payment", "retry"): ActionSpec(Tier.L1, _no_undo, "retry the payment"),
+    ("customs", "detach_document"): ActionSpec(
+        Tier.L1, _no_undo, "detach a customs document", DocumentArgs
+    ),
+    ("payment", "retry"): ActionSpec(Tier.L1, _no_undo, "retry the payment", _OrderArgs),
     ("payment", "request_new_method"): ActionSpec(
-        Tier.L1, _no_undo, "ask the customer for another payment method"
+        Tier.L1, _no_undo, "ask the customer for another payment method", _OrderArgs
     ),
-    ("payment", "refund"): ActionSpec(Tier.L3, _no_undo, "refund the customer"),
+    ("payment", "refund"): ActionSpec(Tier.L3, _no_undo, "refund the customer", RefundArgs),
     ("carrier", "change_service"): ActionSpec(
-        Tier.L2, _undo_service, "change the shipping service"
+        Tier.L2, _undo_service, "change the shipping service", ServiceArgs
     ),
-    ("notify", "send"): ActionSpec(Tier.L1, _no_undo, "message the customer"),
+    ("notify", "send"): ActionSpec(Tier.L1, _no_undo, "message the customer", SendArgs),
 }
+
+
+def spec_for(action: Action) -> ActionSpec:
+    spec = ACTIONS.get((action.tool, action.op))
+    if spec is None:
+        raise ToolRejected(f"{action.tool}.{action.op} is not a known action")
+    return spec
+
+
+def checked_args(action: Action) -> dict[str, Any]:
+    """The action's arguments, checked against its operation's model; ToolRejected if not."""
+    spec = spec_for(action)
+    try:
+        args = spec.args.model_validate(action.args)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(arguments)"
+        raise ToolRejected(
+            f"{action.tool}.{action.op}: argument {where}: {first['msg']}; the action was not run"
+        ) from None
+    return {name: getattr(args, name) for name in type(args).model_fields}
+
 
 # Changing order lines rewrites what is shipped or declared: never below L2.
 LINE_CHANGE_TIER = Tier.L2
 
 
 def action_tier(action: Action) -> Tier:
-    spec = ACTIONS.get((action.tool, action.op))
-    if spec is None:
-        raise ToolRejected(f"{action.tool}.{action.op} is not a known action")
+    spec = spec_for(action)
     if (action.tool, action.op) == ("orders", "set_lines"):
         return LINE_CHANGE_TIER
     return spec.tier
@@ -135,10 +227,16 @@ class ToolBox:
         }
 
     def call(self, action: Action, *, key: str) -> Result:
-        if (action.tool, action.op) not in ACTIONS:
-            raise ToolRejected(f"{action.tool}.{action.op} is not a known action")
+        """Check the action's arguments, then run it. Whatever goes wrong in the adapter comes
+        out as a ``ToolError``, so that the caller's compensation runs."""
+        args = checked_args(action)
         method = getattr(self._ports[action.tool], action.op)
-        result: Result = method(**action.args, key=key)
+        try:
+            result: Result = method(**args, key=key)
+        except ToolError:
+            raise
+        except Exception as exc:
+            raise ToolUnavailable(action.tool, f"{type(exc).__name__}: {exc}") from exc
         return result
 
     def undo_for(self, action: Action, result: Result) -> Action | None:

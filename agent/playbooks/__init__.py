@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from agent.context import Context
 from agent.playbooks import address, customs, delay, duplicate, payment, stock
-from domain.models import Finding, Kind, Plan
+from domain.models import Draft, Finding, Kind
 
-PLAYBOOKS: dict[Kind, Callable[[Context, Finding], list[Plan]]] = {
+PLAYBOOKS: dict[Kind, Callable[[Context, Finding], list[Draft]]] = {
     Kind.BAD_ADDRESS: address.draft,
     Kind.CUSTOMS_BLOCK: customs.draft,
     Kind.STOCKOUT: stock.draft,
@@ -18,5 +18,5 @@ PLAYBOOKS: dict[Kind, Callable[[Context, Finding], list[Plan]]] = {
 }
 
 
-def draft(ctx: Context, finding: Finding) -> list[Plan]:
+def draft(ctx: Context, finding: Finding) -> list[Draft]:
     return PLAYBOOKS[finding.kind](ctx, finding)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from agent.context import Context
 from agent.playbooks.common import act, hold, notify, plan
-from domain.models import Finding, Plan, Strategy
+from domain.models import Draft, Finding, Strategy
 
 
-def draft(ctx: Context, finding: Finding) -> list[Plan]:
-    plans: list[Plan] = []
+def draft(ctx: Context, finding: Finding) -> list[Draft]:
+    plans: list[Draft] = []
     repair = finding.facts.get("repair")
     if repair:
         changes = repair["changes"]

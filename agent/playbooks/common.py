@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from agent.context import Context
-from domain.models import Action, Finding, Plan, Strategy
+from domain.models import Action, Draft, Finding, Strategy
 
 
 def act(tool: str, op: str, **args: Any) -> Action:
@@ -31,8 +31,8 @@ def plan(
     variant: str | None = None,
     cost_usd: Decimal = Decimal(0),
     evidence: Sequence[str] = (),
-) -> Plan:
-    return Plan(
+) -> Draft:
+    return Draft(
         kind=finding.kind,
         strategy=strategy,
         actions=tuple(actions),
@@ -43,7 +43,7 @@ def plan(
     )
 
 
-def manual_review(ctx: Context, finding: Finding, why: str) -> Plan:
+def manual_review(ctx: Context, finding: Finding, why: str) -> Draft:
     return plan(
         finding,
         Strategy.MANUAL_REVIEW,
@@ -56,7 +56,7 @@ def money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'))}"
 
 
-def cancel(ctx: Context, finding: Finding, why: str) -> Plan:
+def cancel(ctx: Context, finding: Finding, why: str) -> Draft:
     """Cancel the order and refund what was captured."""
     order = ctx.order
     actions = [act("orders", "set_status", order_id=order.order_id, status="cancelled")]

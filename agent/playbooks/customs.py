@@ -6,7 +6,7 @@ from typing import Any
 
 from agent.context import Context
 from agent.playbooks.common import act, cancel, manual_review, plan
-from domain.models import Action, Finding, Plan, Strategy
+from domain.models import Action, Draft, Finding, Strategy
 
 
 def _catalog_code(ctx: Context, sku: str) -> str | None:
@@ -64,7 +64,7 @@ def _fixes(
     return sorted(set(documents)), codes, unfixable
 
 
-def draft(ctx: Context, finding: Finding) -> list[Plan]:
+def draft(ctx: Context, finding: Finding) -> list[Draft]:
     facts = finding.facts
     if facts["embargoed"]:
         return [cancel(ctx, finding, f"{ctx.destination} is an embargoed destination")]
@@ -72,7 +72,7 @@ def draft(ctx: Context, finding: Finding) -> list[Plan]:
         return [cancel(ctx, finding, "customs holds the goods as prohibited")]
     documents, codes, unfixable = _fixes(ctx, facts["problems"])
     order_id = ctx.order.order_id
-    plans: list[Plan] = []
+    plans: list[Draft] = []
     if not unfixable and (documents or codes):
         actions: list[Action] = []
         if codes:

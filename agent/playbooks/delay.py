@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from agent.context import Context
 from agent.playbooks.common import act, money, notify, plan
-from domain.models import Finding, Plan, Strategy
+from domain.models import Draft, Finding, Strategy
 
 SPEED = ("economy", "standard", "express")
 
@@ -18,7 +18,7 @@ def _voucher_usd(ctx: Context) -> Decimal:
     return min(value, ctx.policy.limits.l1_usd).quantize(Decimal("0.01"))
 
 
-def draft(ctx: Context, finding: Finding) -> list[Plan]:
+def draft(ctx: Context, finding: Finding) -> list[Draft]:
     order = ctx.order
     new_eta = finding.facts["new_eta"]
     voucher = _voucher_usd(ctx)

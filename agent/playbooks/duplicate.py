@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from agent.context import Context
 from agent.playbooks.common import hold, notify, plan
-from domain.models import Finding, Plan, Strategy
+from domain.models import Draft, Finding, Strategy
 
 
-def draft(ctx: Context, finding: Finding) -> list[Plan]:
+def draft(ctx: Context, finding: Finding) -> list[Draft]:
     other = finding.facts["duplicate_of"]
     return [
         plan(

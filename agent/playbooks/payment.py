@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from agent.context import Context
 from agent.playbooks.common import act, hold, plan
-from domain.models import Finding, Plan, Strategy
+from domain.models import Draft, Finding, Strategy
 
 
-def draft(ctx: Context, finding: Finding) -> list[Plan]:
+def draft(ctx: Context, finding: Finding) -> list[Draft]:
     code = finding.facts.get("failure_code")
     order_id = ctx.order.order_id
     if code in ctx.policy.payment.retryable_failures:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from agent.context import Context
 from agent.playbooks.common import act, cancel, money, notify, plan
-from domain.models import Action, Finding, Plan, Strategy
+from domain.models import Action, Draft, Finding, Strategy
 
 Allocation = dict[str, dict[str, int]]  # warehouse → sku → qty
 
@@ -162,7 +162,7 @@ def _customs_for_route(ctx: Context, warehouses: tuple[str, ...]) -> tuple[list[
     return actions, note
 
 
-def _reallocate_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
+def _reallocate_plan(ctx: Context, finding: Finding, option: Option) -> Draft:
     wh = option.warehouses[0]
     where = "same country" if option.same_country else f"ships from {ctx.warehouse_country(wh)}"
     customs, note = _customs_for_route(ctx, option.warehouses)
@@ -186,7 +186,7 @@ def _reallocate_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
     )
 
 
-def _split_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
+def _split_plan(ctx: Context, finding: Finding, option: Option) -> Draft:
     main = max(
         option.allocation, key=lambda wh: (sum(option.allocation[wh].values()), wh == ctx.assigned)
     )
@@ -219,7 +219,7 @@ def _split_plan(ctx: Context, finding: Finding, option: Option) -> Plan:
     )
 
 
-def draft(ctx: Context, finding: Finding) -> list[Plan]:
+def draft(ctx: Context, finding: Finding) -> list[Draft]:
     need = ctx.order.qty_by_sku()
     short: dict[str, dict[str, int]] = finding.facts["short"]
     order_id = ctx.order.order_id

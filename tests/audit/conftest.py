@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from audit.log import AuditLog
 from audit.schema import trigger_names
 from store.db import in_schema, make_engine, scratch_schema
+from store.migrate import upgrade
 
 PG_URL_ENV = "EXDESK_TEST_DATABASE_URL"
 
@@ -68,7 +69,7 @@ class StepClock:
 @pytest.fixture
 def log(engine: Engine) -> AuditLog:
     audit_log = AuditLog(engine, clock=StepClock())
-    audit_log.create_schema()
+    upgrade(engine)
     return audit_log
 
 

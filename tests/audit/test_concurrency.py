@@ -15,6 +15,7 @@ from sqlalchemy import create_engine
 
 from audit.errors import AuditError
 from audit.log import AuditLog
+from store.migrate import upgrade
 from tests.audit.conftest import Database
 
 PER_WRITER = 200
@@ -86,7 +87,7 @@ def _impatient_log(tmp_path: Path) -> AuditLog:
     # the app's engine waits 30 s for a lock; this one gives up after 50 ms
     engine = create_engine(f"sqlite:///{tmp_path / 'audit.db'}", connect_args={"timeout": 0.05})
     audit = AuditLog(engine)
-    audit.create_schema()
+    upgrade(engine)
     return audit
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, event, exc, select, text
 from audit.errors import AuditError
 from audit.log import GENESIS_HASH, AuditLog
 from domain.canonical import canonical_json
+from store.migrate import upgrade
 from tests.audit.conftest import StepClock, Tamper, fill
 
 
@@ -44,13 +45,13 @@ def test_payload_is_stored_as_canonical_json_text(log: AuditLog, engine: Engine)
 def test_timestamps_come_from_the_clock_in_utc(engine: Engine) -> None:
     plus_two = timezone(timedelta(hours=2))
     audit = AuditLog(engine, clock=lambda: datetime(2026, 3, 4, 7, 8, 9, 12, tzinfo=plus_two))
-    audit.create_schema()
+    upgrade(engine)
     assert audit.append("agent", "e", {}).at == "2026-03-04T05:08:09.000012Z"
 
 
 def test_a_naive_clock_is_refused(engine: Engine) -> None:
     audit = AuditLog(engine, clock=lambda: datetime(2026, 1, 1))
-    audit.create_schema()
+    upgrade(engine)
     with pytest.raises(AuditError, match="timezone-aware"):
         audit.append("agent", "e", {})
     assert audit.head() == (0, GENESIS_HASH)
@@ -58,7 +59,7 @@ def test_a_naive_clock_is_refused(engine: Engine) -> None:
 
 def test_default_clock_is_now(engine: Engine) -> None:
     audit = AuditLog(engine)
-    audit.create_schema()
+    upgrade(engine)
     at = datetime.strptime(audit.append("agent", "e", {}).at, "%Y-%m-%dT%H:%M:%S.%f%z")
     assert abs(datetime.now(UTC) - at) < timedelta(minutes=1)
 
@@ -73,10 +74,10 @@ def test_entries_pages_and_filters(log: AuditLog) -> None:
     assert next(log.entries(after_seq=41)).payload == {"order_id": "o-42", "n": 42, "total": 52.5}
 
 
-def test_create_schema_is_idempotent_and_keeps_entries(log: AuditLog, engine: Engine) -> None:
+def test_migrating_again_is_a_no_op_and_keeps_entries(log: AuditLog, engine: Engine) -> None:
     fill(log, 3)
-    log.create_schema()
-    AuditLog(engine).create_schema()
+    upgrade(engine)
+    upgrade(engine)
     assert log.head()[0] == 3
     assert log.verify().ok
 
@@ -181,14 +182,14 @@ def test_truncate_is_refused_on_postgresql(log: AuditLog, engine: Engine) -> Non
         conn.execute(text("TRUNCATE audit_log"))
 
 
-def test_a_missing_head_row_stops_appends(log: AuditLog, tamper: Tamper) -> None:
+def test_a_missing_head_row_stops_appends(log: AuditLog, tamper: Tamper, engine: Engine) -> None:
     fill(log, 2)
     tamper("DELETE FROM audit_head")
     with pytest.raises(AuditError, match="audit_head row is missing"):
         log.append("agent", "e", {})
     with pytest.raises(AuditError, match="audit_head row is missing"):
         log.head()
-    log.create_schema()  # does not paper over it: the log has entries
+    upgrade(engine)  # does not paper over it: the log has entries
     with pytest.raises(AuditError, match="audit_head row is missing"):
         log.head()
 
@@ -211,7 +212,7 @@ def test_returned_entries_equal_what_is_read_back(log: AuditLog) -> None:
 
 def test_separate_instances_share_one_chain(engine: Engine) -> None:
     first = AuditLog(engine, clock=StepClock())
-    first.create_schema()
+    upgrade(engine)
     second = AuditLog(engine, clock=StepClock())
     first.append("a", "e", {})
     second.append("b", "e", {})

@@ -1,0 +1,112 @@
+"""Orders as submitted and as the desk changed them.
+
+``submitted`` is the order as it last came in, and its digest decides the version: the version
+rises only when the submitted content changes. ``body`` is the order as it stands now, with
+exdesk's changes (holds, a corrected address, a new warehouse). A changed submission starts the
+order afresh from what was submitted; an unchanged one changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from domain.digest import digest
+from domain.errors import InputError
+from domain.models import Order
+from store.db import write
+from store.schema import orders
+
+
+@dataclass(frozen=True)
+class Submission:
+    version: int
+    changed: bool  # a new order, or new content: a new version to plan
+
+
+def _key(world_id: str, order_id: str) -> object:
+    return and_(orders.c.world_id == world_id, orders.c.order_id == order_id)
+
+
+def _body(order: Order) -> str:
+    return json.dumps(order.as_json(), ensure_ascii=False)
+
+
+class OrderBook:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def submit(self, world_id: str, order: Order) -> Submission:
+        """Take an order as submitted; see the module for what a resubmission does."""
+        body, seal = _body(order), digest(order.as_json())
+
+        def work(conn: Connection) -> Submission:
+            row = conn.execute(
+                select(orders.c.version, orders.c.submitted_digest)
+                .where(_key(world_id, order.order_id))
+                .with_for_update()
+            ).first()
+            now = datetime.now(UTC)
+            fields = {"submitted": body, "submitted_digest": seal, "body": body, "updated_at": now}
+            if row is None:
+                conn.execute(
+                    insert(orders).values(
+                        world_id=world_id, order_id=order.order_id, version=1, **fields
+                    )
+                )
+                return Submission(1, True)
+            if row.submitted_digest == seal:
+                return Submission(int(row.version), False)
+            version = int(row.version) + 1
+            conn.execute(
+                update(orders)
+                .where(_key(world_id, order.order_id))
+                .values(version=version, **fields)
+            )
+            return Submission(version, True)
+
+        try:
+            return write(self.engine, work)
+        except IntegrityError:  # another process inserted it first: now it is an update
+            return write(self.engine, work)
+
+    def current(self, world_id: str, order_id: str) -> Order | None:
+        with self.engine.connect() as conn:
+            return read_current(conn, world_id, order_id)
+
+    def version(self, world_id: str, order_id: str) -> int:
+        with self.engine.connect() as conn:
+            version = conn.execute(
+                select(orders.c.version).where(_key(world_id, order_id))
+            ).scalar()
+        if version is None:
+            raise InputError(f"order {order_id!r} is not in world {world_id!r}")
+        return int(version)
+
+    def submitted(self, world_id: str, order_id: str) -> Order:
+        with self.engine.connect() as conn:
+            body = conn.execute(select(orders.c.submitted).where(_key(world_id, order_id))).scalar()
+        if body is None:
+            raise InputError(f"order {order_id!r} is not in world {world_id!r}")
+        return Order.model_validate_json(body)
+
+
+def read_current(
+    conn: Connection, world_id: str, order_id: str, *, lock: bool = False
+) -> Order | None:
+    """The order as it stands; ``lock`` holds its row until the transaction ends."""
+    query = select(orders.c.body).where(_key(world_id, order_id))
+    body = conn.execute(query.with_for_update() if lock else query).scalar()
+    return None if body is None else Order.model_validate_json(body)
+
+
+def write_current(conn: Connection, world_id: str, order: Order) -> None:
+    conn.execute(
+        update(orders)
+        .where(_key(world_id, order.order_id))
+        .values(body=_body(order), updated_at=datetime.now(UTC))
+    )

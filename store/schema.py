@@ -1,0 +1,188 @@
+"""The store's tables. Migrations (``store/migrations``) create them; this module describes them
+for queries, and a test checks the two agree.
+
+A world is rows: its facts (warehouses, catalog, rates, FX, replenishment, events, recent
+orders), each loaded from a world file, and its stock, where ``on_hand`` and ``reserved`` come
+from the file and ``held`` is what exdesk's own executed actions reserved (a reload never
+touches it). Orders keep the body as submitted (its digest decides the version) and the body as
+the desk changed it. Ids are at most ``MAX_ID`` characters on every database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from domain.models import MAX_ID
+
+metadata = MetaData()
+
+
+def _id(name: str, **kwargs: object) -> Column[str]:
+    return Column(name, String(MAX_ID), **kwargs)  # type: ignore[arg-type]
+
+
+worlds = Table(
+    "worlds",
+    metadata,
+    _id("world_id", primary_key=True),
+    Column("now", String(40), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+warehouses = Table(
+    "warehouses",
+    metadata,
+    _id("world_id", primary_key=True),
+    _id("warehouse_id", primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+stock = Table(
+    "stock",
+    metadata,
+    _id("world_id", primary_key=True),
+    _id("warehouse_id", primary_key=True),
+    _id("sku", primary_key=True),
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("held", Integer, nullable=False),
+)
+
+replenishments = Table(
+    "replenishments",
+    metadata,
+    _id("world_id", primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    _id("sku", nullable=False),
+    Column("body", Text, nullable=False),
+    Index("replenishments_sku", "world_id", "sku"),
+)
+
+catalog = Table(
+    "catalog",
+    metadata,
+    _id("world_id", primary_key=True),
+    _id("sku", primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+shipping_rates = Table(
+    "shipping_rates",
+    metadata,
+    _id("world_id", primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("country_code", String(2), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("shipping_rates_country", "world_id", "country_code"),
+)
+
+fx_rates = Table(
+    "fx_rates",
+    metadata,
+    _id("world_id", primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("rate", String(40), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    _id("world_id", primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    _id("order_id", nullable=False),
+    Column("body", Text, nullable=False),
+    Index("events_order", "world_id", "order_id"),
+)
+
+recent_orders = Table(
+    "recent_orders",
+    metadata,
+    _id("world_id", primary_key=True),
+    _id("order_id", primary_key=True),
+    _id("customer_id", nullable=False),
+    Column("body", Text, nullable=False),
+    Index("recent_orders_customer", "world_id", "customer_id"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    _id("world_id", primary_key=True),
+    _id("order_id", primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("submitted_digest", String(64), nullable=False),
+    Column("submitted", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _id("world_id", nullable=False),
+    _id("order_id", nullable=False),
+    Column("channel", String(50), nullable=False),
+    Column("call_key", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("outbox_order", "world_id", "order_id"),
+)
+
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    _id("world_id", nullable=False),
+    Column("op", String(100), nullable=False),
+    Column("result", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("proposal_id", String(64), primary_key=True),
+    _id("world_id", nullable=False),
+    _id("order_id", nullable=False),
+    Column("thread_id", Text, nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("strategy", String(50), nullable=False),
+    Column("tier", String(2), nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("plan_digest", String(64), nullable=False),
+    Column("order_version", Integer, nullable=False),
+    Column("policy_ref", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("detail", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("proposals_status", "status"),
+    Index("proposals_order", "world_id", "order_id"),
+)
+
+votes = Table(
+    "votes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("proposal_id", String(64), ForeignKey("proposals.proposal_id"), nullable=False),
+    Column("person", String(MAX_ID), nullable=False),
+    Column("by", String(MAX_ID), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("reason", Text),
+    Column("decision", String(10), nullable=False),
+    Column("plan_digest", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("proposal_id", "person", name="one_vote_per_person"),
+)

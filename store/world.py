@@ -1,0 +1,309 @@
+"""Worlds as rows: load a world file's facts, read the facts that bear on one order, and change
+stock with conditional updates that cannot oversell or lose a concurrent change.
+
+How a reload merges: the file's facts (``now``, warehouses, catalog, rates, FX, replenishment,
+events, recent orders) replace the world's. Stock rows take ``on_hand`` and ``reserved`` from
+the file; ``held``, what exdesk's own executed actions reserved, is kept. A stock row the new
+file lacks keeps exdesk's holds with nothing on hand, or goes when nothing is held there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, and_, delete, insert, select, update
+
+from domain.errors import InputError
+from domain.models import CatalogItem, Order, StockRow, World
+from store.db import write
+from store.schema import (
+    catalog,
+    events,
+    fx_rates,
+    recent_orders,
+    replenishments,
+    shipping_rates,
+    stock,
+    warehouses,
+    worlds,
+)
+
+
+def _json(record: Any) -> str:
+    return json.dumps(record.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+
+
+def _facts_rows(world_id: str, world: World) -> dict[Table, list[dict[str, Any]]]:
+    """Every fact of ``world`` as rows of its table (stock apart)."""
+    return {
+        warehouses: [
+            {"world_id": world_id, "warehouse_id": w.id, "body": _json(w)} for w in world.warehouses
+        ],
+        catalog: [
+            {"world_id": world_id, "sku": c.sku, "body": _json(c)}
+            for c in {c.sku: c for c in world.catalog}.values()
+        ],
+        shipping_rates: [
+            {"world_id": world_id, "seq": i, "country_code": r.country_code, "body": _json(r)}
+            for i, r in enumerate(world.shipping_rates)
+        ],
+        fx_rates: [
+            {"world_id": world_id, "currency": cur, "rate": str(rate)}
+            for cur, rate in world.fx_to_usd.items()
+        ],
+        replenishments: [
+            {"world_id": world_id, "seq": i, "sku": r.sku, "body": _json(r)}
+            for i, r in enumerate(world.replenishment)
+        ],
+        events: [
+            {"world_id": world_id, "seq": i, "order_id": e.order_id, "body": _json(e)}
+            for i, e in enumerate(world.events)
+        ],
+        recent_orders: [
+            {
+                "world_id": world_id,
+                "order_id": o.order_id,
+                "customer_id": o.customer.id,
+                "body": _json(o),
+            }
+            for o in {o.order_id: o for o in world.recent_orders}.values()
+        ],
+    }
+
+
+def _check_stock(world: World) -> dict[tuple[str, str], StockRow]:
+    rows: dict[tuple[str, str], StockRow] = {}
+    for index, row in enumerate(world.inventory):
+        key = (row.warehouse_id, row.sku)
+        if key in rows:
+            raise InputError(
+                f"inventory.{index}: {row.warehouse_id}/{row.sku} is listed twice; give each "
+                "warehouse and SKU one row"
+            )
+        rows[key] = row
+    return rows
+
+
+class WorldRows:
+    """The worlds of one database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def load(self, world_id: str, world: World) -> None:
+        """Take a world file's facts and stock, merged as the module says. One transaction."""
+        rows = _check_stock(world)
+        facts = _facts_rows(world_id, world)
+
+        def work(conn: Connection) -> None:
+            now = {"now": world.now.isoformat(), "updated_at": datetime.now(UTC)}
+            changed = conn.execute(
+                update(worlds).where(worlds.c.world_id == world_id).values(**now)
+            ).rowcount
+            if not changed:
+                conn.execute(insert(worlds).values(world_id=world_id, **now))
+            for table, values in facts.items():
+                conn.execute(delete(table).where(table.c.world_id == world_id))
+                if values:
+                    conn.execute(insert(table), values)
+            self._merge_stock(conn, world_id, rows)
+
+        write(self.engine, work)
+
+    def _merge_stock(
+        self, conn: Connection, world_id: str, rows: dict[tuple[str, str], StockRow]
+    ) -> None:
+        where = stock.c.world_id == world_id
+        held = {
+            (r.warehouse_id, r.sku): int(r.held)
+            for r in conn.execute(
+                select(stock.c.warehouse_id, stock.c.sku, stock.c.held).where(where)
+            )
+        }
+        conn.execute(delete(stock).where(where))
+        merged = [
+            {
+                "world_id": world_id,
+                "warehouse_id": wh,
+                "sku": sku,
+                "on_hand": row.on_hand,
+                "reserved": row.reserved,
+                "held": held.get((wh, sku), 0),
+            }
+            for (wh, sku), row in rows.items()
+        ]
+        merged += [
+            {
+                "world_id": world_id,
+                "warehouse_id": wh,
+                "sku": sku,
+                "on_hand": 0,
+                "reserved": 0,
+                "held": qty,
+            }
+            for (wh, sku), qty in held.items()
+            if qty and (wh, sku) not in rows
+        ]
+        if merged:
+            conn.execute(insert(stock), merged)
+
+    def exists(self, world_id: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(select(worlds.c.world_id).where(worlds.c.world_id == world_id))
+            return found.first() is not None
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def view(self, world_id: str, order: Order) -> World:
+        """The facts that bear on ``order``: its SKUs and their substitutes, rates to its
+        destination, its events, the customer's recent orders; every warehouse and FX rate.
+        Stock counts exdesk's own holds as reserved."""
+        with self.engine.connect() as conn:
+            now = conn.execute(select(worlds.c.now).where(worlds.c.world_id == world_id)).scalar()
+            if now is None:
+                raise InputError(
+                    f"world {world_id!r} is not in the store; load it with --world FILE"
+                )
+            own = sorted(order.qty_by_sku())
+            items = self._catalog(conn, world_id, own)
+            subs = {s for item in items for s in item.substitutes} - set(own)
+            items += self._catalog(conn, world_id, sorted(subs))
+            skus = sorted({*own, *subs})
+            return World.model_validate(
+                {
+                    "now": now,
+                    "warehouses": self._bodies(conn, warehouses, world_id),
+                    "inventory": self._stock(conn, world_id, skus),
+                    "replenishment": self._bodies(
+                        conn, replenishments, world_id, replenishments.c.sku.in_(skus)
+                    ),
+                    "catalog": [i.model_dump(mode="json", exclude_none=True) for i in items],
+                    "shipping_rates": self._bodies(
+                        conn,
+                        shipping_rates,
+                        world_id,
+                        shipping_rates.c.country_code == order.ship_to.country_code,
+                    ),
+                    "fx_to_usd": {
+                        r.currency: r.rate
+                        for r in conn.execute(
+                            select(fx_rates.c.currency, fx_rates.c.rate).where(
+                                fx_rates.c.world_id == world_id
+                            )
+                        )
+                    },
+                    "events": self._bodies(
+                        conn, events, world_id, events.c.order_id == order.order_id
+                    ),
+                    "recent_orders": self._bodies(
+                        conn,
+                        recent_orders,
+                        world_id,
+                        recent_orders.c.customer_id == order.customer.id,
+                    ),
+                }
+            )
+
+    def _bodies(
+        self, conn: Connection, table: Table, world_id: str, *where: Any
+    ) -> list[dict[str, Any]]:
+        query = select(table.c.body).where(table.c.world_id == world_id, *where)
+        order_by = [table.c.seq] if "seq" in table.c else []
+        return [json.loads(b) for b in conn.execute(query.order_by(*order_by)).scalars()]
+
+    def _catalog(self, conn: Connection, world_id: str, skus: Sequence[str]) -> list[CatalogItem]:
+        if not skus:
+            return []
+        query = select(catalog.c.body).where(
+            catalog.c.world_id == world_id, catalog.c.sku.in_(skus)
+        )
+        return [CatalogItem.model_validate_json(b) for b in conn.execute(query).scalars()]
+
+    def _stock(self, conn: Connection, world_id: str, skus: Sequence[str]) -> list[dict[str, Any]]:
+        query = select(stock).where(stock.c.world_id == world_id, stock.c.sku.in_(skus))
+        return [
+            {
+                "warehouse_id": r.warehouse_id,
+                "sku": r.sku,
+                "on_hand": r.on_hand,
+                "reserved": r.reserved + r.held,
+            }
+            for r in conn.execute(query.order_by(stock.c.warehouse_id, stock.c.sku))
+        ]
+
+    def stock_rows(self, world_id: str) -> list[dict[str, Any]]:
+        """Every stock row of the world: on_hand, reserved (from the file), held (by exdesk)."""
+        query = select(stock).where(stock.c.world_id == world_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def facts(self, world_id: str) -> World:
+        """The whole world as it stands (for exports and tests; the agent reads ``view``)."""
+        with self.engine.connect() as conn:
+            now = conn.execute(select(worlds.c.now).where(worlds.c.world_id == world_id)).scalar()
+            if now is None:
+                raise InputError(f"world {world_id!r} is not in the store")
+            skus = list(
+                conn.execute(select(stock.c.sku).where(stock.c.world_id == world_id)).scalars()
+            )
+            return World.model_validate(
+                {
+                    "now": now,
+                    "warehouses": self._bodies(conn, warehouses, world_id),
+                    "inventory": self._stock(conn, world_id, sorted(set(skus))),
+                    "replenishment": self._bodies(conn, replenishments, world_id),
+                    "catalog": self._bodies(conn, catalog, world_id),
+                    "shipping_rates": self._bodies(conn, shipping_rates, world_id),
+                    "fx_to_usd": {
+                        r.currency: r.rate
+                        for r in conn.execute(
+                            select(fx_rates.c.currency, fx_rates.c.rate).where(
+                                fx_rates.c.world_id == world_id
+                            )
+                        )
+                    },
+                    "events": self._bodies(conn, events, world_id),
+                    "recent_orders": self._bodies(conn, recent_orders, world_id),
+                }
+            )
+
+
+def hold_stock(conn: Connection, world_id: str, warehouse_id: str, sku: str, qty: int) -> int:
+    """Reserve ``qty`` for exdesk if that many are available, in one conditional update.
+
+    Returns what was available before. Raises ``LookupError`` when the warehouse does not
+    stock the SKU and ``ValueError`` (with what is available) when there is not enough.
+    """
+    key = and_(
+        stock.c.world_id == world_id, stock.c.warehouse_id == warehouse_id, stock.c.sku == sku
+    )
+    available = stock.c.on_hand - stock.c.reserved - stock.c.held
+    done = conn.execute(
+        update(stock).where(key, available >= qty).values(held=stock.c.held + qty)
+    ).rowcount
+    row = conn.execute(select(available.label("available")).where(key)).first()
+    if row is None:
+        raise LookupError(f"{warehouse_id} does not stock {sku}")
+    if not done:
+        raise ValueError(f"{warehouse_id} has {row.available} of {sku} available")
+    return int(row.available) + qty
+
+
+def release_stock(conn: Connection, world_id: str, warehouse_id: str, sku: str, qty: int) -> None:
+    """Give back ``qty`` of what exdesk held; never more than it holds."""
+    key = and_(
+        stock.c.world_id == world_id, stock.c.warehouse_id == warehouse_id, stock.c.sku == sku
+    )
+    done = conn.execute(
+        update(stock).where(key, stock.c.held >= qty).values(held=stock.c.held - qty)
+    ).rowcount
+    if not done:
+        held = conn.execute(select(stock.c.held).where(key)).scalar()
+        raise ValueError(
+            f"exdesk holds {held or 0} of {sku} at {warehouse_id}; cannot release {qty}"
+        )
