@@ -179,11 +179,11 @@ def _raw_lines(handle: IO[bytes], limit: int) -> Iterator[tuple[int, bytearray |
         yield number, (data if data is not None and size <= limit else None), size
 
 
-def _size(n: int) -> str:
-    if n >= 1 << 20:
-        return f"{n / (1 << 20):.1f} MiB"
-    if n >= 1 << 10:
-        return f"{n / (1 << 10):.1f} KiB"
+def _size(n: int, exact: bool = False) -> str:
+    """``2.0 MiB``, ``9.8 KiB``, ``757 bytes``; ``exact`` adds the bytes to a rounded size."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}" + (f" ({n} bytes)" if exact else "")
     return f"{n} bytes"
 
 
@@ -207,17 +207,26 @@ def read_jsonl(
             f"{path}: cannot open ({exc.strerror}); check the path and run again"
         ) from exc
     with handle:
-        for number, data, size in _raw_lines(handle, max_line_bytes):
-            where = f"{path} line {number}"
-            if data is None:
-                yield Parsed(
-                    number,
-                    None,
-                    f"{where}: the line is {_size(size)} ({size} bytes), more than the "
-                    f"{_size(max_line_bytes)} a line may hold; split it or fix it and run again",
-                )
-                continue
-            yield _parse_line(data, where, number, model)
+        try:
+            yield from _parsed_lines(handle, path, model, max_line_bytes)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror}); check the file") from exc
+
+
+def _parsed_lines(
+    handle: IO[bytes], path: Path, model: type[M], max_line_bytes: int
+) -> Iterator[Parsed[M]]:
+    for number, data, size in _raw_lines(handle, max_line_bytes):
+        where = f"{path} line {number}"
+        if data is None:
+            yield Parsed(
+                number,
+                None,
+                f"{where}: the line is {_size(size, exact=True)}, more than the "
+                f"{_size(max_line_bytes)} a line may hold; split it or fix it and run again",
+            )
+            continue
+        yield _parse_line(data, where, number, model)
 
 
 def _parse_line(data: bytearray, where: str, number: int, model: type[M]) -> Parsed[M]:

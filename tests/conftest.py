@@ -13,6 +13,18 @@ from store.db import in_schema, make_engine, scratch_schema
 PG_ENV = "EXDESK_TEST_DATABASE_URL"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Signing keys go under the user's config dir: a test session gets a config dir of its own."""
+    before = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = before
+
+
 def pytest_report_header() -> str:
     if os.environ.get(PG_ENV):
         return f"PostgreSQL tests: on ({PG_ENV} is set)"

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.context import Checkers, Context
+from agent.runner import RunResult
 from domain.models import Order, World
 from domain.policy import Policy, default_policy
+from service import usecases
+from service.wiring import Exdesk
 from tools.address import I18nAddressRules
 from tools.hs_codes import HsCodes
 
@@ -66,3 +69,32 @@ def context(case: dict[str, Any], policy: Policy | None = None) -> Context:
         policy=policy or default_policy(),
         checkers=checkers(),
     )
+
+
+def start(app: Exdesk, case: dict[str, Any], world_id: str = "w") -> RunResult:
+    """Load the case's world and handle its order, as `exdesk run` does."""
+    usecases.load_world(app, world_id, World.model_validate(case["world"]))
+    return usecases.handle(app, world_id, Order.model_validate(case["order"]))
+
+
+def vote(
+    app: Exdesk,
+    pid: str,
+    by: str,
+    role: str | None = "approver",
+    reason: str | None = None,
+    decision: str = "approve",
+) -> usecases.VoteOutcome:
+    return usecases.vote(
+        app,
+        pid,
+        by=by,
+        role=role,
+        decision="reject" if decision == "reject" else "approve",
+        reason=reason,
+    )
+
+
+def held(app: Exdesk, world_id: str = "w") -> dict[tuple[str, str], int]:
+    """What exdesk holds of each warehouse's stock."""
+    return {(r["warehouse_id"], r["sku"]): r["held"] for r in app.worlds.stock_rows(world_id)}
