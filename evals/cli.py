@@ -46,7 +46,7 @@ def eval_command(
     with opened(data_dir, policy, fresh_memory=True) as desk:
         errors = import_knowledge(desk, knowledge) if knowledge else []
         parsed = list(read_jsonl(cases, EvalCase))
-        good, case_errors = unique_by(parsed, lambda c: c.id, cases, "id")
+        good, case_errors = unique_by(parsed, lambda c: c.id, cases, "id", what="case")
         errors += case_errors
         with progress(len(good)) as bar:
             task = bar.add_task("cases", total=len(good))

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from agent.runner import RunResult
-from audit.keys import load_public_key, public_key_path
+from audit.keys import load_public_key, public_key_path, public_key_pem
 from audit.log import VerifyResult, verify_export
 from domain.errors import ExdeskError
 from domain.models import Order, ProposalStatus, World
@@ -44,8 +44,11 @@ app.add_typer(review_app, name="review")
 app.add_typer(knowledge_app, name="knowledge")
 
 # Wide enough for the tables when the output goes to a file or a CI log.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)
+# Markup is exdesk's own; untrusted text goes through render.safe. No emoji codes, no guessing.
+out = Console(
+    soft_wrap=True, width=None if sys.stdout.isatty() else 160, emoji=False, highlight=False
+)
+err = Console(stderr=True, soft_wrap=True, emoji=False, highlight=False)
 
 DataDir = Annotated[
     Path | None,
@@ -142,7 +145,7 @@ def run_command(
         if world is not None:
             usecases.load_world(desk, world_id, read_json(world, World))
         parsed = list(read_jsonl(orders, Order))
-        good, errors = unique_by(parsed, lambda o: o.order_id, orders, "order_id")
+        good, errors = unique_by(parsed, lambda o: o.order_id, orders, "order_id", what="order")
         notices = [p.notice for p in parsed if p.notice]
         reports: list[dict[str, Any]] = []
         with progress(len(good)) as bar:
@@ -215,6 +218,20 @@ def audit_checkpoint(data_dir: DataDir = None) -> None:
         cp = desk.checkpoint()
         out.print(f"checkpoint at entry {cp.seq}, head {cp.head}")
         out.print(f"public key for auditors: {safe(public_key_path(desk.signing_key_path))}")
+
+
+@audit_app.command("pubkey")
+def audit_pubkey(data_dir: DataDir = None) -> None:
+    """Print the public key that verifies this installation's checkpoints (PEM), for
+    `exdesk audit verify-export --public-key`."""
+    with opened(data_dir) as desk:
+        key = desk.public_key()
+        if key is None:
+            raise fail(
+                f"no signing key yet at {desk.signing_key_path}; it is made by the first "
+                "`exdesk run`, `exdesk eval` or `exdesk audit checkpoint`"
+            )
+        sys.stdout.write(public_key_pem(key).decode("ascii"))
 
 
 @audit_app.command("verify-export")

@@ -140,7 +140,10 @@ def test_an_export_verifies_with_only_the_public_key(tmp_path: Path) -> None:
     assert code == 0 and "(signature checked)" in output
     export = tmp_path / "audit.jsonl"
     assert exdesk("audit", "export", "--out", str(export), "--data-dir", str(data))[0] == 0
-    key = data / "keys" / "audit-signing-key.pub.pem"
+    code, pem = exdesk("audit", "pubkey", "--data-dir", str(data))
+    assert code == 0 and pem.startswith("-----BEGIN PUBLIC KEY-----")
+    key = tmp_path / "exdesk.pub.pem"
+    key.write_text(pem)
     code, output = exdesk("audit", "verify-export", str(export), "--public-key", str(key))
     assert code == 0 and output.startswith("ok: ")
     lines = export.read_text().splitlines()
@@ -247,7 +250,7 @@ def test_eval_refuses_repeated_ids_and_malformed_expectations(tmp_path: Path) ->
         "eval", str(cases), "--out", str(tmp_path / "r.json"), "--data-dir", str(tmp_path / "d")
     )
     assert code == 1
-    assert "line 2: id 'EX-clean-001' is already used on line 1" in output
+    assert "line 2: id 'EX-clean-001' is already on line 1; give each case its own id" in output
     assert "line 3: expect.kinds.0: Input should be 'bad_address'" in output
     assert "line 4: order.lines.0.qty: Input should be greater than 0" in output
     assert "Tuple should have at least 1 item" not in output

@@ -1,4 +1,5 @@
-"""The whole desk on PostgreSQL (EXDESK_DATABASE_URL), when a test database is configured."""
+"""The whole desk on PostgreSQL (EXDESK_DATABASE_URL), when a test database is configured:
+the store, the audit log and the graph's checkpoints (PostgresSaver) in one database."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from service.settings import Settings
 from service.wiring import Exdesk
 from store.db import in_schema, scratch_schema
 from tests.conftest import PG_ENV
-from tests.factories import EXAMPLES
+from tests.factories import EXAMPLES, vote
 
 
 @pytest.fixture
@@ -31,27 +32,20 @@ def test_eval_and_approval_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     app = Exdesk(Settings(data_dir=tmp_path, database_url=pg_url))
     try:
         assert app.engine.dialect.name == "postgresql"
+        assert type(app.runner._graph.checkpointer).__name__ == "PostgresSaver"
+        assert not (tmp_path / "exdesk.db").exists()
         cases = [p.value for p in read_jsonl(EXAMPLES, EvalCase) if p.value is not None]
         report = run_eval(app, cases)
         scores = report["summary"]["scores"]
         assert scores["detection_exact_match"] == scores["top_strategy"] == scores["tier"] == 1.0
         assert scores["order_after"] == 1.0
-        pending = app.review.find(status="pending")
+        pending = app.review.find(status=None)
         assert len(pending) == 4
-        pid = pending[0].proposal_id
-        for by in ("alice", "bob"):
-            app.review.vote(
-                pid,
-                by=by,
-                role="supervisor",
-                decision="approve",
-                reason="ok",
-                plan_digest=None,
-                policy=app.policy,
-            )
-        proposal = app.review.get(pid)
-        result = app.runner.resume(app.desk(proposal.world_id), proposal.thread_id)
-        assert result.decisions[proposal.kind]["status"] == "executed"
+        proposal = pending[0]
+        vote(app, proposal.proposal_id, "alice", "supervisor", "ok")
+        result = vote(app, proposal.proposal_id, "bob", "supervisor", "ok").run
+        assert result is not None
+        assert result.decisions[proposal.kind].status == "executed"
         verdict = app.audit.verify()
         assert verdict.ok, verdict.problem
     finally:
