@@ -361,7 +361,9 @@ def node_await(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
             decisions[kind] = settled
             del pending[kind]
     if pending:
-        interrupt({"order_id": state["order_id"], "pending": {k.value: v for k, v in pending.items()}})
+        interrupt(
+            {"order_id": state["order_id"], "pending": {k.value: v for k, v in pending.items()}}
+        )
     return {"decisions": decisions, "pending": pending}
 
 

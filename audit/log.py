@@ -79,9 +79,8 @@ class AuditLog:
         keys = list(keys) if keys is not None else [None] * len(items)
         if len(keys) != len(items):
             raise ValueError(f"{len(items)} entries but {len(keys)} keys")
-        prepared = [
-            _prepare(index, *item, key) for index, (item, key) in enumerate(zip(items, keys))
-        ]
+        pairs = enumerate(zip(items, keys, strict=True))
+        prepared = [_prepare(index, *item, key) for index, (item, key) in pairs]
         if not prepared:
             return []
         if conn is not None:

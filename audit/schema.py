@@ -2,9 +2,9 @@
 
 ``audit_log`` holds the entries; ``audit_head`` one row (id 1) with the count and the last
 hash, which every append updates first so that appends serialize on it; ``audit_checkpoints``
-the signed checkpoints. On SQLite and PostgreSQL, triggers (made by the migration) refuse UPDATE and DELETE (and, on
-PostgreSQL, TRUNCATE) of entries and checkpoints: a mistake cannot rewrite history, and someone
-who drops the triggers first is caught by verification.
+the signed checkpoints. On SQLite and PostgreSQL, triggers (made by the migration) refuse
+UPDATE and DELETE (and, on PostgreSQL, TRUNCATE) of entries and checkpoints: a mistake cannot
+rewrite history, and someone who drops the triggers first is caught by verification.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def _rfc3339_text(value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError(
             f"{value!r} is not an RFC 3339 timestamp; write it as text with an offset, "
-            "e.g. \"2026-11-20T09:00:00+08:00\""
+            'e.g. "2026-11-20T09:00:00+08:00"'
         )
     return value
 

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from audit.log import AuditLog
 from store.db import in_schema, make_engine, scratch_schema
+from store.migrate import upgrade
 
 
 @contextmanager
@@ -50,7 +51,7 @@ def one_run(open_engine: Opener, entries: int, batch: int) -> tuple[float, float
     ]
     with open_engine() as engine:
         log = AuditLog(engine)
-        log.create_schema()
+        upgrade(engine)
         started = time.perf_counter()
         for start in range(0, entries, batch):
             log.append_many(items[start : start + batch])

@@ -11,9 +11,9 @@ import typer
 from evals.cases import EvalCase
 from evals.harness import run_eval
 from service.cli import (
-    PolicyFile,
-    DataDir,
     TABLE_LIMIT,
+    DataDir,
+    PolicyFile,
     import_knowledge,
     opened,
     out,

@@ -378,9 +378,7 @@ def review_reject(
 
 
 @review_app.command("resume")
-def review_resume(
-    proposal_id: str, data_dir: DataDir = None, policy: PolicyFile = None
-) -> None:
+def review_resume(proposal_id: str, data_dir: DataDir = None, policy: PolicyFile = None) -> None:
     """Finish a proposal whose run was interrupted (a crash after its last approval)."""
     with opened(data_dir, policy) as desk:
         proposal = desk.review.get(proposal_id)

@@ -113,7 +113,7 @@ def vote(
         cast = Vote(
             by=name,
             person=person(name),
-            role=role,  # type: ignore[arg-type]
+            role=role,
             decision=decision,
             reason=reason,
             plan_digest=proposal.plan_digest,

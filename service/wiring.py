@@ -109,7 +109,7 @@ def _checkpointer(engine: Engine, stack: ExitStack) -> BaseCheckpointSaver[Any]:
             open=True,
         )
         stack.callback(pool.close)
-        saver: BaseCheckpointSaver[Any] = PostgresSaver(pool, serde=serde)  # type: ignore[arg-type]
+        saver: BaseCheckpointSaver[Any] = PostgresSaver(pool, serde=serde)
     else:
         path = sqlite_path(engine)
         conn = sqlite3.connect(
@@ -207,4 +207,3 @@ class _Lazy:
 
     def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
         return self._app.case_memory.search(finding, order, limit=limit)
-

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, and_, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.digest import digest
@@ -28,7 +28,7 @@ class Submission:
     changed: bool  # a new order, or new content: a new version to plan
 
 
-def _key(world_id: str, order_id: str) -> object:
+def _key(world_id: str, order_id: str) -> ColumnElement[bool]:
     return and_(orders.c.world_id == world_id, orders.c.order_id == order_id)
 
 

@@ -60,7 +60,7 @@ class Orders(Protocol):
 
 
 class Inventory(Protocol):
-    def available(self, warehouse_id: str, sku: str) -> int: ...
+    """Stock reservations. What is available is a fact: read it through ``WorldFacts``."""
 
     def reserve(self, warehouse_id: str, sku: str, qty: int, *, key: str) -> Result: ...
 

@@ -92,7 +92,9 @@ def test_a_reload_keeps_what_exdesk_reserved(engine: Engine) -> None:
     set_stock(data, "WH-SZX", "CASE-PH-15B", 10)
     rows.load("w", World.model_validate(data))
     (row,) = [
-        r for r in rows.stock_rows("w") if (r["warehouse_id"], r["sku"]) == ("WH-SZX", "CASE-PH-15B")
+        r
+        for r in rows.stock_rows("w")
+        if (r["warehouse_id"], r["sku"]) == ("WH-SZX", "CASE-PH-15B")
     ]
     assert (row["on_hand"], row["reserved"], row["held"]) == (10, 0, 3)
     # a row the new file lacks keeps what exdesk holds, with nothing on hand
@@ -181,7 +183,10 @@ def _plan() -> Plan:
                 {
                     "tool": "orders",
                     "op": "set_lines",
-                    "args": {"order_id": "EX-0005", "changes": {"EX-0005-3": {"hs_code": "761699"}}},
+                    "args": {
+                        "order_id": "EX-0005",
+                        "changes": {"EX-0005-3": {"hs_code": "761699"}},
+                    },
                 }
             ],
         }
@@ -212,7 +217,7 @@ def test_the_review_queue_keeps_one_proposal_per_plan_and_its_votes(engine: Engi
         at=datetime.now(UTC),
     )
     write(engine, lambda conn: queue.add_vote(conn, pid, cast))
-    with pytest.raises(Exception, match="(?i)unique|one_vote_per_person"):
+    with pytest.raises(Exception, match=r"(?i)unique|one_vote_per_person"):
         write(engine, lambda conn: queue.add_vote(conn, pid, cast))
     assert [v.by for v in queue.votes(pid)] == ["Alice"]
     moved = write(
