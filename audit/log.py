@@ -128,8 +128,15 @@ class AuditLog:
 
     def checkpoint(self, private_key: Ed25519PrivateKey) -> Checkpoint:
         """Sign the current head and store the checkpoint; returns it."""
+        hd = self._t.head
         with self._engine.begin() as conn:
-            row = conn.execute(self._head_query()).first()
+            # Lock the head first, as appends do: the checkpoint covers a head nobody moves.
+            row = conn.execute(
+                update(hd)
+                .where(hd.c.id == HEAD_ID)
+                .values(seq=hd.c.seq)
+                .returning(hd.c.seq, hd.c.hash)
+            ).first()
             if row is None:
                 raise AuditError(_NO_HEAD)
             checkpoint = sign_checkpoint(

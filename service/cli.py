@@ -32,7 +32,10 @@ from service.settings import Settings
 from service.wiring import Exdesk, memory_for
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="exdesk: an exception desk for orders."
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="exdesk: an exception desk for orders.",
 )
 audit_app = typer.Typer(no_args_is_help=True, help="Verify and export the audit log.")
 review_app = typer.Typer(
@@ -397,7 +400,16 @@ _load_plugins()
 
 def main() -> None:
     try:
-        app()
+        app(standalone_mode=True)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # a bug or an outage, not bad input: say so, briefly
+        if os.environ.get("EXDESK_DEBUG"):
+            raise
+        err.print(
+            f"[red]exdesk failed:[/] {safe(type(exc).__name__)}: {safe(exc)}\n"
+            "Nothing was left half-done: run the same command again to go on. "
+            "Set EXDESK_DEBUG=1 to see the traceback, and report it if it persists."
+        )
+        sys.exit(3)

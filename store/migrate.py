@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 from sqlalchemy import Engine, inspect, text
 
 from domain.errors import ExdeskError
-from store.db import sqlite_path
+from store.db import sqlite_path, transaction
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_LOCK_KEY = 0x65786465736B  # "exdesk"
@@ -81,7 +81,7 @@ def upgrade(engine: Engine) -> None:
     with schema_lock(engine):
         if current_revision(engine) == head_revision():
             return
-        with engine.begin() as conn:
+        with transaction(engine) as conn:
             names = set(inspect(conn).get_table_names())
             if "alembic_version" not in names and {"orders", "audit_log"} & names:
                 raise SchemaError(
