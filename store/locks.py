@@ -8,11 +8,12 @@ PostgreSQL the lock is a session advisory lock; on SQLite a lock file beside the
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from filelock import FileLock, Timeout
-from sqlalchemy import Engine, exc, text
+from sqlalchemy import Engine, text
 
 from domain.errors import ExdeskError
 from store.db import sqlite_path
@@ -29,24 +30,39 @@ def _key(name: str) -> int:
 
 
 @contextmanager
+def pg_advisory_lock(
+    engine: Engine, name: str, *, timeout: float, busy: Exception
+) -> Iterator[None]:
+    """A PostgreSQL session advisory lock, taken by polling ``pg_try_advisory_lock`` outside
+    any transaction. A waiter blocked inside a statement would hold a snapshot, and
+    ``CREATE INDEX CONCURRENTLY`` (the graph checkpointer's migrations) waits for every older
+    snapshot: the holder would wait for the waiters. The lock's key is made of ``name`` and
+    the schema in use, so installations in other schemas of the database do not share it."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar()
+        key = _key(f"{schema}/{name}")
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            if time.monotonic() > deadline:
+                raise busy
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+
+@contextmanager
 def named_lock(engine: Engine, name: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[None]:
     busy = LockTimeout(
         f"another exdesk process has been working on {name} for {timeout:.0f} s; "
         "try again when it is done"
     )
     if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text(f"SET lock_timeout = '{int(timeout * 1000)}ms'"))
-            try:
-                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _key(name)})
-            except exc.OperationalError as error:
-                raise busy from error
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _key(name)})
-                conn.commit()
+        with pg_advisory_lock(engine, name, timeout=timeout, busy=busy):
+            yield
         return
     path = sqlite_path(engine)
     if path is None:

@@ -17,13 +17,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from filelock import FileLock, Timeout
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect
 
 from domain.errors import ExdeskError
 from store.db import sqlite_path, transaction
+from store.locks import pg_advisory_lock
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_PG_LOCK_KEY = 0x65786465736B  # "exdesk"
 LOCK_TIMEOUT_S = 120.0
 
 
@@ -48,15 +48,12 @@ def schema_lock(engine: Engine, *, timeout: float = LOCK_TIMEOUT_S) -> Iterator[
     """Held by one process at a time, across every process using ``engine``'s database."""
     path = sqlite_path(engine)
     if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text(f"SET lock_timeout = '{int(timeout * 1000)}ms'"))
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
-                conn.commit()
+        busy = SchemaError(
+            f"another exdesk process held the schema lock for {timeout:.0f} s; check for a "
+            "stuck process and run again"
+        )
+        with pg_advisory_lock(engine, "exdesk schema", timeout=timeout, busy=busy):
+            yield
     elif path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
