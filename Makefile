@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m evals.bench_audit
 	$(BIN)/python -m evals.bench_address
 	$(BIN)/python -m evals.bench_knowledge
+	$(BIN)/python -m evals.bench_processes
 
 dev-set: $(STAMP)
 	$(BIN)/python -m evals.generate --n 320 --seed 7 --out evals/data/dev.jsonl

@@ -255,3 +255,89 @@ def test_eval_refuses_repeated_ids_and_malformed_expectations(tmp_path: Path) ->
     assert "line 4: order.lines.0.qty: Input should be greater than 0" in output
     assert "Tuple should have at least 1 item" not in output
     assert json.loads((tmp_path / "r.json").read_text())["summary"]["cases"] == 1
+
+
+def _tool_keys(data: Path) -> set[str]:
+    with sqlite3.connect(data / "exdesk.db") as conn:
+        return {k for (k,) in conn.execute("SELECT key FROM tool_calls")}
+
+
+def _run_examples(tmp_path: Path, data: Path) -> list[str]:
+    """`exdesk run` of every contract example with its own --world, as a user would."""
+    outputs = []
+    for line in EXAMPLES.read_text().splitlines():
+        case = json.loads(line)
+        world = tmp_path / f"{case['id']}.world.json"
+        world.write_text(json.dumps(case["world"], ensure_ascii=False))
+        orders = tmp_path / f"{case['id']}.jsonl"
+        orders.write_text(json.dumps(case["order"], ensure_ascii=False) + "\n")
+        code, output = exdesk(
+            "run",
+            str(orders),
+            "--world",
+            str(world),
+            "--world-id",
+            case["id"],
+            "--data-dir",
+            str(data),
+        )
+        assert code == 0, output
+        outputs.append(output)
+    return outputs
+
+
+def test_running_the_examples_again_repeats_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    _run_examples(tmp_path, data)
+    keys = _tool_keys(data)
+    code, listed = exdesk("review", "list", "--data-dir", str(data))
+    pids = [line.split()[0] for line in listed.splitlines() if line.startswith("P-")]
+    assert len(pids) == 4
+    code, output = exdesk("review", "approve", pids[0], "--by", "alice", "--data-dir", str(data))
+    assert code == 0, output
+    _run_examples(tmp_path, data)
+    assert _tool_keys(data) == keys  # no tool call made again
+    code, again = exdesk("review", "list", "--data-dir", str(data))
+    assert [line.split()[0] for line in again.splitlines() if line.startswith("P-")] == pids
+    code, shown = exdesk("review", "show", pids[0], "--data-dir", str(data))
+    assert "approve by alice" in shown
+    with sqlite3.connect(data / "exdesk.db") as conn:
+        held = dict(
+            conn.execute(
+                "SELECT warehouse_id || '/' || sku, held FROM stock "
+                "WHERE world_id = 'EX-multi-011' AND held > 0"
+            ).fetchall()
+        )
+        versions = {v for (v,) in conn.execute("SELECT version FROM orders")}
+    assert held == {"WH-SZX/CASE-PH-15B": 3}  # the reservation did not double
+    assert versions == {1}
+    code, output = exdesk("audit", "verify", "--data-dir", str(data))
+    assert code == 0 and "signature checked" in output, output
+
+
+HOSTILE = "[bold green]EXECUTED[/bold green] [/x] \x1b[31mred\x1b[0m :warning:"
+
+
+def test_untrusted_text_is_shown_as_text(tmp_path: Path) -> None:
+    case = example("EX-customs-bad_hs-005")
+    case["order"]["order_id"] = HOSTILE
+    for n, line in enumerate(case["order"]["lines"]):
+        line["line_id"] = f"L{n}"
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps(case["world"]))
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(json.dumps(case["order"]) + "\n")
+    data = str(tmp_path / "d")
+    code, output = exdesk("run", str(orders), "--world", str(world), "--data-dir", data)
+    assert code == 0, output
+    assert "\x1b" not in output and "[bold green]EXECUTED[/bold green]" in output
+    code, listed = exdesk("review", "list", "--data-dir", data)
+    assert code == 0 and "[/x]" in listed and "\x1b" not in listed
+    pid = listed.split()[0]
+    voter = "Mallory [/] \x1b]0;pwned\x07"
+    code, output = exdesk("review", "approve", pid, "--by", voter, "--data-dir", data)
+    assert code == 0, output
+    code, shown = exdesk("review", "show", pid, "--data-dir", data)
+    assert code == 0 and "\x1b" not in shown and "\x07" not in shown
+    assert "Mallory [/]" in shown and "[bold green]EXECUTED[/bold green]" in shown
+    assert ":warning:" in shown

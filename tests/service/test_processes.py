@@ -60,9 +60,7 @@ class Install:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def install(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Install]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("EXDESK_") or k == PG_ENV
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXDESK_") or k == PG_ENV}
     env["EXDESK_EMBEDDING_MODEL"] = "hash"
     if request.param == "sqlite":
         yield Install(tmp_path / "desk", env)
@@ -191,7 +189,9 @@ def _crash_scenario(tmp_path: Path, per_template: int) -> tuple[Path, Path, dict
     and each order's template."""
     world = example("EX-clean-001")["world"]
     for row in world["inventory"]:
-        row["on_hand"] = 0 if (row["warehouse_id"], row["sku"]) == ("WH-SHA", "HDP-BT-200") else 10**6
+        row["on_hand"] = (
+            0 if (row["warehouse_id"], row["sku"]) == ("WH-SHA", "HDP-BT-200") else 10**6
+        )
     events: list[dict[str, Any]] = []
     orders: list[dict[str, Any]] = []
     template_of: dict[str, str] = {}
@@ -213,7 +213,9 @@ def _crash_scenario(tmp_path: Path, per_template: int) -> tuple[Path, Path, dict
     return world_path, _write_jsonl(tmp_path / "orders.jsonl", orders), template_of
 
 
-def test_a_run_killed_again_and_again_does_everything_once(install: Install, tmp_path: Path) -> None:
+def test_a_run_killed_again_and_again_does_everything_once(
+    install: Install, tmp_path: Path
+) -> None:
     world, orders, template_of = _crash_scenario(tmp_path, per_template=43)  # 301 orders
     code, output = install.call("audit", "checkpoint")  # migrate and make the key first
     assert code == 0, output
@@ -247,7 +249,9 @@ def test_a_run_killed_again_and_again_does_everything_once(install: Install, tmp
                 assert MESSAGES[name] in channels, (order_id, channels)
         proposals = app.review.find()
         assert {p.status for p in proposals} == {ProposalStatus.PENDING}
-        assert len(proposals) == sum(1 for n in template_of.values() if n == "EX-customs-bad_hs-005")
+        assert len(proposals) == sum(
+            1 for n in template_of.values() if n == "EX-customs-bad_hs-005"
+        )
         held = {(r["warehouse_id"], r["sku"]): r["held"] for r in app.worlds.stock_rows("default")}
         reallocations = sum(1 for n in template_of.values() if n == "EX-inject-stock-012")
         assert held[("WH-SZX", "HDP-BT-200")] == 3 * reallocations
