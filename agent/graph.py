@@ -41,6 +41,7 @@ from domain.models import (
     ProposalStatus,
     Tier,
 )
+from knowledge.errors import CaseMemoryUnavailable
 from knowledge.memory import SimilarCase
 from store.review import proposal_id_for
 
@@ -96,7 +97,17 @@ def node_retrieve(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     if not findings:
         return {"similar": {}}
     order = desk.order(state["order_id"])
-    similar = {f.kind: desk.memory.search(f, order) for f in findings}
+    try:
+        similar = {f.kind: desk.memory.search(f, order) for f in findings}
+    except CaseMemoryUnavailable as exc:
+        # History only ever reorders plans on strong evidence: go on without it, and say so.
+        desk.audit.append(
+            "agent",
+            "cases.unavailable",
+            {"order_id": order.order_id, "why": str(exc)},
+            key=f"{state['thread_id']}:retrieved",
+        )
+        return {"similar": {}}
     desk.audit.append(
         "agent",
         "cases.retrieved",

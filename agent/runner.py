@@ -35,16 +35,21 @@ def thread_id_for(desk: Desk, order_id: str, version: int) -> str:
 
 
 class Runner:
-    def __init__(self, graph: Any, *, durability: str = "sync") -> None:
+    def __init__(
+        self, graph: Any, *, durability: str = "sync", lock_timeout: float = 120.0
+    ) -> None:
         self._graph = graph
         self._durability = durability
+        self._lock_timeout = lock_timeout
 
     def _config(self, thread_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": thread_id}}
 
     def handle(self, desk: Desk, order_id: str) -> RunResult:
         """Handle the order as it was last submitted (see the module for a second time)."""
-        with named_lock(desk.engine, f"order:{desk.world_id}/{order_id}"):
+        with named_lock(
+            desk.engine, f"order:{desk.world_id}/{order_id}", timeout=self._lock_timeout
+        ):
             version = desk.version(order_id)
             thread_id = thread_id_for(desk, order_id, version)
             start = {"thread_id": thread_id, "order_id": order_id, "order_version": version}
@@ -57,7 +62,9 @@ class Runner:
         order_id = self._graph.get_state(self._config(thread_id)).values.get("order_id")
         if order_id is None:
             raise LookupError(f"no graph thread {thread_id!r}")
-        with named_lock(desk.engine, f"order:{desk.world_id}/{order_id}"):
+        with named_lock(
+            desk.engine, f"order:{desk.world_id}/{order_id}", timeout=self._lock_timeout
+        ):
             self._advance(desk, thread_id, None)
             return self.result(desk, thread_id)
 

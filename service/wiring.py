@@ -147,6 +147,7 @@ class Exdesk:
             self.runner = Runner(
                 build_graph(checkpointer=_checkpointer(self.engine, self._stack)),
                 durability=settings.durability,
+                lock_timeout=settings.lock_timeout_s,
             )
         except BaseException:
             self._stack.close()

@@ -13,6 +13,7 @@ from agent.execute import run_plan
 from agent.runner import RunResult
 from domain.errors import ApprovalError
 from domain.models import Kind, Order, ProposalStatus, Vote
+from knowledge.errors import CaseMemoryUnavailable
 from service import usecases
 from service.settings import Settings
 from service.wiring import Exdesk
@@ -296,3 +297,30 @@ def test_nothing_runs_on_an_order_cancelled_meanwhile(app: Exdesk) -> None:
     assert "cancelled" in (result.decisions[STOCKOUT].detail or "")
     assert result.order_after.fulfillment.backorder_eta is None
     assert result.order_after.holds == ()
+
+
+class BusyMemory:
+    """A case memory other processes keep busy past the wait."""
+
+    def search(self, finding: object, order: object, *, limit: int = 10) -> list[object]:
+        raise CaseMemoryUnavailable("the case memory was busy for 120 s")
+
+    def import_cases(self, cases: object, *, batch_size: int = 256) -> int:
+        raise CaseMemoryUnavailable("busy")
+
+    def count(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_busy_case_memory_is_gone_around_and_recorded(tmp_path: Path) -> None:
+    app = Exdesk(Settings(data_dir=tmp_path / "data"), memory=BusyMemory())  # type: ignore[arg-type]
+    try:
+        result = start(app, example("EX-inject-stock-012"))
+        assert result.decisions[STOCKOUT].status == "executed"
+        (entry,) = [e for e in app.audit.entries() if e.event == "cases.unavailable"]
+        assert "busy" in entry.payload["why"]
+    finally:
+        app.close()

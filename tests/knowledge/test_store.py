@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from qdrant_client import QdrantClient
 
 from domain.models import Finding, Kind, Order, Strategy
@@ -13,7 +15,7 @@ from knowledge.cases import PastCase
 from knowledge.embedder import HashEmbedder
 from knowledge.errors import CaseMemoryUnavailable
 from knowledge.memory import CaseMemory
-from knowledge.store import QdrantCaseMemory, open_memory, point_id
+from knowledge.store import QdrantCaseMemory, SharedFolderMemory, open_memory, point_id
 from tests.knowledge.support import CountingEmbedder, case
 
 
@@ -173,3 +175,33 @@ def test_an_unreachable_server_says_what_to_check(order: Order) -> None:
     memory = QdrantCaseMemory(client, HashEmbedder())
     with pytest.raises(CaseMemoryUnavailable, match="EXDESK_QDRANT_URL"):
         memory.search(_finding(Kind.STOCKOUT, "short"), order)
+
+
+def test_a_shared_folder_serves_one_process_after_another(
+    tmp_path: Path, order: Order, cases: list[PastCase]
+) -> None:
+    folder = tmp_path / "qdrant"
+    first, second = (SharedFolderMemory(folder, HashEmbedder(), timeout=5) for _ in range(2))
+    finding = _finding(cases[0].kind, cases[0].summary)
+    assert second.search(finding, order) == []  # nothing stored: the folder is not opened
+    assert not folder.exists()
+    assert first.import_cases(cases) == len(cases)
+    # two memories on one folder (as two processes would have): both search, neither locked out
+    assert second.search(finding, order)[0]["case_id"] == cases[0].case_id
+    assert first.search(finding, order)[0]["case_id"] == cases[0].case_id
+    assert second.count() == len(cases)
+
+
+def test_a_busy_shared_folder_waits_a_bounded_time(
+    tmp_path: Path, order: Order, cases: list[PastCase]
+) -> None:
+    folder = tmp_path / "qdrant"
+    SharedFolderMemory(folder, HashEmbedder()).import_cases(cases)
+    patient = SharedFolderMemory(folder, HashEmbedder(), timeout=0.3)
+    holder = FileLock(str(folder.with_name("qdrant.lock")))
+    with holder:  # another process is searching
+        started = time.perf_counter()
+        with pytest.raises(CaseMemoryUnavailable, match="busy for 0 s"):
+            patient.search(_finding(cases[0].kind, cases[0].summary), order)
+        assert time.perf_counter() - started < 5
+    assert patient.search(_finding(cases[0].kind, cases[0].summary), order)
