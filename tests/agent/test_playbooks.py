@@ -102,6 +102,19 @@ def test_replenishment_that_does_not_cover_the_order_is_no_backorder() -> None:
     assert top(case, "stockout") == ("cancel_order", "L3")
 
 
+def test_replenishment_covers_an_oversold_deficit_first() -> None:
+    """Contract §7: availability has no floor; what is owed comes first."""
+    case = example("EX-stock-late-006")
+    need = case["order"]["lines"][0]["qty"]
+    for row in case["world"]["inventory"]:
+        if (row["warehouse_id"], row["sku"]) == ("WH-SHA", "BAG-BPK-20"):
+            row["on_hand"], row["reserved"] = 2, 5  # oversold by 3
+    case["world"]["replenishment"][0]["qty"] = need + 2
+    assert top(case, "stockout") == ("cancel_order", "L3")
+    case["world"]["replenishment"][0]["qty"] = need + 3
+    assert top(case, "stockout") == ("backorder", "L2")
+
+
 def test_substitute_ranks_above_late_backorder() -> None:
     case = example("EX-stock-late-006")
     case["order"]["lines"][0].update(sku="TEE-COT-BLK")
