@@ -49,7 +49,8 @@ def _compensate(desk: Desk, done: list[tuple[Action, Result, str]]) -> list[str]
             left.append(f"{name} (cannot be undone)")
             continue
         try:
-            call_tool(desk, undo, f"{key}:undo", compensates=name)
+            for n, step in enumerate(undo):
+                call_tool(desk, step, f"{key}:undo{n or ''}", compensates=name)
         except ExdeskError as exc:
             left.append(f"{name} ({exc})")
     return left

@@ -15,6 +15,7 @@ from langgraph.types import Command
 
 from agent.desk import Desk
 from agent.graph import by_kind
+from domain.digest import digest
 from domain.models import Decision, Kind, Order, Plan, ProposalStatus
 from store.locks import named_lock
 
@@ -31,7 +32,10 @@ class RunResult:
 
 
 def thread_id_for(desk: Desk, order_id: str, version: int) -> str:
-    return f"{desk.world_id}/{order_id}/v{version}/{desk.policy.digest[:12]}"
+    """The thread of one order version under one policy. Short whatever the ids' length, so
+    the keys made from it fit every database."""
+    who = digest([desk.world_id, order_id])[:16]
+    return f"T-{who}-v{version}-{desk.policy.digest[:12]}"
 
 
 class Runner:

@@ -197,6 +197,8 @@ class Payment(Frozen):
     method: str
     amount: Money = Field(ge=0)
     failure_code: str | None = None
+    # exdesk's addition, written by refunds: how much has been refunded so far.
+    refunded: Money | None = Field(default=None, ge=0)
 
 
 class Shipment(Strict):

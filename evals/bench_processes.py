@@ -37,7 +37,7 @@ EXDESK = str(Path(sys.executable).with_name("exdesk"))
 _EXAMPLES = Path(__file__).resolve().parent / "data" / "examples.jsonl"
 
 
-def _example(case_id: str) -> dict[str, object]:
+def _example(case_id: str) -> dict[str, Any]:
     for line in _EXAMPLES.read_text(encoding="utf-8").splitlines():
         case = json.loads(line)
         if case["id"] == case_id:
@@ -92,7 +92,7 @@ def bench_memory(cases: int, searches: int, runs: int) -> None:
 
 def _race_files(folder: Path, orders: int) -> tuple[Path, Path]:
     case = _example("EX-inject-stock-012")
-    world = dict(case["world"])  # type: ignore[arg-type]
+    world = dict(case["world"])
     for row in world["inventory"]:
         if row["sku"] == "HDP-BT-200":
             row["on_hand"] = orders // 2 if row["warehouse_id"] == "WH-SZX" else 0

@@ -46,7 +46,17 @@ class Orders(Protocol):
 
     def place_hold(self, order_id: str, kind: str, reason: str, *, key: str) -> Result: ...
 
-    def release_hold(self, order_id: str, kind: str, *, key: str) -> Result: ...
+    def release_hold(
+        self,
+        order_id: str,
+        kind: str,
+        *,
+        restore: list[dict[str, Any]] | None = None,
+        key: str,
+    ) -> Result:
+        """Lift the order's hold of ``kind``; ``restore``: holds to put back in its place (the
+        ones a ``place_hold`` replaced, when it is undone)."""
+        ...
 
     def set_ship_to(self, order_id: str, fields: dict[str, Any], *, key: str) -> Result: ...
 
@@ -56,7 +66,17 @@ class Orders(Protocol):
 
     def set_fulfillment(self, order_id: str, fields: dict[str, Any], *, key: str) -> Result: ...
 
-    def set_status(self, order_id: str, status: str, *, key: str) -> Result: ...
+    def set_status(
+        self,
+        order_id: str,
+        status: str,
+        *,
+        holds: list[dict[str, Any]] | None = None,
+        key: str,
+    ) -> Result:
+        """``holds``: set the order's holds to exactly these (an undone cancel puts its holds
+        back); left as they are when None (a cancel clears them)."""
+        ...
 
 
 class Inventory(Protocol):

@@ -18,43 +18,79 @@ from domain.models import ADDRESS_FIELDS, Action, Id, OrderStatus, Tier
 from tools.ports import Carrier, Customs, Inventory, Notify, Orders, Payment, Result
 
 AddressField = Literal[ADDRESS_FIELDS]  # type: ignore[valid-type]
-Undo = Callable[[dict[str, Any], Result], Action | None]
+# What undoes an action, given its arguments and result: the actions to run (none when there
+# is nothing to undo), or None when it cannot be undone.
+Undo = Callable[[dict[str, Any], Result], list[Action] | None]
 
 
-def _no_undo(args: dict[str, Any], result: Result) -> Action | None:
+def _no_undo(args: dict[str, Any], result: Result) -> list[Action] | None:
     return None
 
 
 def _restore(op: str, field: str) -> Undo:
-    def undo(args: dict[str, Any], result: Result) -> Action | None:
-        return Action(
-            tool="orders", op=op, args={"order_id": args["order_id"], field: result["previous"]}
-        )
+    def undo(args: dict[str, Any], result: Result) -> list[Action] | None:
+        return [
+            Action(
+                tool="orders", op=op, args={"order_id": args["order_id"], field: result["previous"]}
+            )
+        ]
 
     return undo
 
 
 def _inverse(tool: str, op: str, *names: str) -> Undo:
-    def undo(args: dict[str, Any], result: Result) -> Action | None:
-        return Action(tool=tool, op=op, args={n: args[n] for n in names})
+    def undo(args: dict[str, Any], result: Result) -> list[Action] | None:
+        return [Action(tool=tool, op=op, args={n: args[n] for n in names})]
 
     return undo
 
 
-def _restore_status(args: dict[str, Any], result: Result) -> Action | None:
-    return Action(
-        tool="orders",
-        op="set_status",
-        args={"order_id": args["order_id"], "status": result["previous"]},
-    )
+def _undo_hold(args: dict[str, Any], result: Result) -> list[Action] | None:
+    """Lift the hold, putting back the one it replaced."""
+    restore = {"restore": result["replaced"]} if result.get("replaced") else {}
+    return [
+        Action(
+            tool="orders",
+            op="release_hold",
+            args={"order_id": args["order_id"], "kind": args["kind"], **restore},
+        )
+    ]
 
 
-def _undo_service(args: dict[str, Any], result: Result) -> Action | None:
-    return Action(
-        tool="carrier",
-        op="change_service",
-        args={"order_id": args["order_id"], "service": result["previous"]["service"]},
-    )
+def _restore_status(args: dict[str, Any], result: Result) -> list[Action] | None:
+    return [
+        Action(
+            tool="orders",
+            op="set_status",
+            args={
+                "order_id": args["order_id"],
+                "status": result["previous"],
+                "holds": result.get("previous_holds", []),
+            },
+        )
+    ]
+
+
+def _undo_attach(args: dict[str, Any], result: Result) -> list[Action] | None:
+    if result.get("was_attached"):
+        return []  # it was there before: nothing to take away
+    return [
+        Action(
+            tool="customs",
+            op="detach_document",
+            args={"order_id": args["order_id"], "document": args["document"]},
+        )
+    ]
+
+
+def _undo_service(args: dict[str, Any], result: Result) -> list[Action] | None:
+    return [
+        Action(
+            tool="carrier",
+            op="change_service",
+            args={"order_id": args["order_id"], "service": result["previous"]["service"]},
+        )
+    ]
 
 
 class _Args(BaseModel):
@@ -72,6 +108,7 @@ class HoldArgs(_OrderArgs):
 
 class ReleaseHoldArgs(_OrderArgs):
     kind: str = Field(min_length=1)
+    restore: list[dict[str, Any]] | None = None
 
 
 class ShipToArgs(_OrderArgs):
@@ -88,6 +125,7 @@ class FulfillmentArgs(_OrderArgs):
 
 class StatusArgs(_OrderArgs):
     status: OrderStatus
+    holds: list[dict[str, Any]] | None = None
 
 
 class StockArgs(_Args):
@@ -123,12 +161,7 @@ class ActionSpec:
 
 
 ACTIONS: dict[tuple[str, str], ActionSpec] = {
-    ("orders", "place_hold"): ActionSpec(
-        Tier.L1,
-        _inverse("orders", "release_hold", "order_id", "kind"),
-        "put a hold on the order",
-        HoldArgs,
-    ),
+    ("orders", "place_hold"): ActionSpec(Tier.L1, _undo_hold, "put a hold on the order", HoldArgs),
     ("orders", "release_hold"): ActionSpec(Tier.L1, _no_undo, "release a hold", ReleaseHoldArgs),
     ("orders", "set_ship_to"): ActionSpec(
         Tier.L1, _restore("set_ship_to", "fields"), "change the ship-to address", ShipToArgs
@@ -150,10 +183,7 @@ ACTIONS: dict[tuple[str, str], ActionSpec] = {
     ),
     ("inventory", "release"): ActionSpec(Tier.L1, _no_undo, "release reserved stock", StockArgs),
     ("customs", "attach_document"): ActionSpec(
-        Tier.L1,
-        _inverse("customs", "detach_document", "order_id", "document"),
-        "generate and attach a customs document",
-        DocumentArgs,
+        Tier.L1, _undo_attach, "generate and attach a customs document", DocumentArgs
     ),
     ("customs", "detach_document"): ActionSpec(
         Tier.L1, _no_undo, "detach a customs document", DocumentArgs
@@ -239,5 +269,5 @@ class ToolBox:
             raise ToolUnavailable(action.tool, f"{type(exc).__name__}: {exc}") from exc
         return result
 
-    def undo_for(self, action: Action, result: Result) -> Action | None:
+    def undo_for(self, action: Action, result: Result) -> list[Action] | None:
         return ACTIONS[(action.tool, action.op)].undo(action.args, result)

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.errors import ToolRejected, ToolUnavailable
@@ -144,33 +144,39 @@ class SimulatedBackend:
         self.facts = SimulatedFacts(WorldRows(engine), world_id)
 
     def once(self, key: str, name: str, run: Callable[[_Call], Result]) -> Result:
-        """Run ``name`` once for ``key``; a repeat returns the first result, replayed."""
+        """Run ``name`` once for ``key``; a repeat returns the first result, replayed.
+
+        The key is claimed (its row inserted) first in the operation's transaction: a repeat
+        running at the same moment in another process waits on that row and then replays.
+        A refused operation rolls back, claim included, so its key stays free.
+        """
         fault = self.faults.get(name, "")
         if fault.startswith("fail"):
             raise ToolUnavailable(name.split(".")[0], fault.partition(":")[2] or "simulated fault")
-        earlier = self._earlier(key)
-        if earlier is not None:
-            return earlier
-        if fault == "crash-before":
+        if fault == "crash-before" and self._earlier(key, name) is None:
             os.kill(os.getpid(), signal.SIGKILL)
 
-        def work(conn: Connection) -> Result:
-            result = run(_Call(self, conn, key))
+        def work(conn: Connection) -> tuple[Result, bool]:
+            earlier = self._earlier(key, name, conn)
+            if earlier is not None:
+                return earlier, True
             conn.execute(
                 insert(tool_calls).values(
-                    key=key,
-                    world_id=self.world_id,
-                    op=name,
-                    result=json.dumps(result, ensure_ascii=False),
-                    at=datetime.now(UTC),
+                    key=key, world_id=self.world_id, op=name, result="{}", at=datetime.now(UTC)
                 )
             )
-            return result
+            result = run(_Call(self, conn, key))
+            conn.execute(
+                update(tool_calls)
+                .where(tool_calls.c.key == key)
+                .values(result=json.dumps(result, ensure_ascii=False))
+            )
+            return result, False
 
         try:
-            result = write(self.engine, work)
-        except IntegrityError:  # another process made the same call first
-            earlier = self._earlier(key)
+            result, replayed = write(self.engine, work)
+        except IntegrityError:  # the same call, made at the same moment, committed first
+            earlier = self._earlier(key, name)
             if earlier is None:
                 raise
             return earlier
@@ -178,14 +184,27 @@ class SimulatedBackend:
             raise ToolRejected(
                 f"{name} would make the order invalid: {exc.errors()[0]['msg']}"
             ) from exc
-        if fault == "crash-after":
+        if fault == "crash-after" and not replayed:
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 
-    def _earlier(self, key: str) -> Result | None:
-        with self.engine.connect() as conn:
-            raw = conn.execute(select(tool_calls.c.result).where(tool_calls.c.key == key)).scalar()
-        return None if raw is None else {**json.loads(raw), "replayed": True}
+    def _earlier(self, key: str, name: str, conn: Connection | None = None) -> Result | None:
+        query = select(tool_calls.c.result, tool_calls.c.op, tool_calls.c.world_id).where(
+            tool_calls.c.key == key
+        )
+        if conn is None:
+            with self.engine.connect() as own:
+                row = own.execute(query).first()
+        else:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        if (row.op, row.world_id) != (name, self.world_id):
+            raise ToolRejected(
+                f"key {key!r} was used for {row.op} in world {row.world_id}, not for {name} in "
+                f"{self.world_id}; every call needs a key of its own"
+            )
+        return {**json.loads(row.result), "replayed": True}
 
     def toolbox(self) -> ToolBox:
         return ToolBox(
@@ -227,18 +246,27 @@ class SimulatedOrders:
     def place_hold(self, order_id: str, kind: str, reason: str, *, key: str) -> Result:
         def run(call: _Call) -> Result:
             order = call.order(order_id)
+            replaced = [h.model_dump(mode="json") for h in order.holds if h.kind == kind]
             hold = Hold(kind=kind, reason=reason, since=call.now(), by=AGENT_NAME)
             holds = (*(h for h in order.holds if h.kind != kind), hold)
             call.put(_with_status(order, holds))
-            return {"hold": kind}
+            return {"hold": kind, "replaced": replaced}
 
         return self._b.once(key, "orders.place_hold", run)
 
-    def release_hold(self, order_id: str, kind: str, *, key: str) -> Result:
+    def release_hold(
+        self,
+        order_id: str,
+        kind: str,
+        *,
+        restore: list[dict[str, Any]] | None = None,
+        key: str,
+    ) -> Result:
         def run(call: _Call) -> Result:
             order = call.order(order_id)
             released = [h for h in order.holds if h.kind == kind]
             holds = tuple(h for h in order.holds if h.kind != kind)
+            holds += tuple(Hold.model_validate(h) for h in restore or ())
             call.put(_with_status(order, holds))
             return {"released": [h.model_dump(mode="json") for h in released]}
 
@@ -278,12 +306,22 @@ class SimulatedOrders:
             key, "orders.set_fulfillment", lambda call: call.set_fulfillment(order_id, fields)
         )
 
-    def set_status(self, order_id: str, status: str, *, key: str) -> Result:
+    def set_status(
+        self,
+        order_id: str,
+        status: str,
+        *,
+        holds: list[dict[str, Any]] | None = None,
+        key: str,
+    ) -> Result:
         def run(call: _Call) -> Result:
             order = call.order(order_id)
             updated = order.model_copy(update={"status": status})
             if status == "cancelled":
                 updated = updated.model_copy(update={"holds": ()})
+            if holds is not None:
+                restored = tuple(Hold.model_validate(h) for h in holds)
+                updated = updated.model_copy(update={"holds": restored})
             call.put(_revalidate(updated, {}))
             return {
                 "previous": order.status,
@@ -337,11 +375,12 @@ class SimulatedCustoms:
         def run(call: _Call) -> Result:
             order = call.order(order_id)
             documents = list(order.customs.documents) if order.customs else []
-            if document not in documents:
+            was_attached = document in documents
+            if not was_attached:
                 documents.append(document)
             call.send(order_id, "customs", _document(order, document))
             self._set_documents(call, order, documents)
-            return {"attached": document}
+            return {"attached": document, "was_attached": was_attached}
 
         return self._b.once(key, "customs.attach_document", run)
 
@@ -383,11 +422,17 @@ class SimulatedPayment:
     def refund(self, order_id: str, amount: str, currency: str, *, key: str) -> Result:
         def run(call: _Call) -> Result:
             order = call.order(order_id)
-            if Decimal(amount) > order.payment.amount:
-                raise ToolRejected(f"refund {amount} exceeds the {order.payment.amount} paid")
             if currency != order.currency:
                 raise ToolRejected(f"refund in {currency}, but the order is in {order.currency}")
+            before = order.payment.refunded or Decimal(0)
+            total = before + Decimal(amount)
+            if total > order.payment.amount:
+                raise ToolRejected(
+                    f"refund {amount} with {before} refunded before exceeds the "
+                    f"{order.payment.amount} paid"
+                )
             payment = order.payment.model_dump(mode="json", exclude_none=True)
+            payment["refunded"] = str(total)  # how much, in all: the status says that some was
             payment["status"] = "refunded"
             call.put(_revalidate(order, {"payment": payment}))
             call.send(order_id, "refund", {"amount": amount, "currency": currency})

@@ -324,3 +324,13 @@ def test_a_busy_case_memory_is_gone_around_and_recorded(tmp_path: Path) -> None:
         assert "busy" in entry.payload["why"]
     finally:
         app.close()
+
+
+def test_the_longest_ids_fit_every_database(app: Exdesk) -> None:
+    case = example("EX-customs-bad_hs-005")
+    case["order"]["order_id"] = "O" * 200
+    result = start(app, case, world_id="W" * 200)
+    assert result.decisions[CUSTOMS].status == "awaiting_approval"
+    assert len(result.thread_id) < 60
+    keys = [e.payload["key"] for e in app.audit.entries() if e.event == "tool.called"]
+    assert keys and max(len(k) for k in keys) <= 200

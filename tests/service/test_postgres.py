@@ -16,7 +16,7 @@ from service.settings import Settings
 from service.wiring import Exdesk
 from store.db import in_schema, scratch_schema
 from tests.conftest import PG_ENV
-from tests.factories import EXAMPLES, vote
+from tests.factories import EXAMPLES, example, start, vote
 
 
 @pytest.fixture
@@ -48,5 +48,23 @@ def test_eval_and_approval_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         assert result.decisions[proposal.kind].status == "executed"
         verdict = app.audit.verify()
         assert verdict.ok, verdict.problem
+    finally:
+        app.close()
+
+
+def test_the_longest_ids_fit_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    case = example("EX-customs-bad_hs-005")
+    case["order"]["order_id"] = "O" * 200
+    for n, line in enumerate(case["order"]["lines"]):
+        line["line_id"] = f"{'L' * 190}-{n}"
+    app = Exdesk(Settings(data_dir=tmp_path, database_url=pg_url))
+    try:
+        result = start(app, case, world_id="W" * 200)
+        (pid,) = [d.proposal_id for d in result.decisions.values()]
+        assert pid is not None
+        vote(app, pid, "alice")
+        done = vote(app, pid, "bob").run
+        assert done is not None and done.order_after.status == "open"
+        assert app.audit.verify().ok
     finally:
         app.close()

@@ -420,7 +420,8 @@ def _notified(e: Effect) -> None:
 
 
 def _running(*actions: Action) -> Callable[[Harness], None]:
-    return lambda h: h.run(actions, "move")
+    """Runs ``actions``, each under a key of its own."""
+    return lambda h: h.run(actions, f"run:{uuid.uuid4().hex[:8]}")
 
 
 def _resubmit_unpaid(h: Harness) -> None:
@@ -586,12 +587,31 @@ def _refund_of(amount: str, currency: str) -> Callable[[Effect], None]:
 
 
 RESERVE_3 = act("inventory.reserve", warehouse_id="WH-A", sku="SKU-1", qty=3)
-REFUSALS: dict[str, Refusal] = {
-    f"unknown order: {name}": _unknown_order(case)
-    for name, case in CASES.items()
-    if "order_id" in case.action.args
+
+# Each action's refusal of where it cannot apply (an order nobody submitted; stock the world
+# lacks or exdesk does not hold), and the fix after which the same key must act.
+STRANGERS: dict[str, Refusal] = {
+    name: _unknown_order(case) for name, case in CASES.items() if "order_id" in case.action.args
 }
-REFUSALS |= {
+STRANGERS |= {
+    "inventory.reserve": Refusal(
+        act("inventory.reserve", warehouse_id="WH-B", sku="SKU-2", qty=1),
+        "SKU-2",
+        _stock_wh_b_sku_2,
+        frozenset({"stock:WH-B/SKU-2"}),
+        _stock_moved(("WH-B", "SKU-2"), -1),
+    ),
+    "inventory.release": Refusal(
+        act("inventory.release", warehouse_id="WH-B", sku="SKU-1", qty=1),
+        "SKU-1",
+        _running(act("inventory.reserve", warehouse_id="WH-B", sku="SKU-1", qty=1)),
+        frozenset({"stock:WH-B/SKU-1"}),
+        _stock_moved(("WH-B", "SKU-1"), 1),
+    ),
+}
+
+# Refusals that depend on what the state holds.
+REFUSALS: dict[str, Refusal] = {
     "orders.set_lines: a line the order lacks": Refusal(
         act("orders.set_lines", changes={"L9": {"qty": 2}}),
         "L9",
@@ -606,13 +626,6 @@ REFUSALS |= {
         frozenset({"stock:WH-A/SKU-1"}),
         _stock_moved(("WH-A", "SKU-1"), -3),
         setup=(act("inventory.reserve", warehouse_id="WH-A", sku="SKU-1", qty=6),),
-    ),
-    "inventory.reserve: a SKU the warehouse does not stock": Refusal(
-        act("inventory.reserve", warehouse_id="WH-B", sku="SKU-2", qty=1),
-        "SKU-2",
-        _stock_wh_b_sku_2,
-        frozenset({"stock:WH-B/SKU-2"}),
-        _stock_moved(("WH-B", "SKU-2"), -1),
     ),
     "inventory.release: more than is held": Refusal(
         act("inventory.release", warehouse_id="WH-A", sku="SKU-1", qty=5),
@@ -780,10 +793,32 @@ class PortsConformance:
 
     def test_the_spec_covers_every_action(self) -> None:
         assert set(CASES) == {f"{tool}.{op}" for tool, op in ACTIONS}
+        assert set(STRANGERS) == set(CASES)
+
+    def _refused(self, ports: Harness, refusal: Refusal, key: str) -> None:
+        """``refusal``'s action is refused under ``key`` and changes nothing."""
+        ports.run(refusal.setup, f"{key}:setup")
+        before = ports.observe()
+        with pytest.raises(ToolRejected, match=refusal.says):
+            ports.call(refusal.action, key)
+        assert ports.observe() == before
+
+    def _acts_once_fixed(self, ports: Harness, refusal: Refusal, key: str) -> None:
+        """Once the state allows it, the refused ``key`` acts: no record of it was kept."""
+        refusal.fix(ports)
+        effect = ports.effect(refusal.action, key)
+        assert not effect.result.get("replayed", False)
+        assert changes(effect) == refusal.then
+        refusal.check(effect)
 
     @pytest.mark.parametrize("name", sorted(CASES))
     def test_an_action_does_what_its_port_says_once(self, ports: Harness, name: str) -> None:
-        case = CASES[name]
+        """Refused where it cannot apply; where it can, it does what its port says and nothing
+        else; the same key replays it, even once the state has moved on; and the key it was
+        refused under acts once the state allows."""
+        case, stranger = CASES[name], STRANGERS[name]
+        self._refused(ports, stranger, "stranger")
+
         ports.run(case.setup, "setup")
         effect = ports.effect(case.action, "op")
         first = effect.result
@@ -798,13 +833,16 @@ class PortsConformance:
         assert again == {**first, "replayed": True}
         assert ports.observe() == effect.after
         # Move the state on (its undo, or redo what it undid): a repeat that acted would show.
-        if undo is not None:
-            ports.call(undo, "move")
+        if undo:
+            for n, step in enumerate(undo):
+                ports.call(step, f"move{n}")
         elif case.move_on is not None:
             case.move_on(ports)
         moved = ports.observe()
         assert ports.call(case.action, "op") == again
         assert ports.observe() == moved
+
+        self._acts_once_fixed(ports, stranger, "stranger")
 
     @pytest.mark.parametrize("name", UNDOABLE)
     def test_undo_restores_what_was_there(self, ports: Harness, name: str) -> None:
@@ -814,13 +852,14 @@ class PortsConformance:
         result = ports.call(case.action, "op")
         done = ports.observe()
         undo = ports.backend.toolbox.undo_for(case.action, result)
-        assert undo is not None
-        first = ports.call(undo, "undo")
+        assert undo
+        first = [ports.call(step, f"undo{n}") for n, step in enumerate(undo)]
         undone = ports.observe()
         assert undone.orders == before.orders
         assert undone.stock == before.stock
         assert undone.messages == done.messages  # an undo sends nothing; what was sent stays
-        assert ports.call(undo, "undo") == {**first, "replayed": True}
+        again = [ports.call(step, f"undo{n}") for n, step in enumerate(undo)]
+        assert again == [{**r, "replayed": True} for r in first]
         assert ports.observe() == undone
 
     # --- refusals ----------------------------------------------------------------------------
@@ -829,17 +868,8 @@ class PortsConformance:
     def test_a_refused_call_changes_nothing_and_keeps_no_record(
         self, ports: Harness, name: str
     ) -> None:
-        refusal = REFUSALS[name]
-        ports.run(refusal.setup, "setup")
-        before = ports.observe()
-        with pytest.raises(ToolRejected, match=refusal.says):
-            ports.call(refusal.action, "op")
-        assert ports.observe() == before
-        refusal.fix(ports)
-        effect = ports.effect(refusal.action, "op")  # the same key, now that the state allows
-        assert not effect.result.get("replayed", False)
-        assert changes(effect) == refusal.then
-        refusal.check(effect)
+        self._refused(ports, REFUSALS[name], "op")
+        self._acts_once_fixed(ports, REFUSALS[name], "op")
 
     @pytest.mark.parametrize("name", sorted(INVALID))
     def test_a_change_that_would_make_the_order_invalid_is_refused(
@@ -866,7 +896,8 @@ class PortsConformance:
         result = ports.call(action, "op")
         undo = ports.backend.toolbox.undo_for(action, result)
         assert undo is not None
-        ports.call(undo, "undo")
+        for n, step in enumerate(undo):
+            ports.call(step, f"undo{n}")
         assert ports.observe().orders == before.orders
 
     def test_undoing_a_hold_that_replaced_one_puts_the_earlier_one_back(

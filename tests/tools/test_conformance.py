@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -40,30 +40,6 @@ class SimulatedPorts:
 
 
 class TestSimulatedBackend(PortsConformance):
-    known_failures: ClassVar[Mapping[str, str]] = {
-        "test_undoing_a_hold_that_replaced_one_puts_the_earlier_one_back": (
-            "orders.place_hold replaces a hold of the same kind but its result does not say "
-            "what it replaced, and its undo (release_hold) drops the earlier hold too"
-        ),
-        "test_undoing_a_cancel_puts_the_holds_back": (
-            "orders.set_status 'cancelled' clears the holds; the undo (_restore_status) sets "
-            "the status back but not result['previous_holds']: on_hold with no hold"
-        ),
-        "test_undoing_an_attach_of_a_present_document_keeps_it": (
-            "customs.attach_document of a document already attached changes nothing, but "
-            "its undo (detach_document) removes the document that was there before"
-        ),
-        "test_refunds_together_never_exceed_what_was_paid": (
-            "payment.refund compares each refund with payment.amount alone, not with what "
-            "was refunded before: 20 + 10 of 25 paid both pass"
-        ),
-        "test_one_key_from_two_threads_taking_the_last_units_acts_once": (
-            "SimulatedBackend.once looks the key up before its transaction; the repeat that "
-            "raced past it runs the reservation again, finds no stock and raises ToolRejected "
-            "before its key insert could collide, instead of replaying the first result"
-        ),
-    }
-
     @pytest.fixture
     def backend(self, db_engine: Engine) -> Iterator[PortsBackend]:
         upgrade(db_engine)
