@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.approvals import approvals_missing, approvals_of
+from domain.digest import digest
 from domain.errors import ExdeskError
 from domain.models import ProposalStatus, Tier
 from evals.cases import EvalCase
@@ -48,7 +49,8 @@ def run_eval(
     started = time.perf_counter()
     reports: list[dict[str, Any]] = []
     for case in cases:
-        world_id = f"eval-{tag}-{case.id}"
+        label = case.id if len(case.id) <= 150 else digest(case.id)[:24]
+        world_id = f"eval-{tag}-{label}"
         try:
             usecases.load_world(app, world_id, case.world)
             report = case_report(case.id, usecases.handle(app, world_id, case.order))

@@ -23,7 +23,7 @@ from agent.runner import RunResult
 from audit.keys import load_public_key, public_key_path, public_key_pem
 from audit.log import VerifyResult, verify_export
 from domain.errors import ExdeskError
-from domain.models import Order, ProposalStatus, World
+from domain.models import MAX_ID, Order, ProposalStatus, World
 from service import usecases
 from service.inputs import read_json, read_jsonl, read_past_cases, unique_by
 from service.render import cases_table, proposal_view, safe
@@ -144,6 +144,8 @@ def run_command(
     policy: PolicyFile = None,
 ) -> None:
     """Handle real order files: detect, plan, act, queue for approval."""
+    if not 0 < len(world_id) <= MAX_ID:
+        raise fail(f"--world-id must be 1 to {MAX_ID} characters")
     with opened(data_dir, policy) as desk:
         if world is not None:
             usecases.load_world(desk, world_id, read_json(world, World))

@@ -10,7 +10,7 @@ import sqlite3
 from contextlib import ExitStack
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -29,7 +29,7 @@ from domain.errors import InputError
 from domain.models import Finding, Order
 from domain.policy import Policy, default_policy, parse_policy
 from knowledge.embedder import make_embedder
-from knowledge.memory import SimilarCase
+from knowledge.memory import CaseStore, SimilarCase
 from knowledge.store import SharedFolderMemory, open_memory
 from service.settings import Settings
 from store.db import make_engine, sqlite_path
@@ -55,18 +55,6 @@ CHECKPOINT_TYPES = (
 )
 
 
-class Memory(Protocol):
-    """The case memory as the CLI uses it: search (the agent), import, count."""
-
-    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]: ...
-
-    def import_cases(self, cases: Any, *, batch_size: int = 256) -> int: ...
-
-    def count(self) -> int: ...
-
-    def close(self) -> None: ...
-
-
 def load_policy(path: Path | None) -> Policy:
     if path is None:
         return default_policy()
@@ -79,7 +67,7 @@ def load_policy(path: Path | None) -> Policy:
     return parse_policy(text, str(path))
 
 
-def memory_for(settings: Settings, *, persistent: bool) -> Memory:
+def memory_for(settings: Settings, *, persistent: bool) -> CaseStore:
     """The data dir's case memory (or the Qdrant server's), or a fresh, empty one in memory."""
     embedder = make_embedder(settings.embedding_model)
     if not persistent:
@@ -127,7 +115,7 @@ def _checkpointer(engine: Engine, stack: ExitStack) -> BaseCheckpointSaver[Any]:
 class Exdesk:
     """One exdesk process's view of an installation: one data dir and database."""
 
-    def __init__(self, settings: Settings, *, memory: Memory | None = None) -> None:
+    def __init__(self, settings: Settings, *, memory: CaseStore | None = None) -> None:
         self.settings = settings
         self._stack = ExitStack()
         try:
@@ -154,7 +142,7 @@ class Exdesk:
             raise
 
     @property
-    def case_memory(self) -> Memory:
+    def case_memory(self) -> CaseStore:
         """The memory given at construction, else the settings' one."""
         if self._memory is None:
             self._memory = memory_for(self.settings, persistent=True)

@@ -234,6 +234,35 @@ def test_an_order_its_world_cannot_serve_is_reported_and_the_rest_handled(tmp_pa
     data = json.loads(report.read_text())
     assert [c.get("error") is None for c in data["cases"]] == [False, False, True]
     assert data["summary"]["scores"]["detection_exact_match"] == round(1 / 3, 4)
+    with sqlite3.connect(tmp_path / "d" / "exdesk.db") as conn:  # a skipped line wrote nothing
+        stored = {o for (o,) in conn.execute("SELECT order_id FROM orders")}
+    assert stored == {good["order"]["order_id"]}
+
+
+def test_a_file_with_odd_bytes_and_twice_the_same_order(tmp_path: Path) -> None:
+    case = example("EX-multi-011")
+    world = tmp_path / "world.json"
+    world.write_bytes(b"\xef\xbb\xbf" + json.dumps(case["world"]).encode())  # a BOM
+    twin = dict(case["order"], notes="the same id again")
+    orders = tmp_path / "orders.jsonl"
+    orders.write_bytes(
+        b"\xef\xbb\xbf"
+        + json.dumps(case["order"]).encode()
+        + b"\r\n"
+        + b'{"order_id": "caf\xe9"}\r\n'
+        + b"\r\n"
+        + json.dumps(twin).encode()
+        + b"\n"
+    )
+    code, output = exdesk(
+        "run", str(orders), "--world", str(world), "--data-dir", str(tmp_path / "d")
+    )
+    assert code == 1
+    assert "1 orders handled, 2 lines skipped" in output
+    assert "line 2: not UTF-8" in output
+    assert "line 3: empty line" in output
+    assert "line 4: order_id 'EX-0011' is already on line 1" in output
+    assert "Traceback" not in output
 
 
 def test_eval_refuses_repeated_ids_and_malformed_expectations(tmp_path: Path) -> None:

@@ -246,7 +246,13 @@ def test_a_run_killed_again_and_again_does_everything_once(
         for order_id, name in template_of.items():
             channels = [c for (o, c, _t) in sent if o == order_id]
             if name in MESSAGES:
-                assert MESSAGES[name] in channels, (order_id, channels)
+                trail = [
+                    (e.event, e.payload.get("key"), e.payload.get("error"), e.payload.get("detail"))
+                    for e in entries
+                    if e.payload.get("order_id") == order_id
+                    or order_id in json.dumps(e.payload.get("args", {}))
+                ]
+                assert MESSAGES[name] in channels, (order_id, channels, trail)
         proposals = app.review.find()
         assert {p.status for p in proposals} == {ProposalStatus.PENDING}
         assert len(proposals) == sum(
