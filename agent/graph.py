@@ -57,6 +57,7 @@ class DeskState(TypedDict, total=False):
     decisions: dict[Kind, Decision]
     pending: dict[Kind, str]  # kind → proposal id
     to_run: list[Kind]  # kinds whose L1 top plan runs now
+    recorded: bool  # the run reached its end (the record step)
 
 
 _V = TypeVar("_V")
@@ -397,7 +398,7 @@ def node_record(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
         },
         key=f"{state['thread_id']}:recorded",
     )
-    return {}
+    return {"recorded": True}
 
 
 def build_graph(*, checkpointer: BaseCheckpointSaver[Any] | None) -> Any:

@@ -80,7 +80,11 @@ class Runner:
                 return
             payload: Any = start  # a new thread
         elif not snapshot.next:
-            return  # finished: its result stands
+            if snapshot.values.get("recorded"):
+                return  # finished: its result stands
+            # Ended without reaching its record (a step lost to a crash): run it again from
+            # the start. Every step is keyed, so nothing is done twice.
+            payload = {k: snapshot.values[k] for k in ("thread_id", "order_id", "order_version")}
         elif snapshot.interrupts:
             payload = Command(resume={"wake": True})
         else:

@@ -334,3 +334,19 @@ def test_the_longest_ids_fit_every_database(app: Exdesk) -> None:
     assert len(result.thread_id) < 60
     keys = [e.payload["key"] for e in app.audit.entries() if e.event == "tool.called"]
     assert keys and max(len(k) for k in keys) <= 200
+
+
+def test_a_thread_that_lost_a_step_is_run_again_without_repeating(app: Exdesk) -> None:
+    case = example("EX-payment-008")
+    first = start(app, case)
+    config = {"configurable": {"thread_id": first.thread_id}}
+    graph = app.runner._graph
+    # as if a crash had lost the steps after the gate: the thread looks ended, unrecorded
+    graph.update_state(config, {"recorded": False}, as_node="record")
+    assert graph.get_state(config).next == ()
+    entries = len(list(app.audit.entries()))
+    again = start(app, case)
+    assert graph.get_state(config).values["recorded"] is True
+    assert again.decisions == first.decisions
+    assert len(app.backend("w").outbox("EX-0008")) == 1
+    assert [e.event for e in app.audit.entries()][entries:] == ["world.loaded"]

@@ -252,7 +252,17 @@ def test_a_run_killed_again_and_again_does_everything_once(
                     if e.payload.get("order_id") == order_id
                     or order_id in json.dumps(e.payload.get("args", {}))
                 ]
-                assert MESSAGES[name] in channels, (order_id, channels, trail)
+                if MESSAGES[name] not in channels:
+                    from agent.runner import thread_id_for
+
+                    tid = thread_id_for(app.desk("default"), order_id, 1)
+                    graph = app.runner._graph
+                    config = {"configurable": {"thread_id": tid}}
+                    history = [
+                        (h.metadata.get("step"), h.next, sorted(h.values), h.tasks)
+                        for h in graph.get_state_history(config)
+                    ]
+                    raise AssertionError((order_id, channels, trail, history))
         proposals = app.review.find()
         assert {p.status for p in proposals} == {ProposalStatus.PENDING}
         assert len(proposals) == sum(
