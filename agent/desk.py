@@ -6,14 +6,14 @@ Passed to the graph at each invoke as its runtime context; never stored in a che
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
 from agent.context import Checkers, Context
 from audit.log import AuditLog
-from domain.models import Order
+from domain.models import Order, World
 from domain.policy import Policy
 from knowledge.memory import CaseMemory
 from store.db import write
@@ -38,6 +38,7 @@ class Desk:
     audit: AuditLog
     review: ReviewQueue
     orders: OrderBook
+    _views: dict[str, tuple[Order, World]] = field(default_factory=dict, init=False, repr=False)
 
     def order(self, order_id: str) -> Order:
         """The order as it stands now, from the orders port."""
@@ -47,10 +48,14 @@ class Desk:
         return self.orders.version(self.world_id, order_id)
 
     def context(self, order_id: str) -> Context:
+        """The order as it stands, in the facts that bear on it. Detection and drafting in one
+        run read the same facts: the view is kept while the order is unchanged."""
         order = self.order(order_id)
-        return Context(
-            order=order, world=self.facts.view(order), policy=self.policy, checkers=self.checkers
-        )
+        kept = self._views.get(order_id)
+        if kept is None or kept[0] != order:
+            kept = (order, self.facts.view(order))
+            self._views[order_id] = kept
+        return Context(order=order, world=kept[1], policy=self.policy, checkers=self.checkers)
 
     def record(
         self,
