@@ -190,33 +190,34 @@ def node_gate(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
 def _propose(desk: Desk, state: DeskState, plan: Plan) -> str:
     """Queue the plan and record it, in one transaction."""
     digest = plan_digest(plan)
-    fields = {
-        "world_id": desk.world_id,
-        "order_id": state["order_id"],
-        "thread_id": state["thread_id"],
-        "plan": plan,
-        "plan_digest": digest,
-        "order_version": state["order_version"],
-        "policy_ref": desk.policy.ref,
-    }
-
-    def change(conn: Connection) -> str:
-        return desk.review.propose(conn, **fields)[0]  # type: ignore[arg-type]
-
+    order_id, version = state["order_id"], state["order_version"]
     proposal_id = proposal_id_for(
         world_id=desk.world_id,
-        order_id=state["order_id"],
-        order_version=state["order_version"],
+        order_id=order_id,
+        order_version=version,
         policy_ref=desk.policy.ref,
         plan=plan,
         digest=digest,
     )
+
+    def change(conn: Connection) -> None:
+        desk.review.propose(
+            conn,
+            world_id=desk.world_id,
+            order_id=order_id,
+            thread_id=state["thread_id"],
+            plan=plan,
+            plan_digest=digest,
+            order_version=version,
+            policy_ref=desk.policy.ref,
+        )
+
     desk.record(
         "proposal.created",
         {
             "proposal_id": proposal_id,
-            "order_id": state["order_id"],
-            "order_version": state["order_version"],
+            "order_id": order_id,
+            "order_version": version,
             "kind": plan.kind.value,
             "strategy": plan.strategy.value,
             "tier": plan.tier.value,

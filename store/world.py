@@ -152,11 +152,6 @@ class WorldRows:
         if merged:
             conn.execute(insert(stock), merged)
 
-    def exists(self, world_id: str) -> bool:
-        with self.engine.connect() as conn:
-            found = conn.execute(select(worlds.c.world_id).where(worlds.c.world_id == world_id))
-            return found.first() is not None
-
     # --- reading -----------------------------------------------------------------------------
 
     def view(self, world_id: str, order: Order) -> World:
@@ -241,36 +236,6 @@ class WorldRows:
         query = select(stock).where(stock.c.world_id == world_id)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
-
-    def facts(self, world_id: str) -> World:
-        """The whole world as it stands (for exports and tests; the agent reads ``view``)."""
-        with self.engine.connect() as conn:
-            now = conn.execute(select(worlds.c.now).where(worlds.c.world_id == world_id)).scalar()
-            if now is None:
-                raise InputError(f"world {world_id!r} is not in the store")
-            skus = list(
-                conn.execute(select(stock.c.sku).where(stock.c.world_id == world_id)).scalars()
-            )
-            return World.model_validate(
-                {
-                    "now": now,
-                    "warehouses": self._bodies(conn, warehouses, world_id),
-                    "inventory": self._stock(conn, world_id, sorted(set(skus))),
-                    "replenishment": self._bodies(conn, replenishments, world_id),
-                    "catalog": self._bodies(conn, catalog, world_id),
-                    "shipping_rates": self._bodies(conn, shipping_rates, world_id),
-                    "fx_to_usd": {
-                        r.currency: r.rate
-                        for r in conn.execute(
-                            select(fx_rates.c.currency, fx_rates.c.rate).where(
-                                fx_rates.c.world_id == world_id
-                            )
-                        )
-                    },
-                    "events": self._bodies(conn, events, world_id),
-                    "recent_orders": self._bodies(conn, recent_orders, world_id),
-                }
-            )
 
 
 def hold_stock(conn: Connection, world_id: str, warehouse_id: str, sku: str, qty: int) -> int:
