@@ -10,17 +10,17 @@ import typer
 
 from evals.cases import EvalCase
 from evals.harness import run_eval
-from service.cli import (
+from service.cli_common import (
     TABLE_LIMIT,
     DataDir,
     PolicyFile,
-    import_knowledge,
     opened,
     out,
     print_problems,
     progress,
     write_json,
 )
+from service.cli_knowledge import import_knowledge
 from service.inputs import read_jsonl, unique_by
 from service.render import cases_table, print_summary
 

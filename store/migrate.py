@@ -37,10 +37,10 @@ def _config() -> Config:
     return config
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None
-    return head
+def head_revisions() -> set[str]:
+    """The newest revision of every branch. Parts of exdesk may add their tables on branches
+    of their own from the first schema; a database is current when it is at all of them."""
+    return set(ScriptDirectory.from_config(_config()).get_heads())
 
 
 @contextmanager
@@ -68,15 +68,15 @@ def schema_lock(engine: Engine, *, timeout: float = LOCK_TIMEOUT_S) -> Iterator[
         yield
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revisions(engine: Engine) -> set[str]:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return set(MigrationContext.configure(conn).get_current_heads())
 
 
 def upgrade(engine: Engine) -> None:
     """Migrate the database to the newest schema (a no-op when it is there already)."""
     with schema_lock(engine):
-        if current_revision(engine) == head_revision():
+        if current_revisions(engine) == head_revisions():
             return
         with transaction(engine) as conn:
             names = set(inspect(conn).get_table_names())
@@ -88,4 +88,4 @@ def upgrade(engine: Engine) -> None:
                 )
             config = _config()
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")

@@ -1,0 +1,145 @@
+"""`exdesk review`: the review queue, as approvers use it from a terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agent.runner import RunResult
+from domain.models import ProposalStatus
+from service import usecases
+from service.cli_common import DataDir, PolicyFile, fail, opened, out
+from service.render import proposal_view, safe
+
+review_app = typer.Typer(
+    no_args_is_help=True, help="The review queue: L2/L3 plans waiting for people."
+)
+
+
+@review_app.command("list")
+def review_list(
+    status: Annotated[
+        str,
+        typer.Option(
+            help="pending, approved, executed, rejected, void, failed, superseded or all."
+        ),
+    ] = "pending",
+    data_dir: DataDir = None,
+    policy: PolicyFile = None,
+) -> None:
+    """Proposals in the review queue."""
+    try:
+        wanted = None if status == "all" else ProposalStatus(status)
+    except ValueError as exc:
+        known = ", ".join(s.value for s in ProposalStatus)
+        raise fail(f"--status {status!r} is not one of: {known}, all") from exc
+    with opened(data_dir, policy) as desk:
+        items = desk.review.find(status=wanted)
+        for p in items:
+            needs = usecases.missing(desk, p)
+            out.print(
+                f"{p.proposal_id}  {p.tier.value}  {p.strategy.value:<30} "
+                f"{safe(p.order_id):<16} {p.status.value}"
+                + (f"  [dim]needs {safe(needs)}[/]" if needs else "")
+            )
+        out.print(f"{len(items)} proposal(s)")
+
+
+@review_app.command("show")
+def review_show(proposal_id: str, data_dir: DataDir = None, policy: PolicyFile = None) -> None:
+    """Everything an approver needs to see: the plan, each action, the evidence, the votes."""
+    with opened(data_dir, policy) as desk:
+        proposal = desk.review.get(proposal_id)
+        votes = desk.review.votes(proposal_id)
+        out.print(proposal_view(proposal, votes, usecases.missing(desk, proposal)))
+
+
+def _vote(
+    proposal_id: str,
+    by: str,
+    role: str | None,
+    decision: str,
+    reason: str | None,
+    digest: str | None,
+    data_dir: Path | None,
+    policy: Path | None,
+) -> None:
+    with opened(data_dir, policy) as desk:
+        outcome = usecases.vote(
+            desk,
+            proposal_id,
+            by=by,
+            role=role,
+            decision="approve" if decision == "approve" else "reject",
+            reason=reason,
+            digest=digest,
+        )
+        desk.checkpoint()
+        if outcome.run is None:
+            out.print(f"{proposal_id}: vote recorded; still needs {safe(outcome.missing)}")
+            return
+        report_run(proposal_id, outcome.proposal.kind, outcome.run)
+
+
+def report_run(proposal_id: str, kind: Any, run: RunResult) -> None:
+    decision = run.decisions.get(kind)
+    status = decision.status.value if decision else "unknown"
+    detail = (decision.detail or "") if decision else ""
+    out.print(f"{proposal_id}: {status} {safe(detail)}".rstrip())
+    out.print(f"order {safe(run.order_id)} is now {run.order_after.status}")
+    if decision is not None and decision.status.value in ("failed", "rejected"):
+        raise typer.Exit(1)
+
+
+@review_app.command("approve")
+def review_approve(
+    proposal_id: str,
+    by: Annotated[str, typer.Option("--by", help="Your name.")],
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role", help="approver (default) or supervisor; [people] in the policy rule."
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (required of the supervisor for L3).")
+    ] = None,
+    digest: Annotated[
+        str | None,
+        typer.Option("--digest", help="The plan digest you reviewed (from `review show`)."),
+    ] = None,
+    data_dir: DataDir = None,
+    policy: PolicyFile = None,
+) -> None:
+    """Approve a proposal. When it has the approvals its tier needs, it runs."""
+    _vote(proposal_id, by, role, "approve", reason, digest, data_dir, policy)
+
+
+@review_app.command("reject")
+def review_reject(
+    proposal_id: str,
+    by: Annotated[str, typer.Option("--by", help="Your name.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the plan must not run.")],
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role", help="approver (default) or supervisor; [people] in the policy rule."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    policy: PolicyFile = None,
+) -> None:
+    """Reject a proposal: it will not run, and the order stays held for a person."""
+    _vote(proposal_id, by, role, "reject", reason, None, data_dir, policy)
+
+
+@review_app.command("resume")
+def review_resume(proposal_id: str, data_dir: DataDir = None, policy: PolicyFile = None) -> None:
+    """Finish a proposal whose run was interrupted (a crash after its last approval)."""
+    with opened(data_dir, policy) as desk:
+        proposal = desk.review.get(proposal_id)
+        run = usecases.resume(desk, proposal)
+        desk.checkpoint()
+        report_run(proposal_id, proposal.kind, run)
