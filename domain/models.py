@@ -448,6 +448,7 @@ class ProposalStatus(StrEnum):
     VOID = "void"  # the plan, order or policy changed after people approved
     FAILED = "failed"  # approved, but the tools could not carry it out
     SUPERSEDED = "superseded"  # the order changed and was planned again
+    EXPIRED = "expired"  # its deadline passed without the approvals: nothing runs
 
     @property
     def is_open(self) -> bool:
@@ -493,6 +494,23 @@ class Proposal(Strict):
     status: ProposalStatus
     detail: str | None = None
     created_at: datetime
+    deadline: datetime | None = None  # past it, supervisors are told (escalation)
+    expires_at: datetime | None = None  # past it, the proposal expires
+    escalated_at: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"thread_id", "created_at"})
+
+
+Role = Literal["operator", "approver", "supervisor", "auditor"]
+ROLES: tuple[Role, ...] = ("operator", "approver", "supervisor", "auditor")
+
+
+class User(Strict):
+    """A person who works at the desk, with one role. Their API token is stored only hashed."""
+
+    name: str
+    person: str  # the identity behind the name (``domain.approvals.person``)
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None = None

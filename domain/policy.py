@@ -138,6 +138,19 @@ class DelayPolicy(_Section):
     voucher_pct: Decimal = Field(default=Decimal(10), ge=0, le=100)
 
 
+class Deadlines(_Section):
+    """How long a proposal waits for people. Past its deadline supervisors are told
+    (escalation); ``expire_after_hours`` later it expires and nothing runs. A deadline is never
+    after the order's ``promised_by``."""
+
+    L2_hours: float = Field(default=24, gt=0)
+    L3_hours: float = Field(default=8, gt=0)
+    expire_after_hours: float = Field(default=24, gt=0)
+
+    def hours_for(self, tier: Tier) -> float:
+        return self.L3_hours if tier is Tier.L3 else self.L2_hours
+
+
 class EvidenceRule(_Section):
     min_cases: int = Field(default=5, ge=1)
     min_failure_gap: float = Field(default=0.30, gt=0, le=1)
@@ -213,6 +226,7 @@ class Policy(BaseModel):
     duplicates: DuplicatesPolicy = DuplicatesPolicy()
     payment: PaymentPolicy = PaymentPolicy()
     delay: DelayPolicy = DelayPolicy()
+    deadlines: Deadlines = Deadlines()
     ranking: Ranking
     approvals: dict[Tier, TierApproval]
     # Who may vote and as what; when empty, people state their role when they vote.

@@ -168,8 +168,13 @@ proposals = Table(
     Column("detail", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # the review desk (migration 0002_review): when supervisors are told, when it expires
+    Column("deadline", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("escalated_at", DateTime(timezone=True)),
     Index("proposals_status", "status"),
     Index("proposals_order", "world_id", "order_id"),
+    Index("proposals_deadline", "status", "deadline"),
 )
 
 votes = Table(
@@ -185,4 +190,15 @@ votes = Table(
     Column("plan_digest", String(64), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("proposal_id", "person", name="one_vote_per_person"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("person", String(MAX_ID), primary_key=True),  # domain.approvals.person(name)
+    Column("name", String(MAX_ID), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
 )

@@ -26,15 +26,15 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.errors import ToolRejected, ToolUnavailable
-from domain.models import Hold, Order, World
+from domain.models import Order, World
 from store.db import write
 from store.orders import read_current, write_current
 from store.schema import outbox, tool_calls, worlds
 from store.world import WorldRows, hold_stock, release_stock
+from tools.effects import EFFECTS
 from tools.ports import Result
 from tools.registry import ToolBox
 
-AGENT_NAME = "exdesk"
 FAULT_MODES = ("fail", "crash-before", "crash-after")
 
 
@@ -49,20 +49,6 @@ def parse_faults(spec: str | None) -> dict[str, str]:
             raise ValueError(f"fault {item!r}: write op=mode with mode one of {FAULT_MODES}")
         faults[name.strip()] = mode.strip()
     return faults
-
-
-def _with_status(order: Order, holds: tuple[Hold, ...]) -> Order:
-    status = order.status
-    if status not in ("cancelled", "fulfilled"):
-        status = "on_hold" if holds else "open"
-    return order.model_copy(update={"holds": holds, "status": status})
-
-
-def _revalidate(order: Order, update: dict[str, Any]) -> Order:
-    """Apply ``update`` (JSON form) and validate the result as an order."""
-    data = order.model_dump(mode="json", exclude_none=True)
-    data.update(update)
-    return Order.model_validate(data)
 
 
 def _document(order: Order, document: str) -> dict[str, Any]:
@@ -123,14 +109,6 @@ class _Call:
             )
         )
 
-    def set_fulfillment(self, order_id: str, fields: dict[str, Any]) -> Result:
-        order = self.order(order_id)
-        before = order.fulfillment.model_dump(mode="json", exclude_none=True)
-        previous = {name: before.get(name) for name in fields}
-        after = {k: v for k, v in {**before, **fields}.items() if v is not None}
-        self.put(_revalidate(order, {"fulfillment": after}))
-        return {"previous": previous}
-
 
 class SimulatedBackend:
     """The simulated world ``world_id`` of the database behind ``engine``."""
@@ -188,6 +166,29 @@ class SimulatedBackend:
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 
+    def change(
+        self,
+        key: str,
+        name: str,
+        order_id: str,
+        *,
+        then: Callable[[_Call, Order], None] | None = None,
+        **args: Any,
+    ) -> Result:
+        """One order-changing operation: its effect (``tools.effects``) on the stored order,
+        and ``then`` (a message it sends, given the order as it was), once for ``key``."""
+        effect = EFFECTS[tuple(name.split(".", 1))]  # type: ignore[index]
+
+        def run(call: _Call) -> Result:
+            before = call.order(order_id)
+            after, result = effect(before, args, call.now())
+            if then is not None:
+                then(call, before)
+            call.put(after)
+            return result
+
+        return self.once(key, name, run)
+
     def _earlier(self, key: str, name: str, conn: Connection | None = None) -> Result | None:
         query = select(tool_calls.c.result, tool_calls.c.op, tool_calls.c.world_id).where(
             tool_calls.c.key == key
@@ -244,15 +245,7 @@ class SimulatedOrders:
         return found
 
     def place_hold(self, order_id: str, kind: str, reason: str, *, key: str) -> Result:
-        def run(call: _Call) -> Result:
-            order = call.order(order_id)
-            replaced = [h.model_dump(mode="json") for h in order.holds if h.kind == kind]
-            hold = Hold(kind=kind, reason=reason, since=call.now(), by=AGENT_NAME)
-            holds = (*(h for h in order.holds if h.kind != kind), hold)
-            call.put(_with_status(order, holds))
-            return {"hold": kind, "replaced": replaced}
-
-        return self._b.once(key, "orders.place_hold", run)
+        return self._b.change(key, "orders.place_hold", order_id, kind=kind, reason=reason)
 
     def release_hold(
         self,
@@ -262,49 +255,16 @@ class SimulatedOrders:
         restore: list[dict[str, Any]] | None = None,
         key: str,
     ) -> Result:
-        def run(call: _Call) -> Result:
-            order = call.order(order_id)
-            released = [h for h in order.holds if h.kind == kind]
-            holds = tuple(h for h in order.holds if h.kind != kind)
-            holds += tuple(Hold.model_validate(h) for h in restore or ())
-            call.put(_with_status(order, holds))
-            return {"released": [h.model_dump(mode="json") for h in released]}
-
-        return self._b.once(key, "orders.release_hold", run)
+        return self._b.change(key, "orders.release_hold", order_id, kind=kind, restore=restore)
 
     def set_ship_to(self, order_id: str, fields: dict[str, Any], *, key: str) -> Result:
-        def run(call: _Call) -> Result:
-            order = call.order(order_id)
-            before = order.ship_to.model_dump(mode="json", exclude_none=True)
-            previous = {name: before.get(name) for name in fields}
-            after = {k: v for k, v in {**before, **fields}.items() if v is not None}
-            call.put(_revalidate(order, {"ship_to": after}))
-            return {"previous": previous}
-
-        return self._b.once(key, "orders.set_ship_to", run)
+        return self._b.change(key, "orders.set_ship_to", order_id, fields=fields)
 
     def set_lines(self, order_id: str, changes: dict[str, dict[str, Any]], *, key: str) -> Result:
-        def run(call: _Call) -> Result:
-            order = call.order(order_id)
-            lines = [line.model_dump(mode="json", exclude_none=True) for line in order.lines]
-            unknown = sorted(set(changes) - {line["line_id"] for line in lines})
-            if unknown:
-                raise ToolRejected(f"order {order_id} has no line {', '.join(unknown)}")
-            previous: dict[str, dict[str, Any]] = {}
-            for line in lines:
-                change = changes.get(line["line_id"])
-                if change:
-                    previous[line["line_id"]] = {name: line.get(name) for name in change}
-                    line.update(change)
-            call.put(_revalidate(order, {"lines": lines}))
-            return {"previous": previous}
-
-        return self._b.once(key, "orders.set_lines", run)
+        return self._b.change(key, "orders.set_lines", order_id, changes=changes)
 
     def set_fulfillment(self, order_id: str, fields: dict[str, Any], *, key: str) -> Result:
-        return self._b.once(
-            key, "orders.set_fulfillment", lambda call: call.set_fulfillment(order_id, fields)
-        )
+        return self._b.change(key, "orders.set_fulfillment", order_id, fields=fields)
 
     def set_status(
         self,
@@ -314,21 +274,7 @@ class SimulatedOrders:
         holds: list[dict[str, Any]] | None = None,
         key: str,
     ) -> Result:
-        def run(call: _Call) -> Result:
-            order = call.order(order_id)
-            updated = order.model_copy(update={"status": status})
-            if status == "cancelled":
-                updated = updated.model_copy(update={"holds": ()})
-            if holds is not None:
-                restored = tuple(Hold.model_validate(h) for h in holds)
-                updated = updated.model_copy(update={"holds": restored})
-            call.put(_revalidate(updated, {}))
-            return {
-                "previous": order.status,
-                "previous_holds": [h.model_dump(mode="json") for h in order.holds],
-            }
-
-        return self._b.once(key, "orders.set_status", run)
+        return self._b.change(key, "orders.set_status", order_id, status=status, holds=holds)
 
 
 def read_current_order(backend: SimulatedBackend, order_id: str) -> Order | None:
@@ -365,33 +311,16 @@ class SimulatedCustoms:
     def __init__(self, backend: SimulatedBackend) -> None:
         self._b = backend
 
-    @staticmethod
-    def _set_documents(call: _Call, order: Order, documents: list[str]) -> None:
-        customs = order.customs.model_dump(mode="json", exclude_none=True) if order.customs else {}
-        customs["documents"] = documents
-        call.put(_revalidate(order, {"customs": customs}))
-
     def attach_document(self, order_id: str, document: str, *, key: str) -> Result:
-        def run(call: _Call) -> Result:
-            order = call.order(order_id)
-            documents = list(order.customs.documents) if order.customs else []
-            was_attached = document in documents
-            if not was_attached:
-                documents.append(document)
-            call.send(order_id, "customs", _document(order, document))
-            self._set_documents(call, order, documents)
-            return {"attached": document, "was_attached": was_attached}
+        def message(call: _Call, before: Order) -> None:
+            call.send(order_id, "customs", _document(before, document))
 
-        return self._b.once(key, "customs.attach_document", run)
+        return self._b.change(
+            key, "customs.attach_document", order_id, then=message, document=document
+        )
 
     def detach_document(self, order_id: str, document: str, *, key: str) -> Result:
-        def run(call: _Call) -> Result:
-            order = call.order(order_id)
-            kept = [d for d in (order.customs.documents if order.customs else ()) if d != document]
-            self._set_documents(call, order, kept)
-            return {"detached": document}
-
-        return self._b.once(key, "customs.detach_document", run)
+        return self._b.change(key, "customs.detach_document", order_id, document=document)
 
 
 class SimulatedPayment:
@@ -401,15 +330,7 @@ class SimulatedPayment:
         self._b = backend
 
     def retry(self, order_id: str, *, key: str) -> Result:
-        def run(call: _Call) -> Result:
-            order = call.order(order_id)
-            payment = order.payment.model_dump(mode="json", exclude_none=True)
-            payment.pop("failure_code", None)
-            payment["status"] = "captured"
-            call.put(_revalidate(order, {"payment": payment}))
-            return {"status": "captured"}
-
-        return self._b.once(key, "payment.retry", run)
+        return self._b.change(key, "payment.retry", order_id)
 
     def request_new_method(self, order_id: str, *, key: str) -> Result:
         def run(call: _Call) -> Result:
@@ -420,25 +341,12 @@ class SimulatedPayment:
         return self._b.once(key, "payment.request_new_method", run)
 
     def refund(self, order_id: str, amount: str, currency: str, *, key: str) -> Result:
-        def run(call: _Call) -> Result:
-            order = call.order(order_id)
-            if currency != order.currency:
-                raise ToolRejected(f"refund in {currency}, but the order is in {order.currency}")
-            before = order.payment.refunded or Decimal(0)
-            total = before + Decimal(amount)
-            if total > order.payment.amount:
-                raise ToolRejected(
-                    f"refund {amount} with {before} refunded before exceeds the "
-                    f"{order.payment.amount} paid"
-                )
-            payment = order.payment.model_dump(mode="json", exclude_none=True)
-            payment["refunded"] = str(total)  # how much, in all: the status says that some was
-            payment["status"] = "refunded"
-            call.put(_revalidate(order, {"payment": payment}))
+        def message(call: _Call, before: Order) -> None:
             call.send(order_id, "refund", {"amount": amount, "currency": currency})
-            return {"refunded": amount, "currency": currency}
 
-        return self._b.once(key, "payment.refund", run)
+        return self._b.change(
+            key, "payment.refund", order_id, then=message, amount=amount, currency=currency
+        )
 
 
 class SimulatedCarrier:
@@ -446,11 +354,7 @@ class SimulatedCarrier:
         self._b = backend
 
     def change_service(self, order_id: str, service: str, *, key: str) -> Result:
-        def run(call: _Call) -> Result:
-            result = call.set_fulfillment(order_id, {"service": service})
-            return {"service": service, "previous": result["previous"]}
-
-        return self._b.once(key, "carrier.change_service", run)
+        return self._b.change(key, "carrier.change_service", order_id, service=service)
 
 
 class SimulatedNotify:
