@@ -15,6 +15,7 @@ thread id, which is made of the order version and policy.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -200,6 +201,8 @@ def _propose(desk: Desk, state: DeskState, plan: Plan) -> str:
         digest=digest,
     )
 
+    deadline, expires_at = _deadlines(desk, order_id, plan.tier)
+
     def change(conn: Connection) -> None:
         desk.review.propose(
             conn,
@@ -210,6 +213,8 @@ def _propose(desk: Desk, state: DeskState, plan: Plan) -> str:
             plan_digest=digest,
             order_version=version,
             policy_ref=desk.policy.ref,
+            deadline=deadline,
+            expires_at=expires_at,
         )
 
     desk.record(
@@ -228,6 +233,15 @@ def _propose(desk: Desk, state: DeskState, plan: Plan) -> str:
         change=change,
     )
     return proposal_id
+
+
+def _deadlines(desk: Desk, order_id: str, tier: Tier) -> tuple[datetime, datetime]:
+    """When supervisors are told, and when the proposal expires: by policy for its tier, and
+    never after the order's promised delivery."""
+    rule = desk.policy.deadlines
+    promised = desk.order(order_id).fulfillment.promised_by
+    deadline = min(datetime.now(UTC) + timedelta(hours=rule.hours_for(tier)), promised)
+    return deadline, deadline + timedelta(hours=rule.expire_after_hours)
 
 
 def _failed_hold(desk: Desk, state: DeskState, kind: Kind, why: str) -> None:
@@ -281,9 +295,13 @@ def _close(
 
 
 def _settle(desk: Desk, state: DeskState, kind: Kind, proposal_id: str) -> Decision | None:
-    """The decision for one open proposal, or None while it still waits for votes."""
+    """The decision for one open proposal, or None while it still waits for votes.
+
+    What runs is the proposal's plan: the one people approved (an edit replaces it and resets
+    the approvals, which are bound to its digest).
+    """
     proposal = desk.review.get(proposal_id)
-    plan = _top(state, kind)
+    plan = proposal.plan
 
     def decision(status: DecisionStatus, detail: str | None = None) -> Decision:
         return Decision(
@@ -301,9 +319,12 @@ def _settle(desk: Desk, state: DeskState, kind: Kind, proposal_id: str) -> Decis
         return None
     if proposal.status is ProposalStatus.EXECUTED:
         return decision(DecisionStatus.EXECUTED)
+    if proposal.status is ProposalStatus.EXPIRED:
+        _failed_hold(desk, state, kind, proposal.detail or "no approval in time")
+        return decision(DecisionStatus.FAILED, proposal.detail or "expired")
     if proposal.status is not ProposalStatus.APPROVED:
         return decision(DecisionStatus.FAILED, f"proposal is {proposal.status.value}")
-    void = _binding_problem(desk, state, plan, proposal)
+    void = _binding_problem(desk, state, proposal)
     if void:
         _close(
             desk,
@@ -342,9 +363,10 @@ def _settle(desk: Desk, state: DeskState, kind: Kind, proposal_id: str) -> Decis
     return decision(DecisionStatus.EXECUTED)
 
 
-def _binding_problem(desk: Desk, state: DeskState, plan: Plan, proposal: Proposal) -> str | None:
-    """Why the approvals no longer hold (fail closed), or None when they bind."""
-    if plan_digest(plan) != proposal.plan_digest:
+def _binding_problem(desk: Desk, state: DeskState, proposal: Proposal) -> str | None:
+    """Why the approvals no longer hold (fail closed), or None when they bind. The plan is
+    bound by the votes' digest; the order version and the policy are checked here."""
+    if plan_digest(proposal.plan) != proposal.plan_digest:
         return "the plan changed after it was approved"
     if desk.policy.ref != proposal.policy_ref:
         return f"the policy changed ({proposal.policy_ref} → {desk.policy.ref})"

@@ -1,4 +1,5 @@
-"""The Ed25519 key pair that signs checkpoints, kept as two PEM files.
+"""The Ed25519 key pair that signs checkpoints, kept as two PEM files, and the verifier keys
+auditors hold (PEM, or C2SP vkeys that also name the log).
 
 The private key (PKCS#8, unencrypted, mode 0600) is at the path a setting names, by default
 ``audit-signing-key.pem``; the public key (SubjectPublicKeyInfo), what auditors get, beside it
@@ -22,8 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from audit.errors import AuditKeyError
+from audit.note import ED25519, NoteError, Verifier, parse_vkey
 
 PRIVATE_KEY_FILE = "audit-signing-key.pem"
+ANY_ORIGIN = "*"  # the name of a key read from PEM: it signs under whatever origin it signs
 
 
 def public_key_path(private_key: str | os.PathLike[str]) -> Path:
@@ -146,3 +149,101 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class KeyFile:
+    """The signing key at a path, loaded (or created, with its public key file) at first use;
+    :meth:`reload` reads it again (after another process rotated the key)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._key: Ed25519PrivateKey | None = None
+
+    def private_key(self) -> Ed25519PrivateKey:
+        if self._key is None:
+            self._key = load_or_create_signing_key(self.path)
+        return self._key
+
+    def public_key(self) -> Ed25519PublicKey | None:
+        """The public key, without creating a key pair; None when there is none yet."""
+        if self._key is not None:
+            return self._key.public_key()
+        public = public_key_path(self.path)
+        return load_public_key(public) if public.exists() else None
+
+    def reload(self) -> None:
+        self._key = None
+
+
+class StaticKey:
+    """A signing key held in memory (tests, benchmarks, a key from a secrets manager)."""
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+
+    def private_key(self) -> Ed25519PrivateKey:
+        return self._key
+
+    def public_key(self) -> Ed25519PublicKey | None:
+        return self._key.public_key()
+
+    def reload(self) -> None:
+        return None
+
+
+def log_verifier(public_key: Ed25519PublicKey, origin: str = ANY_ORIGIN) -> Verifier:
+    """The verifier of a log's checkpoints (named after its origin; ``*`` for any)."""
+    return Verifier(origin, ED25519, public_key)
+
+
+def read_verifiers(source: str | os.PathLike[str]) -> list[Verifier]:
+    """The keys in a file (PEM public keys and/or vkeys, one a line) or a vkey given as text.
+
+    A PEM key names no log: it verifies checkpoints of whatever origin they carry (``*``).
+    """
+    text = str(source)
+    if "+" in text and not Path(text).exists():
+        try:
+            return [parse_vkey(text)]
+        except NoteError as exc:
+            raise AuditKeyError(f"{text}: no such file, and not a verifier key ({exc})") from None
+    path = Path(source)
+    data = _read(path, "public key")
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AuditKeyError(f"{path}: not a PEM file or a verifier key (not UTF-8)") from None
+    keys: list[Verifier] = []
+    begin, end = "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----"
+    inside: list[str] | None = None
+    for number, line in enumerate(content.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped == begin:
+            inside = [stripped]
+        elif inside is not None:
+            inside.append(stripped)
+            if stripped == end:
+                keys.append(log_verifier(_pem_public(path, "\n".join(inside).encode("ascii"))))
+                inside = None
+        else:
+            if stripped and not stripped.startswith("#"):
+                try:
+                    keys.append(parse_vkey(stripped))
+                except NoteError as exc:
+                    raise AuditKeyError(f"{path} line {number}: {exc}") from None
+    if not keys:
+        raise AuditKeyError(
+            f"{path}: no public key in it; give the PEM or the verifier key that "
+            "`exdesk audit pubkey` prints"
+        )
+    return keys
+
+
+def _pem_public(path: Path, data: bytes) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise AuditKeyError(f"{path}: not a PEM public key ({exc})") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise AuditKeyError(f"{path}: holds a {type(key).__name__}, not an Ed25519 public key")
+    return key

@@ -1,21 +1,24 @@
-"""The audit log's records and the bytes their hashes and signatures cover.
+"""The audit log's records and the bytes their hashes cover.
 
-An entry's hash is ``sha256(canonical_json({seq, at, actor, event, payload, prev_hash}))`` in
-lowercase hex; the first entry's ``prev_hash`` is :data:`GENESIS_HASH`. A checkpoint's signature
-is Ed25519 over ``canonical_json({seq, head, at})``, in lowercase hex.
+An entry is the RFC 8785 canonical JSON of ``{actor, at, event, payload, prev_hash, seq}``;
+its ``hash`` is the RFC 6962 leaf hash of those bytes, ``SHA-256(0x00 || entry)``, in lowercase
+hex, so the hash chain (``prev_hash``) and the Merkle tree over the log share one hash per entry
+and a leaf can never pass for an interior node. The first entry's ``prev_hash`` is
+:data:`GENESIS_HASH`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from domain.canonical import canonical_json
-
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of entry 1, and the head of an empty log."""
+
+ENTRY_FIELDS = ("seq", "at", "actor", "event", "payload", "prev_hash", "hash")
 
 
 class AuditEntry(BaseModel, frozen=True):
@@ -31,64 +34,83 @@ class AuditEntry(BaseModel, frozen=True):
 
 
 class Checkpoint(BaseModel, frozen=True):
-    """A signed statement that the log had ``seq`` entries ending in hash ``head`` at ``at``."""
+    """A stored checkpoint: the signed note (``tlog-checkpoint``) for a tree of ``size``
+    entries whose root is ``root`` (hex), written at ``at`` (not signed)."""
 
-    seq: int = Field(ge=0)
-    head: str
+    size: int = Field(ge=0)
+    root: str
     at: str
-    signature: str
+    note: str
+
+
+class Cosignature(BaseModel, frozen=True):
+    """A witness's cosignature line on the checkpoint of ``size`` and ``root`` (hex)."""
+
+    size: int = Field(ge=0)
+    root: str
+    witness: str
+    line: str
+    at: str
 
 
 class VerifyResult(BaseModel, frozen=True):
     """What verification found.
 
-    ``count`` and ``head`` describe the entries that verified (all of them when ``ok``).
-    ``first_bad_seq`` is the lowest seq verification cannot vouch for: the entry that breaks
-    the chain, the first missing entry, or, when a checkpoint or ``audit_head`` disagrees with
-    an intact-looking chain (entries rewritten together with their successors), the first entry
-    after the last checkpoint that did match. It is None when ``ok``, and also when only a
-    checkpoint itself is wrong in a way that says nothing about the entries.
-    ``checkpointed_seq`` is the highest seq covered by a checkpoint that matched;
-    ``signatures_checked`` says whether those checkpoints' signatures were verified too.
+    ``count``, ``head`` and ``root`` describe the entries that verified (all of them when
+    ``ok``). ``first_bad_seq`` is the lowest seq verification cannot vouch for: the entry that
+    breaks the chain, the first missing entry, the first entry no signed checkpoint covers, or
+    the first after the last checkpoint that matched when a checkpoint disagrees with an
+    intact-looking chain (entries rewritten with their successors). None when ``ok``, and
+    also when only a checkpoint is wrong in a way that says nothing about the entries.
+    ``checkpointed_seq``: the entries a checkpoint signed by a trusted key covers.
+    ``witnessed_seq``: those a checkpoint with a quorum of witness cosignatures covers (0 when
+    no witness policy was given). ``trusted_seq``: the size of the checkpoint the auditor kept
+    (``--trusted``), which the log was found consistent with.
     """
 
     ok: bool
     count: int
     head: str
+    root: str = ""
+    origin: str | None = None
     first_bad_seq: int | None = None
     problem: str | None = None
     checkpointed_seq: int = 0
     signatures_checked: bool = False
+    witnessed_seq: int = 0
+    trusted_seq: int | None = None
+    keys: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def json_str(value: str) -> str:
+    """RFC 8785 form of a string: JSON escapes for ``"``, ``\\`` and control characters only
+    (what ``json.dumps(ensure_ascii=False)`` writes, lowercase ``\\u00xx`` included)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def entry_text(
+    *, seq: int, at: str, actor: str, event: str, payload_json: str, prev_hash: str
+) -> str:
+    """The canonical JSON of an entry whose payload is already canonical JSON text; the
+    object is assembled here in RFC 8785 key order, so the payload is not canonicalized twice."""
+    return (
+        f'{{"actor":{json_str(actor)},"at":{json_str(at)},"event":{json_str(event)},'
+        f'"payload":{payload_json},"prev_hash":{json_str(prev_hash)},"seq":{seq}}}'
+    )
+
+
+def entry_hash_bytes(text: str) -> bytes:
+    """The RFC 6962 leaf hash of an entry's canonical text."""
+    return hashlib.sha256(b"\x00" + text.encode("utf-8")).digest()
 
 
 def entry_hash(
-    *, seq: int, at: str, actor: str, event: str, payload_json: bytes, prev_hash: str
+    *, seq: int, at: str, actor: str, event: str, payload_json: bytes | str, prev_hash: str
 ) -> str:
-    """The hash of an entry whose payload is already canonical JSON (``canonical_json(payload)``).
-
-    Equal to ``sha256(canonical_json({...}))`` over the six fields; the object is assembled
-    here, in RFC 8785 key order, so the payload is not canonicalized a second time.
-    """
-    body = b"".join(
-        (
-            b'{"actor":',
-            canonical_json(actor),
-            b',"at":',
-            canonical_json(at),
-            b',"event":',
-            canonical_json(event),
-            b',"payload":',
-            payload_json,
-            b',"prev_hash":',
-            canonical_json(prev_hash),
-            b',"seq":',
-            canonical_json(seq),
-            b"}",
-        )
+    """The hash of an entry whose payload is already canonical JSON (``canonical_json``)."""
+    payload = payload_json.decode("utf-8") if isinstance(payload_json, bytes) else payload_json
+    text = entry_text(
+        seq=seq, at=at, actor=actor, event=event, payload_json=payload, prev_hash=prev_hash
     )
-    return hashlib.sha256(body).hexdigest()
-
-
-def checkpoint_message(*, seq: int, head: str, at: str) -> bytes:
-    """The bytes a checkpoint's signature covers."""
-    return canonical_json({"seq": seq, "head": head, "at": at})
+    return entry_hash_bytes(text).hex()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
-from domain.errors import ApprovalError
+from domain.digest import what_changed
+from domain.errors import ApprovalError, StaleDigest
 from domain.models import Approval, Proposal, ProposalStatus, Tier, Vote, VoteDecision
 from domain.policy import Policy
 
@@ -85,22 +86,33 @@ def check_vote(
     decision: VoteDecision,
     reason: str | None,
     digest_seen: str | None,
+    current_digest: str,
     policy: Policy,
 ) -> None:
     """ApprovalError saying why this vote cannot be taken; None when it can.
 
-    ``by`` and ``role`` come from :func:`resolve_voter`.
+    ``by`` and ``role`` come from :func:`resolve_voter`; ``current_digest`` is the proposal's
+    review digest now (``domain.digest.review_digest``), which ``digest_seen`` must match.
     """
     pid = proposal.proposal_id
     if decision not in ("approve", "reject"):
         raise ApprovalError(f"decision must be approve or reject, not {decision!r}")
     if proposal.status is not ProposalStatus.PENDING:
         raise ApprovalError(f"{pid} is {proposal.status.value}; only pending proposals take votes")
-    if digest_seen is not None and digest_seen != proposal.plan_digest:
-        raise ApprovalError(
-            f"{pid}: the digest you gave ({digest_seen[:12]}…) is not this proposal's "
-            f"({proposal.plan_digest[:12]}…); run `exdesk review show {pid}` and approve "
-            "what it shows"
+    changed = (
+        None
+        if digest_seen is None
+        else what_changed(digest_seen, current_digest, proposal.earlier_plans)
+    )
+    if changed == "digest":
+        raise StaleDigest(
+            f"{pid}: {digest_seen!r} is not a digest of this proposal; look at it again "
+            f"(`exdesk review show {pid}`) and approve what it shows"
+        )
+    if changed is not None:
+        raise StaleDigest(
+            f"{pid}: the {changed} changed since you looked (digest {digest_seen} is now "
+            f"{current_digest}); look at it again and approve what it shows"
         )
     if any(v.person == person(by) for v in votes):
         raise ApprovalError(f"{by} has already voted on {pid}; a second person must")

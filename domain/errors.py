@@ -9,6 +9,10 @@ class InputError(ExdeskError):
     """Input that cannot be used: names the file, line and field."""
 
 
+class NotFound(InputError):
+    """Something named that does not exist (a proposal, a user, an order)."""
+
+
 class ToolError(ExdeskError):
     """A tool call that did not do what was asked."""
 
@@ -27,3 +31,11 @@ class ToolRejected(ToolError):
 
 class ApprovalError(ExdeskError):
     """An approval that cannot be accepted (wrong role, same person twice, stale plan)."""
+
+
+class StaleDigest(ApprovalError):
+    """A vote for a plan, order or policy that has changed since the voter looked at it."""
+
+
+class NotAllowed(ExdeskError):
+    """Someone tried what their role is not for (or gave no valid token)."""

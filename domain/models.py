@@ -497,6 +497,7 @@ class Proposal(Strict):
     deadline: datetime | None = None  # past it, supervisors are told (escalation)
     expires_at: datetime | None = None  # past it, the proposal expires
     escalated_at: datetime | None = None
+    earlier_plans: tuple[str, ...] = ()  # digests of the plans an edit replaced
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"thread_id", "created_at"})

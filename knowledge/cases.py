@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import AwareDatetime, Field
 
 from domain.models import Frozen, Kind, Money, Order, Strategy
+from knowledge.situation import Situation
 
 
 class Outcome(Frozen):
@@ -28,3 +29,6 @@ class PastCase(Frozen):
     strategy: Strategy
     outcome: Outcome
     resolved_at: AwareDatetime
+    # What the case was about, as codes (an addition to contract §5): cases exdesk learns and
+    # generated histories carry it; the case memory indexes its fields for filtering.
+    situation: Situation | None = None

@@ -33,6 +33,7 @@ from service.cli_common import (
 )
 from service.cli_knowledge import knowledge_app
 from service.cli_review import review_app
+from service.cli_users import serve, users_app
 from service.inputs import read_json, read_jsonl, unique_by
 from service.render import cases_table, safe
 from service.reports import case_report, error_report
@@ -46,6 +47,8 @@ app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 app.add_typer(review_app, name="review")
 app.add_typer(knowledge_app, name="knowledge")
+app.add_typer(users_app, name="users")
+app.command("serve")(serve)
 
 
 @app.command("run")

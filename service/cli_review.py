@@ -9,8 +9,9 @@ import typer
 
 from agent.runner import RunResult
 from domain.models import ProposalStatus
-from service import usecases
+from service import review, usecases
 from service.cli_common import DataDir, PolicyFile, fail, opened, out
+from service.people import authenticate
 from service.render import proposal_view, safe
 
 review_app = typer.Typer(
@@ -53,20 +54,31 @@ def review_show(proposal_id: str, data_dir: DataDir = None, policy: PolicyFile =
     with opened(data_dir, policy) as desk:
         proposal = desk.review.get(proposal_id)
         votes = desk.review.votes(proposal_id)
-        out.print(proposal_view(proposal, votes, usecases.missing(desk, proposal)))
+        digest = usecases.current_digest(desk, proposal)
+        out.print(proposal_view(proposal, votes, usecases.missing(desk, proposal), digest))
+
+
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token", help="Your API token (default: $EXDESK_TOKEN); needed once the desk has users."
+    ),
+]
 
 
 def _vote(
     proposal_id: str,
-    by: str,
+    by: str | None,
     role: str | None,
     decision: str,
     reason: str | None,
     digest: str | None,
     data_dir: Path | None,
     policy: Path | None,
+    token: str | None,
 ) -> None:
     with opened(data_dir, policy) as desk:
+        token = token or desk.settings.token
         outcome = usecases.vote(
             desk,
             proposal_id,
@@ -75,6 +87,7 @@ def _vote(
             decision="approve" if decision == "approve" else "reject",
             reason=reason,
             digest=digest,
+            user=authenticate(desk, token) if token else None,
         )
         desk.checkpoint()
         if outcome.run is None:
@@ -96,7 +109,9 @@ def report_run(proposal_id: str, kind: Any, run: RunResult) -> None:
 @review_app.command("approve")
 def review_approve(
     proposal_id: str,
-    by: Annotated[str, typer.Option("--by", help="Your name.")],
+    by: Annotated[
+        str | None, typer.Option("--by", help="Your name (with a token: optional, must match).")
+    ] = None,
     role: Annotated[
         str | None,
         typer.Option(
@@ -108,31 +123,35 @@ def review_approve(
     ] = None,
     digest: Annotated[
         str | None,
-        typer.Option("--digest", help="The plan digest you reviewed (from `review show`)."),
+        typer.Option("--digest", help="The digest you reviewed (from `review show`)."),
     ] = None,
+    token: Token = None,
     data_dir: DataDir = None,
     policy: PolicyFile = None,
 ) -> None:
     """Approve a proposal. When it has the approvals its tier needs, it runs."""
-    _vote(proposal_id, by, role, "approve", reason, digest, data_dir, policy)
+    _vote(proposal_id, by, role, "approve", reason, digest, data_dir, policy, token)
 
 
 @review_app.command("reject")
 def review_reject(
     proposal_id: str,
-    by: Annotated[str, typer.Option("--by", help="Your name.")],
     reason: Annotated[str, typer.Option("--reason", help="Why the plan must not run.")],
+    by: Annotated[
+        str | None, typer.Option("--by", help="Your name (with a token: optional, must match).")
+    ] = None,
     role: Annotated[
         str | None,
         typer.Option(
             "--role", help="approver (default) or supervisor; [people] in the policy rule."
         ),
     ] = None,
+    token: Token = None,
     data_dir: DataDir = None,
     policy: PolicyFile = None,
 ) -> None:
     """Reject a proposal: it will not run, and the order stays held for a person."""
-    _vote(proposal_id, by, role, "reject", reason, None, data_dir, policy)
+    _vote(proposal_id, by, role, "reject", reason, None, data_dir, policy, token)
 
 
 @review_app.command("resume")
@@ -143,3 +162,16 @@ def review_resume(proposal_id: str, data_dir: DataDir = None, policy: PolicyFile
         run = usecases.resume(desk, proposal)
         desk.checkpoint()
         report_run(proposal_id, proposal.kind, run)
+
+
+@review_app.command("sweep")
+def review_sweep(data_dir: DataDir = None, policy: PolicyFile = None) -> None:
+    """Escalate proposals past their deadline and expire those past their expiry (the service
+    does this every minute by itself)."""
+    with opened(data_dir, policy) as desk:
+        done = review.sweep(desk)
+        if done:
+            desk.checkpoint()
+        for proposal_id, what in done:
+            out.print(f"{proposal_id}: {what}")
+        out.print(f"{len(done)} proposal(s) escalated or expired")

@@ -216,7 +216,9 @@ def _vote_line(vote: Vote, plan_digest: str) -> str:
     return line
 
 
-def proposal_view(proposal: Proposal, votes: Sequence[Vote], missing: str | None) -> Table:
+def proposal_view(
+    proposal: Proposal, votes: Sequence[Vote], missing: str | None, digest: str | None = None
+) -> Table:
     """One proposal as an approver sees it: the order, the plan, every action, the binding,
     the votes (those given for another digest of the plan marked as not counting), and what
     is still needed."""
@@ -249,6 +251,10 @@ def proposal_view(proposal: Proposal, votes: Sequence[Vote], missing: str | None
     row("actions", "\n".join(_action_line(i + 1, a) for i, a in enumerate(plan.actions)))
     row("policy", safe(proposal.policy_ref))
     row("plan digest", safe(proposal.plan_digest))
+    if digest is not None:
+        row("approve with", f"--digest {safe(digest)}  (plan · order version · policy)")
+    if proposal.deadline is not None:
+        row("deadline", safe(proposal.deadline.isoformat()))
     row(
         "votes",
         "\n".join(_vote_line(v, proposal.plan_digest) for v in votes) or "none yet",

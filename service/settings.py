@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     simulated_faults: str | None = None
     # How long a process waits for another that holds an order, or the case memory (seconds).
     lock_timeout_s: float = 120.0
+    # The service: how often it escalates and expires proposals past their deadlines (seconds).
+    sweep_interval_s: float = 60.0
+    # An API token, for CLI votes once the desk has users (`exdesk users add`).
+    token: str | None = None
 
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'exdesk.db'}"

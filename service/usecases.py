@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 
 from agent.context import Context
+from agent.execute import call_tool
 from agent.runner import RunResult
 from domain.approvals import (
     approvals_missing,
@@ -25,8 +26,19 @@ from domain.approvals import (
     resolve_voter,
     status_after,
 )
-from domain.errors import ApprovalError
-from domain.models import Order, Proposal, ProposalStatus, Vote, VoteDecision, World
+from domain.digest import digest, review_digest
+from domain.errors import ApprovalError, InputError, NotAllowed
+from domain.models import (
+    Action,
+    Kind,
+    Order,
+    Proposal,
+    ProposalStatus,
+    User,
+    Vote,
+    VoteDecision,
+    World,
+)
 from service.wiring import Exdesk
 from store.db import write
 from store.orders import Submission
@@ -71,6 +83,7 @@ class VoteOutcome:
     proposal: Proposal
     missing: str | None  # what the proposal still needs, while it is pending
     run: RunResult | None  # what the resumed thread did, when the vote settled the proposal
+    counted: bool = True  # False when the proposal had its approvals already
 
 
 def missing(app: Exdesk, proposal: Proposal) -> str | None:
@@ -80,25 +93,56 @@ def missing(app: Exdesk, proposal: Proposal) -> str | None:
     return approvals_missing(proposal.tier, approvals_of(proposal, votes), app.policy)
 
 
+def current_digest(app: Exdesk, proposal: Proposal) -> str:
+    """What an approver of ``proposal`` approves now: its plan, the order's current version
+    and the policy in force."""
+    version = app.orders.version(proposal.world_id, proposal.order_id)
+    return review_digest(proposal.plan_digest, version, app.policy.ref)
+
+
+def voter(app: Exdesk, *, user: User | None, by: str | None, role: str | None) -> tuple[str, str]:
+    """(name, role) of who votes. Once the desk has users, a vote needs one (a token): the
+    name and role are theirs, and a ``by``/``role`` given must agree. Before, both are as
+    stated (and the policy's [people] roster, when filled in, decides)."""
+    if user is None and app.users.any():
+        raise NotAllowed(
+            "this desk has users: vote with your token (--token or EXDESK_TOKEN); "
+            "`exdesk users add NAME --role ROLE` gives one"
+        )
+    if user is not None:
+        if by is not None and person(by) != user.person:
+            raise NotAllowed(f"your token is {user.name}'s; you cannot vote as {by!r}")
+        if role is not None and role != user.role:
+            raise NotAllowed(f"{user.name} is {user.role}, not {role}")
+        if user.role not in ("approver", "supervisor"):
+            raise NotAllowed(f"{user.name} is {user.role}: only approvers and supervisors vote")
+        by, role = user.name, user.role
+    if by is None:
+        raise ApprovalError("say who you are (--by NAME)")
+    return resolve_voter(by, role, app.policy)
+
+
 def vote(
     app: Exdesk,
     proposal_id: str,
     *,
-    by: str,
+    by: str | None,
     role: str | None,
     decision: VoteDecision,
     reason: str | None = None,
     digest: str | None = None,
+    user: User | None = None,
 ) -> VoteOutcome:
     """Record one person's vote (rules: ``domain.approvals``); run the plan when it is due."""
-    name, role = resolve_voter(by, role, app.policy)
-    current = app.review.get(proposal_id)
-    if current.status is ProposalStatus.APPROVED and decision == "approve":
-        # Approved before, but its run did not finish (a crash): finish it.
-        return VoteOutcome(current, None, resume(app, current))
+    name, role = voter(app, user=user, by=by, role=role)
+    settled = (ProposalStatus.APPROVED, ProposalStatus.EXECUTED)
 
-    def work(conn: Connection) -> Proposal:
+    def work(conn: Connection) -> tuple[Proposal, bool]:
         proposal = app.review.lock(conn, proposal_id)
+        if proposal.status in settled and decision == "approve":
+            # Approved before, but its run did not finish (a crash), or another approver's
+            # vote completed it a moment ago: nothing to record; finish it (once) below.
+            return proposal, False
         votes = app.review.votes(proposal_id, conn)
         check_vote(
             proposal,
@@ -108,6 +152,7 @@ def vote(
             decision=decision,
             reason=reason,
             digest_seen=digest,
+            current_digest=current_digest(app, proposal),
             policy=app.policy,
         )
         cast = Vote(
@@ -137,16 +182,17 @@ def vote(
                 "role": role,
                 "reason": reason,
                 "plan_digest": proposal.plan_digest,
+                "digest": current_digest(app, proposal),
                 "status_after": status.value,
             },
             conn=conn,
         )
-        return proposal.model_copy(update={"status": status})
+        return proposal.model_copy(update={"status": status}), True
 
-    proposal = write(app.engine, work)
+    proposal, counted = write(app.engine, work)
     if proposal.status is ProposalStatus.PENDING:
         return VoteOutcome(proposal, missing(app, proposal), None)
-    return VoteOutcome(proposal, None, resume(app, proposal))
+    return VoteOutcome(proposal, None, resume(app, proposal), counted=counted)
 
 
 def resume(app: Exdesk, proposal: Proposal) -> RunResult:
@@ -159,3 +205,22 @@ def resume(app: Exdesk, proposal: Proposal) -> RunResult:
             "this database's graph checkpoints; handle order "
             f"{proposal.order_id} again (exdesk run) to draft it anew"
         ) from exc
+
+
+def resolve_hold(
+    app: Exdesk, world_id: str, order_id: str, kind: Kind, user: User, reason: str
+) -> Order:
+    """A person lifts the order's hold of ``kind`` (the customer confirmed the address, sent a
+    new payment method, explained the duplicate), saying why. Once: the same hold lifted again
+    changes nothing."""
+    desk = app.desk(world_id)
+    order = desk.order(order_id)
+    held = [h for h in order.holds if h.kind == kind.value]
+    if not held:
+        raise InputError(f"order {order_id} has no {kind.value} hold to lift")
+    key = "resolve:" + digest([world_id, order_id, held[0].model_dump(mode="json")])[:32]
+    action = Action(
+        tool="orders", op="release_hold", args={"order_id": order_id, "kind": kind.value}
+    )
+    call_tool(desk, action, key, resolved_by=user.name, reason=reason)
+    return desk.order(order_id)

@@ -36,6 +36,7 @@ from store.db import make_engine, sqlite_path
 from store.migrate import schema_lock, upgrade
 from store.orders import OrderBook
 from store.review import ReviewQueue
+from store.users import Users
 from store.world import WorldRows
 from tools.address import I18nAddressRules
 from tools.hs_codes import HsCodes
@@ -129,6 +130,7 @@ class Exdesk:
             self.worlds = WorldRows(self.engine)
             self.orders = OrderBook(self.engine)
             self.review = ReviewQueue(self.engine)
+            self.users = Users(self.engine)
             self.policy = load_policy(settings.policy_file)
             self.faults = parse_faults(settings.simulated_faults)
             self._memory = memory

@@ -8,13 +8,14 @@ status and the audit entry that records them commit together. The rules for vote
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from domain.errors import InputError
+from domain.errors import NotFound
 from domain.models import Plan, Proposal, ProposalStatus, Vote
 from store.schema import proposals, votes
 
@@ -34,8 +35,9 @@ def _proposal(row: Any) -> Proposal:
     m = row._mapping
     return Proposal.model_validate(
         {
-            **{k: m[k] for k in Proposal.model_fields if k != "plan"},
+            **{k: m[k] for k in Proposal.model_fields if k not in ("plan", "earlier_plans")},
             "plan": Plan.model_validate_json(m["plan"]),
+            "earlier_plans": tuple(json.loads(m["earlier_plans"] or "[]")),
         }
     )
 
@@ -61,6 +63,8 @@ class ReviewQueue:
         plan_digest: str,
         order_version: int,
         policy_ref: str,
+        deadline: datetime | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[str, bool]:
         """Queue a plan; returns its id and whether it was queued just now.
 
@@ -103,6 +107,8 @@ class ReviewQueue:
                 status=ProposalStatus.PENDING.value,
                 created_at=now,
                 updated_at=now,
+                deadline=deadline,
+                expires_at=expires_at,
             )
         )
         return proposal_id, True
@@ -115,6 +121,47 @@ class ReviewQueue:
         if row is None:
             raise _unknown(proposal_id)
         return _proposal(row)
+
+    def replace_plan(self, conn: Connection, proposal: Proposal, plan: Plan, digest: str) -> int:
+        """An edited plan takes the proposal's place; the votes given for the old one go.
+        Returns how many votes went (the audit entry of the edit records them)."""
+        pid = proposal.proposal_id
+        dropped = conn.execute(delete(votes).where(votes.c.proposal_id == pid)).rowcount
+        earlier = [*proposal.earlier_plans, proposal.plan_digest]
+        conn.execute(
+            update(proposals)
+            .where(proposals.c.proposal_id == pid)
+            .values(
+                plan=plan.model_dump_json(),
+                plan_digest=digest,
+                tier=plan.tier.value,
+                earlier_plans=json.dumps(earlier),
+                updated_at=datetime.now(UTC),
+            )
+        )
+        return int(dropped or 0)
+
+    def mark_escalated(self, conn: Connection, proposal_id: str, at: datetime) -> bool:
+        query = (
+            update(proposals)
+            .where(proposals.c.proposal_id == proposal_id, proposals.c.escalated_at.is_(None))
+            .values(escalated_at=at)
+        )
+        return bool(conn.execute(query).rowcount)
+
+    def due(self, now: datetime) -> tuple[list[Proposal], list[Proposal]]:
+        """Pending proposals past their deadline and not escalated yet, and those past their
+        expiry."""
+        pending = proposals.c.status == ProposalStatus.PENDING.value
+        late = select(proposals).where(
+            pending, proposals.c.deadline <= now, proposals.c.escalated_at.is_(None)
+        )
+        expired = select(proposals).where(pending, proposals.c.expires_at <= now)
+        with self.engine.connect() as conn:
+            return (
+                [_proposal(r) for r in conn.execute(late)],
+                [_proposal(r) for r in conn.execute(expired)],
+            )
 
     def add_vote(self, conn: Connection, proposal_id: str, vote: Vote) -> None:
         conn.execute(insert(votes).values(proposal_id=proposal_id, **vote.model_dump()))
@@ -175,5 +222,5 @@ class ReviewQueue:
             return [_vote(r) for r in own.execute(query)]
 
 
-def _unknown(proposal_id: str) -> InputError:
-    return InputError(f"no proposal {proposal_id!r}; `exdesk review list` shows the open ones")
+def _unknown(proposal_id: str) -> NotFound:
+    return NotFound(f"no proposal {proposal_id!r}; `exdesk review list` shows the open ones")

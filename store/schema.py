@@ -10,6 +10,8 @@ the desk changed it. Ids are at most ``MAX_ID`` characters on every database.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -21,12 +23,33 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
+    text,
 )
+from sqlalchemy.engine import Dialect
 
 from domain.models import MAX_ID
 
 metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment, stored and read back in UTC with its offset on every database (SQLite keeps
+    no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"{value!r} has no offset; exdesk stores moments with one")
+        return None if value is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _id(name: str, **kwargs: object) -> Column[str]:
@@ -38,7 +61,7 @@ worlds = Table(
     metadata,
     _id("world_id", primary_key=True),
     Column("now", String(40), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 warehouses = Table(
@@ -125,7 +148,7 @@ orders = Table(
     Column("submitted_digest", String(64), nullable=False),
     Column("submitted", Text, nullable=False),
     Column("body", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 outbox = Table(
@@ -147,7 +170,7 @@ tool_calls = Table(
     _id("world_id", nullable=False),
     Column("op", String(100), nullable=False),
     Column("result", Text, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
 )
 
 proposals = Table(
@@ -166,12 +189,13 @@ proposals = Table(
     Column("policy_ref", String(200), nullable=False),
     Column("status", String(20), nullable=False),
     Column("detail", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     # the review desk (migration 0002_review): when supervisors are told, when it expires
-    Column("deadline", DateTime(timezone=True)),
-    Column("expires_at", DateTime(timezone=True)),
-    Column("escalated_at", DateTime(timezone=True)),
+    Column("deadline", UtcDateTime()),
+    Column("expires_at", UtcDateTime()),
+    Column("escalated_at", UtcDateTime()),
+    Column("earlier_plans", Text),  # JSON list of the digests an edit replaced
     Index("proposals_status", "status"),
     Index("proposals_order", "world_id", "order_id"),
     Index("proposals_deadline", "status", "deadline"),
@@ -188,17 +212,25 @@ votes = Table(
     Column("reason", Text),
     Column("decision", String(10), nullable=False),
     Column("plan_digest", String(64), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     UniqueConstraint("proposal_id", "person", name="one_vote_per_person"),
 )
 
 users = Table(
     "users",
     metadata,
-    Column("person", String(MAX_ID), primary_key=True),  # domain.approvals.person(name)
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("person", String(MAX_ID), nullable=False),  # domain.approvals.person(name)
     Column("name", String(MAX_ID), nullable=False),
     Column("role", String(20), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime()),
+    Index(
+        "users_active_person",
+        "person",
+        unique=True,
+        sqlite_where=text("revoked_at IS NULL"),
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
 )

@@ -194,7 +194,7 @@ def test_running_a_plan_twice_has_one_effect(app: Exdesk) -> None:
 def test_approving_a_wrong_digest_is_refused_and_says_so(app: Exdesk) -> None:
     pid = start(app, example("EX-customs-bad_hs-005")).decisions[CUSTOMS].proposal_id
     assert pid is not None
-    with pytest.raises(ApprovalError, match="is not this proposal's"):
+    with pytest.raises(ApprovalError, match="is not a digest of this proposal"):
         usecases.vote(app, pid, by="alice", role="approver", decision="approve", digest="0" * 64)
     assert app.review.votes(pid) == []
 

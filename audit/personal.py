@@ -1,0 +1,179 @@
+"""Personal data out of the chain: names, phones, emails, street lines and free-text notes
+enter entries only as salted digests; the clear values are held beside the log.
+
+Each value becomes ``personal:<HMAC-SHA256(salt, value) hex>``, where the salt belongs to the
+value's *subject*: the order the value is about (the nearest ``order_id`` around it in the
+payload, ``order:<id>``), else ``log``. The clear value is stored in ``audit_personal`` under
+that reference, the salt in ``audit_subjects``. An erasure deletes a subject's salt and clear
+values: the entries (and so the hash chain, the Merkle tree and every signed checkpoint) stay
+as they were, and the references left in them can no longer be tied to anyone, since without
+the salt nobody can test guesses against them.
+
+Which values: every string under a key ``email``, ``phone``, ``street_address`` or ``notes``;
+a ``name`` in an object that is an address or a contact (under ``customer``, ``ship_to``, … or
+beside a ``street_address``, ``email`` or ``phone``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from audit.schema import AuditTables
+
+PERSONAL_KEYS = frozenset({"email", "phone", "street_address", "notes"})
+CONTACT_PARENTS = frozenset({"customer", "ship_to", "bill_to", "address", "contact"})
+CONTACT_SIBLINGS = frozenset({"street_address", "email", "phone"})
+PREFIX = "personal:"
+LOG_SUBJECT = "log"
+
+
+def subject_of_order(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
+def make_ref(salt: bytes, value: str) -> str:
+    return PREFIX + hmac.new(salt, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def is_ref(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX) and len(value) == len(PREFIX) + 64
+
+
+class Pseudonymizer:
+    """Replaces personal values in payloads, inside the appending transaction (which holds
+    the log's head lock, so making a subject's salt never races)."""
+
+    def __init__(self, conn: Connection, tables: AuditTables) -> None:
+        self._conn = conn
+        self._t = tables
+        self._salts: dict[str, bytes] = {}
+        self._values: dict[str, tuple[str, str]] = {}  # ref → (subject, value)
+
+    def redact(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        subject = _subject(payload, LOG_SUBJECT)
+        return self._object(payload, subject, None)
+
+    def flush(self) -> None:
+        """Store the clear values met since the last flush (each reference once)."""
+        if not self._values:
+            return
+        personal = self._t.personal
+        refs = list(self._values)
+        known = set(
+            self._conn.execute(select(personal.c.ref).where(personal.c.ref.in_(refs))).scalars()
+        )
+        rows = [
+            {"ref": ref, "subject": subject, "value": value}
+            for ref, (subject, value) in self._values.items()
+            if ref not in known
+        ]
+        if rows:
+            self._conn.execute(insert(personal), rows)
+        self._values.clear()
+
+    def _object(self, obj: Mapping[str, Any], subject: str, parent: str | None) -> dict[str, Any]:
+        subject = _subject(obj, subject)
+        contact = parent in CONTACT_PARENTS or any(k in obj for k in CONTACT_SIBLINGS)
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            personal = key in PERSONAL_KEYS or (key == "name" and contact)
+            if personal and isinstance(value, str) and value and not is_ref(value):
+                out[key] = self._ref(subject, value)
+            else:
+                out[key] = self._value(value, subject, key)
+        return out
+
+    def _value(self, value: Any, subject: str, key: str | None) -> Any:
+        if isinstance(value, Mapping):
+            return self._object(value, subject, key)
+        if isinstance(value, list | tuple):
+            return [self._value(item, subject, key) for item in value]
+        return value
+
+    def _ref(self, subject: str, value: str) -> str:
+        ref = make_ref(self._salt(subject), value)
+        self._values[ref] = (subject, value)
+        return ref
+
+    def _salt(self, subject: str) -> bytes:
+        salt = self._salts.get(subject)
+        if salt is None:
+            subjects = self._t.subjects
+            stored = self._conn.execute(
+                select(subjects.c.salt).where(subjects.c.subject == subject)
+            ).scalar_one_or_none()
+            if stored is None:
+                stored = secrets.token_hex(32)
+                self._conn.execute(insert(subjects).values(subject=subject, salt=stored))
+            salt = bytes.fromhex(stored)
+            self._salts[subject] = salt
+        return salt
+
+
+def _subject(obj: Mapping[str, Any], default: str) -> str:
+    order_id = obj.get("order_id")
+    if isinstance(order_id, str) and order_id:
+        return subject_of_order(order_id)[:300]
+    return default
+
+
+def refs_in(value: Any) -> set[str]:
+    """Every personal-data reference anywhere in a JSON value."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif is_ref(item):
+            found.add(item)
+    return found
+
+
+def restore(value: Any, clear: Mapping[str, str]) -> Any:
+    """``value`` with each reference replaced by its clear value, where one is known."""
+    if isinstance(value, Mapping):
+        return {k: restore(v, clear) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [restore(v, clear) for v in value]
+    if isinstance(value, str) and value in clear:
+        return clear[value]
+    return value
+
+
+def clear_values(conn: Connection, tables: AuditTables, refs: Iterable[str]) -> dict[str, str]:
+    personal = tables.personal
+    wanted = sorted(set(refs))
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        query = select(personal.c.ref, personal.c.value).where(personal.c.ref.in_(chunk))
+        out.update({row.ref: row.value for row in conn.execute(query)})
+    return out
+
+
+def salts_of(conn: Connection, tables: AuditTables, refs: Iterable[str]) -> dict[str, str]:
+    """ref → the salt (hex) that made it, for references whose clear value is still held."""
+    personal, subjects = tables.personal, tables.subjects
+    query = (
+        select(personal.c.ref, subjects.c.salt)
+        .join(subjects, subjects.c.subject == personal.c.subject)
+        .where(personal.c.ref.in_(sorted(set(refs))))
+    )
+    return {row.ref: row.salt for row in conn.execute(query)}
+
+
+def erase(conn: Connection, tables: AuditTables, subject: str) -> int:
+    """Delete a subject's clear values and salt; returns how many values went."""
+    personal, subjects = tables.personal, tables.subjects
+    gone = conn.execute(delete(personal).where(personal.c.subject == subject)).rowcount
+    conn.execute(delete(subjects).where(subjects.c.subject == subject))
+    return int(gone or 0)
