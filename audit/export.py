@@ -1,8 +1,14 @@
-"""The export: JSON Lines an auditor verifies with nothing but the public key.
+"""The export: JSON Lines an auditor verifies with nothing but the log's public key.
 
-Every entry is one line, a JSON object with ``seq, at, actor, event, payload, prev_hash,
-hash``, in seq order; then every checkpoint is one line ``{"checkpoint": {seq, head, at,
-signature}}``. Each line is RFC 8785 canonical JSON.
+    {"exdesk_audit_export":2,"origin":"exdesk.local/audit/…"}
+    {"checkpoint":{"at":…,"note":"<signed note>","root":…,"size":…}}        one per commit
+    {"cosignature":{"at":…,"line":"— <witness> …","root":…,"size":…,"witness":…}}
+    {"actor":…,"at":…,"event":…,"hash":…,"payload":{…},"prev_hash":…,"seq":…}   one per entry
+
+Every line is RFC 8785 canonical JSON. An entry line is the entry's canonical text with its
+``hash`` member added, so the verifier recovers the exact bytes that were hashed from the line
+itself (an export re-serialized by another JSON writer no longer verifies: keep it as written).
+The private key is never in an export.
 """
 
 from __future__ import annotations
@@ -11,118 +17,138 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from audit.models import Checkpoint, VerifyResult
-from audit.verify import ChainVerifier
+from audit.models import Checkpoint, Cosignature, VerifyResult, json_str
+from audit.verify import LogVerifier, Trust, shape_problem
 from domain.canonical import canonical_json
+
+FORMAT = 2
+
+
+def entry_line(fields: Mapping[str, Any], payload_json: str) -> str:
+    """An entry's export line, from its fields and its payload's canonical text."""
+    return (
+        f'{{"actor":{json_str(fields["actor"])},"at":{json_str(fields["at"])},'
+        f'"event":{json_str(fields["event"])},"hash":{json_str(fields["hash"])},'
+        f'"payload":{payload_json},"prev_hash":{json_str(fields["prev_hash"])},'
+        f'"seq":{fields["seq"]}}}'
+    )
 
 
 def write_export(
-    fp: IO[str], entries: Iterable[Mapping[str, Any]], checkpoints: Iterable[Checkpoint]
+    fp: IO[str],
+    entries: Iterable[tuple[Mapping[str, Any], str]],
+    checkpoints: Iterable[Checkpoint],
+    cosignatures: Iterable[Cosignature] = (),
 ) -> int:
-    """Write ``entries`` then ``checkpoints`` to ``fp``; returns the number of entries."""
-    count = 0
-    for entry in entries:
-        fp.write(canonical_json(dict(entry)).decode("utf-8") + "\n")
-        count += 1
+    """Write the export to ``fp``; returns the number of entries."""
+    checkpoints = list(checkpoints)
+    origin = None
+    if checkpoints:
+        origin = checkpoints[-1].note.split("\n", 1)[0]
+    fp.write(canonical_json({"exdesk_audit_export": FORMAT, "origin": origin}).decode() + "\n")
     for checkpoint in checkpoints:
-        fp.write(canonical_json({"checkpoint": checkpoint.model_dump()}).decode("utf-8") + "\n")
+        fp.write(canonical_json({"checkpoint": checkpoint.model_dump()}).decode() + "\n")
+    for cosignature in cosignatures:
+        fp.write(canonical_json({"cosignature": cosignature.model_dump()}).decode() + "\n")
+    count = 0
+    for fields, payload_json in entries:
+        fp.write(entry_line(fields, payload_json) + "\n")
+        count += 1
     return count
 
 
-def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> VerifyResult:
-    """Verify an export with only the public key: chain, checkpoints and their signatures.
-
-    An export must carry at least one checkpoint: without one nothing in it is signed, and
-    a rewritten or shortened export would look as good as the real one. Entries after the
-    last checkpoint verify as a chain but nothing vouches for them (``checkpointed_seq``).
-    Reads the lines once; it keeps only the hashes of the entries (32 bytes each), so large
-    exports do not have to fit in memory.
-    """
-    digests = bytearray()
+def verify_export(lines: Iterable[str], trust: Trust) -> VerifyResult:
+    """Verify an export with only what the auditor brings (``trust``): entries, Merkle tree,
+    checkpoints and their signatures, the trusted checkpoint and the witnesses."""
     checkpoints: list[Checkpoint] = []
-    chain = ChainVerifier((), None)  # the chain first; checkpoints come at the end of the export
-    _read_lines(lines, chain, digests, checkpoints)
-    chained = chain.finish()
-    if not chained.ok:
-        return chained
-    if not checkpoints:
-        return chained.model_copy(
-            update={
-                "ok": False,
-                "problem": "the export has no checkpoint, so nothing in it is signed; "
-                "take a checkpoint and export again",
-                "first_bad_seq": 1,
-                "signatures_checked": True,
-            }
-        )
-    return _check_checkpoints(digests, chained.count, checkpoints, public_key)
-
-
-def _read_lines(
-    lines: Iterable[str], chain: ChainVerifier, digests: bytearray, checkpoints: list[Checkpoint]
-) -> None:
-    """Check the entries as a chain, keep their hashes, and collect the checkpoints."""
+    cosignatures: list[Cosignature] = []
+    verifier: LogVerifier | None = None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        parsed = _parse_line(number, line)
-        if isinstance(parsed, str):
-            chain.fail(chain.count + 1, parsed)
-            return
-        if "checkpoint" in parsed and len(parsed) == 1:
-            checkpoint = _parse_checkpoint(number, parsed["checkpoint"])
-            if isinstance(checkpoint, str):
-                chain.fail(None, checkpoint)
-                return
-            checkpoints.append(checkpoint)
-        elif checkpoints:
-            chain.fail(chain.count + 1, f"line {number}: an entry after the checkpoints")
-            return
-        elif chain.add(parsed, where=f"line {number}: "):
-            digests += bytes.fromhex(parsed["hash"])
-        else:
-            return
-
-
-def _check_checkpoints(
-    digests: bytearray, count: int, checkpoints: list[Checkpoint], public_key: Ed25519PublicKey
-) -> VerifyResult:
-    """Replay the verified hashes through a verifier that holds the checkpoints."""
-    verifier = ChainVerifier(checkpoints, public_key)
-    for offset in range(0, count * 32, 32):
-        if not verifier.add_verified(digests[offset : offset + 32].hex()):
+        where = f"line {number}: "
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            return _early(verifier, checkpoints, cosignatures, trust, f"{where}not valid JSON ({exc})")
+        if not isinstance(value, dict):
+            kind = type(value).__name__
+            return _early(verifier, checkpoints, cosignatures, trust, f"{where}not a JSON object ({kind})")
+        if "seq" not in value and verifier is None:
+            problem = _header(value, checkpoints, cosignatures, where)
+            if problem is not None:
+                return _early(None, checkpoints, cosignatures, trust, problem)
+            continue
+        if verifier is None:
+            verifier = LogVerifier(trust, checkpoints, cosignatures)
+        if "seq" not in value:
+            verifier.fail(verifier.count + 1, f"{where}a checkpoint or header after the entries")
             break
+        shape = shape_problem(value)
+        if shape is not None:
+            verifier.fail(verifier.count + 1, f"{where}entry {verifier.count + 1}: {shape}")
+            break
+        payload_json = _payload_text(line.rstrip("\r\n"), value)
+        if payload_json is None:
+            verifier.fail(
+                verifier.count + 1,
+                f"{where}entry {verifier.count + 1} is not written as exdesk wrote it (RFC 8785 "
+                "canonical JSON, fields in order): the export was edited or re-serialized",
+            )
+            break
+        if not verifier.add_entry(value, payload_json, where=where):
+            break
+    if verifier is None:
+        verifier = LogVerifier(trust, checkpoints, cosignatures)
     return verifier.finish()
 
 
-def _parse_line(number: int, line: str) -> dict[str, Any] | str:
-    try:
-        value = json.loads(line, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except ValueError as exc:
-        return f"line {number}: not valid JSON ({exc})"
-    if not isinstance(value, dict):
-        return f"line {number}: expected a JSON object, got {type(value).__name__}"
-    return value
+def _early(
+    verifier: LogVerifier | None,
+    checkpoints: list[Checkpoint],
+    cosignatures: list[Cosignature],
+    trust: Trust,
+    problem: str,
+) -> VerifyResult:
+    verifier = verifier or LogVerifier(trust, checkpoints, cosignatures)
+    verifier.fail(verifier.count + 1, problem)
+    return verifier.finish()
 
 
-def _parse_checkpoint(number: int, value: object) -> Checkpoint | str:
+def _header(
+    value: dict[str, Any],
+    checkpoints: list[Checkpoint],
+    cosignatures: list[Cosignature],
+    where: str,
+) -> str | None:
     try:
-        return Checkpoint.model_validate(value, strict=True)
+        if "checkpoint" in value and len(value) == 1:
+            checkpoints.append(Checkpoint.model_validate(value["checkpoint"], strict=True))
+        elif "cosignature" in value and len(value) == 1:
+            cosignatures.append(Cosignature.model_validate(value["cosignature"], strict=True))
+        elif "exdesk_audit_export" in value:
+            if value["exdesk_audit_export"] != FORMAT:
+                return (
+                    f"{where}an export in format {value['exdesk_audit_export']!r}; this exdesk "
+                    f"reads format {FORMAT}"
+                )
+        else:
+            return f"{where}neither an entry, a checkpoint nor a cosignature"
     except ValidationError as exc:
-        return f"line {number}: not a valid checkpoint ({exc.error_count()} problem(s): {exc})"
+        return f"{where}not a valid checkpoint or cosignature ({exc.error_count()} problem(s))"
+    return None
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        keys = [key for key, _ in pairs]
-        dupes = sorted({key for key in keys if keys.count(key) > 1})
-        raise ValueError(f"duplicate key(s) {', '.join(map(repr, dupes))}")
-    return result
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
+def _payload_text(line: str, value: dict[str, Any]) -> str | None:
+    """The payload's text inside an entry line written by :func:`entry_line` (whose shape was
+    checked), or None when the line is not in that exact form."""
+    prefix = (
+        f'{{"actor":{json_str(value["actor"])},"at":{json_str(value["at"])},'
+        f'"event":{json_str(value["event"])},"hash":{json_str(value["hash"])},"payload":'
+    )
+    suffix = f',"prev_hash":{json_str(value["prev_hash"])},"seq":{value["seq"]}}}'
+    if not (line.startswith(prefix) and line.endswith(suffix)):
+        return None
+    return line[len(prefix) : len(line) - len(suffix)]

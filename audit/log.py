@@ -483,14 +483,16 @@ class AuditLog:
 
     # --- verifying and exporting -------------------------------------------------------------
 
-    def verify(self, trust: Trust | None = None) -> VerifyResult:
-        """Verify the whole log against ``trust`` (default: this log's own public key).
+    def verify(self, trust: Trust | Ed25519PublicKey | None = None) -> VerifyResult:
+        """Verify the whole log against ``trust`` (a public key, or default: this log's own).
 
         Fails closed: no key, no checkpoint covering the head, an empty log nobody vouches
         for, a trusted checkpoint the log is not consistent with are all failures.
         """
-        if trust is None:
-            own = self._signer.public_key() if self._signer is not None else None
+        if not isinstance(trust, Trust):
+            own = trust
+            if own is None and self._signer is not None:
+                own = self._signer.public_key()
             trust = Trust(keys=() if own is None else (Verifier("*", ED25519, own),))
         log = self._t.log
         with self._snapshot() as conn:

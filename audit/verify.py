@@ -191,7 +191,7 @@ class LogVerifier:
 
     def add_entry(self, entry: Mapping[str, Any], payload_json: str, *, where: str = "") -> bool:
         """Check the next entry given as a parsed object (an export line)."""
-        shape = _shape_problem(entry)
+        shape = shape_problem(entry)
         if shape is not None:
             self.fail(self._s.count + 1, f"{where}entry {self._s.count + 1}: {shape}")
             return False
@@ -545,7 +545,7 @@ class LogVerifier:
         )
 
 
-def _shape_problem(entry: Mapping[str, Any]) -> str | None:
+def shape_problem(entry: Mapping[str, Any]) -> str | None:
     missing = [name for name in ENTRY_FIELDS if name not in entry]
     if missing:
         return f"missing field(s) {', '.join(missing)}"

@@ -1,74 +1,187 @@
-"""`exdesk audit`: verify, sign, export the audit log."""
+"""`exdesk audit`: verify, export, prove, witness, rotate, erase, replay.
+
+Every command that reads the log opens an existing data dir or database and creates nothing;
+a verification that cannot vouch for the log (no key, no checkpoint over the head, a trusted
+checkpoint the log is not consistent with) exits 1 naming the first entry it cannot vouch for.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit.keys import load_public_key, public_key_path, public_key_pem
-from audit.log import VerifyResult, verify_export
+from audit.errors import AuditError
+from audit.export import verify_export
+from audit.keys import load_or_create_signing_key, public_key_path, public_key_pem
+from audit.models import VerifyResult
+from audit.proof import about_order, build_bundle, verify_bundle
+from audit.personal import refs_in
 from domain.errors import ExdeskError
-from service.cli_common import DataDir, fail, opened, out
+from service.audit_access import Opened, build_trust, existing_log
+from service.cli_common import DataDir, err, fail, out, settings_for
+from service.cli_witness import register_witness_commands
 from service.render import safe
 
-audit_app = typer.Typer(no_args_is_help=True, help="Verify and export the audit log.")
+audit_app = typer.Typer(no_args_is_help=True, help="Verify, export and prove the audit log.")
+
+PublicKeys = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--public-key",
+        help="The log's key: a PEM file or a verifier key (file or text), as `exdesk audit "
+        "pubkey` prints it. Repeat for several (a rotation).",
+    ),
+]
+Trusted = Annotated[
+    Path | None,
+    typer.Option(
+        "--trusted",
+        help="A checkpoint you kept earlier (`exdesk audit checkpoint --json`): the log must "
+        "extend it.",
+    ),
+]
+WitnessPolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--witness-policy",
+        help="A C2SP tlog-policy file: the witnesses and the quorum a checkpoint needs.",
+    ),
+]
+AllSignatures = Annotated[
+    bool,
+    typer.Option("--all-signatures", help="Check the signature of every checkpoint, not some."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+@contextmanager
+def opened_log(data_dir: Path | None) -> Iterator[Opened]:
+    try:
+        with existing_log(settings_for(data_dir)) as opened:
+            yield opened
+    except ExdeskError as error:
+        raise fail(str(error)) from error
 
 
 @audit_app.command("verify")
-def audit_verify(data_dir: DataDir = None) -> None:
-    """Walk the hash chain; say `ok` or the first entry that does not verify."""
-    with opened(data_dir) as desk:
-        report_verify(desk.audit.verify(desk.public_key()))
+def audit_verify(
+    data_dir: DataDir = None,
+    public_key: PublicKeys = None,
+    trusted: Trusted = None,
+    witness_policy: WitnessPolicyOption = None,
+    all_signatures: AllSignatures = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Verify the log in the database: entries, Merkle tree, signed checkpoints, and what you
+    bring (keys, a trusted checkpoint, a witness policy). Exit 1 names the first bad entry."""
+    with opened_log(data_dir) as opened:
+        try:
+            trust = build_trust(
+                public_key,
+                trusted=trusted,
+                witness_policy=witness_policy,
+                all_signatures=all_signatures,
+                fallback=opened.own_verifier(),
+            )
+            result = opened.log.verify(trust)
+        except ExdeskError as error:
+            raise fail(str(error)) from error
+    report_verify(result, as_json)
 
 
-def report_verify(result: VerifyResult) -> None:
+def report_verify(result: VerifyResult, as_json: bool = False) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result.model_dump(mode="json"), indent=2) + "\n")
+        if not result.ok:
+            raise typer.Exit(1)
+        return
     if not result.ok:
-        out.print(f"[red]FAILED[/] at entry {result.first_bad_seq}: {safe(result.problem)}")
+        where = f" at entry {result.first_bad_seq}" if result.first_bad_seq else ""
+        out.print(f"[red]FAILED[/]{where}: {safe(result.problem)}")
         raise typer.Exit(1)
     out.print(f"ok: {result.count} entries, head {result.head}")
-    signed = "signature checked" if result.signatures_checked else "signature not checked (no key)"
-    out.print(f"signed checkpoints cover entries 1-{result.checkpointed_seq} ({signed})")
-
-
-@audit_app.command("checkpoint")
-def audit_checkpoint(data_dir: DataDir = None) -> None:
-    """Sign the log's current length and head (Ed25519), so truncation and rewrites show."""
-    with opened(data_dir) as desk:
-        cp = desk.checkpoint()
-        out.print(f"checkpoint at entry {cp.seq}, head {cp.head}")
-        out.print(f"public key for auditors: {safe(public_key_path(desk.signing_key_path))}")
-
-
-@audit_app.command("pubkey")
-def audit_pubkey(data_dir: DataDir = None) -> None:
-    """Print the public key that verifies this installation's checkpoints (PEM), for
-    `exdesk audit verify-export --public-key`."""
-    with opened(data_dir) as desk:
-        key = desk.public_key()
-        if key is None:
-            raise fail(
-                f"no signing key yet at {desk.signing_key_path}; it is made by the first "
-                "`exdesk run`, `exdesk eval` or `exdesk audit checkpoint`"
-            )
-        sys.stdout.write(public_key_pem(key).decode("ascii"))
+    out.print(f"log {safe(result.origin)}, Merkle root {result.root}")
+    out.print(
+        f"signed checkpoints cover entries 1-{result.checkpointed_seq} (signature checked)"
+    )
+    if result.trusted_seq is not None:
+        out.print(f"consistent with the checkpoint you trust (size {result.trusted_seq})")
+    if result.witnessed_seq:
+        out.print(f"witnessed: entries 1-{result.witnessed_seq} carry the policy's quorum")
+    for note in result.notes:
+        out.print(f"note: {safe(note)}")
 
 
 @audit_app.command("verify-export")
 def audit_verify_export(
     export: Annotated[Path, typer.Argument(help="A file written by `exdesk audit export`.")],
-    public_key: Annotated[Path, typer.Option("--public-key", help="The desk's public key (PEM).")],
+    public_key: PublicKeys = None,
+    trusted: Trusted = None,
+    witness_policy: WitnessPolicyOption = None,
+    all_signatures: AllSignatures = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Verify an export with nothing but the file and the public key: no database needed."""
+    """Verify an export with nothing but the file and the log's public key: no database."""
     try:
-        key = load_public_key(public_key)
+        trust = build_trust(
+            public_key,
+            trusted=trusted,
+            witness_policy=witness_policy,
+            all_signatures=all_signatures,
+        )
         with export.open(encoding="utf-8") as fp:
-            result = verify_export(fp, key)
-    except (OSError, UnicodeDecodeError, ExdeskError) as exc:
-        raise fail(str(exc)) from exc
-    report_verify(result)
+            result = verify_export(fp, trust)
+    except (OSError, UnicodeDecodeError, ExdeskError) as error:
+        raise fail(str(error)) from error
+    report_verify(result, as_json)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
+    """Print the newest signed checkpoint (a C2SP signed note), to keep for `--trusted`."""
+    with opened_log(data_dir) as opened:
+        checkpoint = opened.log.latest_checkpoint()
+        stored = opened.log.checkpoints(since=checkpoint.size - 1) if checkpoint else []
+    if checkpoint is None:
+        raise fail("the log has no checkpoint yet: nothing has been recorded")
+    if as_json:
+        data = {
+            "origin": checkpoint.origin,
+            "size": checkpoint.size,
+            "root": checkpoint.root.hex(),
+            "at": stored[0].at if stored else None,
+            "note": checkpoint.render(),
+        }
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(checkpoint.render())
+
+
+@audit_app.command("pubkey")
+def audit_pubkey(
+    data_dir: DataDir = None,
+    pem: Annotated[bool, typer.Option("--pem", help="PEM instead of the verifier key.")] = False,
+) -> None:
+    """Print the key that verifies this log's checkpoints, as `--public-key` takes it: a C2SP
+    verifier key naming the log (or PEM)."""
+    with opened_log(data_dir) as opened:
+        verifier = opened.own_verifier()
+        if verifier is None:
+            raise fail(
+                f"no signing key yet at {opened.key.path}; it is made by the first entry "
+                "(`exdesk run`, `exdesk eval`)"
+            )
+    if pem:
+        sys.stdout.write(public_key_pem(verifier.public_key).decode("ascii"))
+    else:
+        sys.stdout.write(verifier.vkey() + "\n")
 
 
 @audit_app.command("export")
@@ -76,7 +189,151 @@ def audit_export(
     path: Annotated[Path, typer.Option("--out", help="Where to write the log (JSON Lines).")],
     data_dir: DataDir = None,
 ) -> None:
-    """Export every entry (and checkpoint) as JSON Lines, for auditors."""
-    with opened(data_dir) as desk, path.open("w", encoding="utf-8") as fp:
-        count = desk.audit.export(fp)
+    """Export every entry, checkpoint and cosignature as JSON Lines, for auditors (never a
+    private key; personal data only as salted digests)."""
+    with opened_log(data_dir) as opened, path.open("w", encoding="utf-8") as fp:
+        try:
+            count = opened.log.export(fp)
+        except ExdeskError as error:
+            raise fail(str(error)) from error
     out.print(f"{count} entries written to {safe(path)}")
+
+
+@audit_app.command("prove")
+def audit_prove(
+    order_id: Annotated[str, typer.Argument(help="The order whose entries to prove.")],
+    path: Annotated[Path, typer.Option("--out", help="Where to write the proof bundle (JSON).")],
+    data_dir: DataDir = None,
+    with_personal: Annotated[
+        bool,
+        typer.Option(
+            "--with-personal",
+            help="Include the order's personal data (clear values and salts) that the "
+            "entries refer to, for the person it is about.",
+        ),
+    ] = False,
+) -> None:
+    """Write every entry about one order with its inclusion proof against one signed
+    checkpoint: what a dispute needs, without the rest of the log."""
+    with opened_log(data_dir) as opened:
+        log = opened.log
+        try:
+            checkpoint = log.latest_checkpoint()
+            if checkpoint is None:
+                raise AuditError("the log has no checkpoint yet: nothing has been recorded")
+            chosen = about_order(log.entries(), order_id)
+            if not chosen:
+                raise AuditError(f"no entry of the log is about order {order_id!r}")
+            personal = None
+            if with_personal:
+                refs = sorted(set().union(*(refs_in(e.payload) for e in chosen)))
+                values, salts = log.clear_values(refs), log.salts(refs)
+                personal = {r: {"value": values[r], "salt": salts[r]} for r in values if r in salts}
+            leaves = log.leaf_hashes(checkpoint.size)
+            bundle = build_bundle(chosen, leaves, checkpoint, order_id, personal)
+        except (ExdeskError, ValueError) as error:
+            raise fail(str(error)) from error
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    out.print(
+        f"{len(bundle['entries'])} entries about {safe(order_id)} written to {safe(path)}, "
+        f"proved against the checkpoint of size {checkpoint.size}"
+    )
+
+
+@audit_app.command("verify-proof")
+def audit_verify_proof(
+    bundle: Annotated[Path, typer.Argument(help="A bundle written by `exdesk audit prove`.")],
+    public_key: PublicKeys = None,
+    witness_policy: WitnessPolicyOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a proof bundle with nothing else: the entries, their inclusion in the signed
+    checkpoint, the checkpoint's signature (and cosignatures)."""
+    try:
+        trust = build_trust(public_key, witness_policy=witness_policy)
+        result = verify_bundle(bundle.read_text(encoding="utf-8"), trust)
+    except (OSError, UnicodeDecodeError, ExdeskError) as error:
+        raise fail(str(error)) from error
+    if as_json:
+        sys.stdout.write(json.dumps(result.__dict__, indent=2, ensure_ascii=False) + "\n")
+    elif result.ok:
+        out.print(
+            f"ok: {result.entries} entries about {safe(result.order_id)} are in log "
+            f"{safe(result.origin)} at size {result.size}, signed by {safe(result.signed_by)}"
+        )
+        if result.cosigners:
+            out.print(f"cosigned by {safe(', '.join(result.cosigners))}")
+        if result.personal_checked:
+            out.print(f"{result.personal_checked} personal values match their digests")
+    else:
+        out.print(f"[red]FAILED[/]: {safe(result.problem)}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("rotate-key")
+def audit_rotate_key(
+    data_dir: DataDir = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the log).")] = "rotation",
+) -> None:
+    """Make a new signing key and announce it in the log, signed by the current one; the
+    current key is kept as `<name>.retired-<n>.pem` beside the new one."""
+    with opened_log(data_dir) as opened:
+        path = opened.key.path
+        pending = path.with_name(path.stem + ".next" + path.suffix)
+        try:
+            new_key = load_or_create_signing_key(pending)
+            entry = opened.log.rotate_key(new_key, actor="operator", reason=reason)
+            _install_key(path, pending, new_key)
+            opened.key.reload()
+            verifier = opened.own_verifier()
+        except ExdeskError as error:
+            raise fail(str(error)) from error
+    out.print(f"entry {entry.seq} announces the new key; give auditors:")
+    sys.stdout.write((verifier.vkey() if verifier else "") + "\n")
+
+
+def _install_key(path: Path, pending: Path, new_key: Ed25519PrivateKey) -> None:
+    """Move the current key pair aside and the new one into its place."""
+    n = 1
+    while path.with_name(f"{path.stem}.retired-{n}{path.suffix}").exists():
+        n += 1
+    retired = path.with_name(f"{path.stem}.retired-{n}{path.suffix}")
+    path.replace(retired)
+    public = public_key_path(path)
+    if public.exists():
+        public.replace(public_key_path(retired))
+    pending.replace(path)
+    public_key_path(pending).replace(public)
+    if public_key_pem(load_or_create_signing_key(path).public_key()) != public_key_pem(
+        new_key.public_key()
+    ):
+        raise AuditError(f"{path}: the new key did not land; check the folder")
+
+
+@audit_app.command("erase")
+def audit_erase(
+    order: Annotated[str, typer.Option("--order", help="The order whose personal data to erase.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the log).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Erase an order's personal data held beside the log (an erasure request). The entries
+    keep only salted digests, which nothing ties to anyone once the salt is gone: the chain
+    and every checkpoint still verify."""
+    with opened_log(data_dir) as opened:
+        try:
+            gone = opened.log.erase(order, actor="operator", reason=reason)
+        except ExdeskError as error:
+            raise fail(str(error)) from error
+    out.print(f"erased {gone} personal values of order {safe(order)}; the log still verifies")
+
+
+register_witness_commands(audit_app, opened_log)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+__all__ = ["audit_app", "err", "print_json", "report_verify"]

@@ -62,6 +62,10 @@ PageUser = Annotated[User | None, Depends(_page_user)]
 
 def mount_pages(api: FastAPI) -> None:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    # JSON as readable text (Chinese as Chinese); autoescaping then makes it safe HTML.
+    templates.env.filters["json"] = lambda value, indent=None: json.dumps(
+        value, ensure_ascii=False, indent=indent
+    )
     api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def login_first() -> RedirectResponse:

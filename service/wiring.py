@@ -22,8 +22,9 @@ from agent.context import Checkers
 from agent.desk import Desk
 from agent.graph import build_graph
 from agent.runner import Runner
-from audit.keys import load_or_create_signing_key, load_public_key, public_key_path
-from audit.log import AuditLog, Checkpoint
+from audit.checkpoint import SignedCheckpoint
+from audit.keys import KeyFile
+from audit.log import AuditLog
 from domain import models
 from domain.errors import InputError
 from domain.models import Finding, Order
@@ -126,7 +127,8 @@ class Exdesk:
             self.engine = make_engine(url)
             self._stack.callback(self.engine.dispose)
             upgrade(self.engine)
-            self.audit = AuditLog(self.engine)
+            self.signing_key = KeyFile(settings.signing_key_path())
+            self.audit = AuditLog(self.engine, signer=self.signing_key)
             self.worlds = WorldRows(self.engine)
             self.orders = OrderBook(self.engine)
             self.review = ReviewQueue(self.engine)
@@ -177,13 +179,14 @@ class Exdesk:
     def signing_key_path(self) -> Path:
         return self.settings.signing_key_path()
 
-    def checkpoint(self) -> Checkpoint:
-        """Sign the audit log's current head with the installation's key (made on first use)."""
-        return self.audit.checkpoint(load_or_create_signing_key(self.signing_key_path))
+    def checkpoint(self) -> SignedCheckpoint | None:
+        """The audit log's newest checkpoint. Every commit that appends signs one (with the
+        installation's key, made at the first append), so there is nothing left to sign."""
+        return self.audit.latest_checkpoint()
 
     def public_key(self) -> Ed25519PublicKey | None:
-        path = public_key_path(self.signing_key_path)
-        return load_public_key(path) if path.exists() else None
+        """The installation's public key (None before the first append made the key pair)."""
+        return self.signing_key.public_key()
 
     def close(self) -> None:
         self._stack.close()
