@@ -20,6 +20,10 @@ demo: $(STAMP)
 	$(BIN)/exdesk eval evals/data/examples.jsonl --out $(DEMO)/report.json --data-dir $(DEMO)
 	$(BIN)/exdesk review list --data-dir $(DEMO)
 	$(BIN)/exdesk audit verify --data-dir $(DEMO)
+	@echo
+	@echo "Review the queue in a browser: give yourself a token, then start the service:"
+	@echo "  $(BIN)/exdesk users add YOUR-NAME --role supervisor --data-dir $(DEMO)"
+	@echo "  $(BIN)/exdesk serve --data-dir $(DEMO)     # then open http://127.0.0.1:8000/ui"
 
 test: lint typecheck pytest
 

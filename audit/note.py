@@ -86,7 +86,7 @@ class Verifier:
 
 def parse_vkey(text: str) -> Verifier:
     """A verifier key ``name+keyid+base64(type||key)``; NoteError says what is wrong."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)  # base64 may hold "+"; name and ID may not
     if len(parts) != 3:
         raise NoteError(
             f"{_short(text)} is not a verifier key (name+keyid+key, three parts joined by '+')"

@@ -223,4 +223,10 @@ def resolve_hold(
         tool="orders", op="release_hold", args={"order_id": order_id, "kind": kind.value}
     )
     call_tool(desk, action, key, resolved_by=user.name, reason=reason)
+    app.audit.append(
+        f"person:{user.name}",
+        "hold.resolved",
+        {"order_id": order_id, "world_id": world_id, "kind": kind.value, "reason": reason},
+        key=f"{key}:resolved",
+    )
     return desk.order(order_id)

@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
+from audit.keys import StaticKey
 from audit.log import AuditLog
 from audit.schema import trigger_names
 from store.db import in_schema, make_engine, scratch_schema
@@ -67,15 +68,15 @@ class StepClock:
 
 
 @pytest.fixture
-def log(engine: Engine) -> AuditLog:
-    audit_log = AuditLog(engine, clock=StepClock())
-    upgrade(engine)
-    return audit_log
+def signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
 
 
 @pytest.fixture
-def signing_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
+def log(engine: Engine, signing_key: Ed25519PrivateKey) -> AuditLog:
+    audit_log = AuditLog(engine, signer=StaticKey(signing_key), clock=StepClock())
+    upgrade(engine)
+    return audit_log
 
 
 Tamper = Callable[..., None]
