@@ -1,6 +1,7 @@
 """A realistic history of past cases (contract §5), for demos, evals and benchmarks.
 
     python -m evals.history --n 5000 --seed 3 --out history.jsonl
+    python -m evals.history --pairs 400 --out knowledge/data/calibration_pairs.jsonl
 
 Cases of every kind, in Chinese and English, written the way the case memory writes the cases
 it learns (``knowledge.situation``), plus what was done and how it ended, in varied words.
@@ -353,8 +354,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--zh-share", type=float, default=0.45)
     parser.add_argument("--out", type=Path, default=None, help="default: standard output")
+    parser.add_argument(
+        "--pairs", type=int, default=0, help="write N calibration pairs {en, zh} instead"
+    )
     args = parser.parse_args(argv)
     handle = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+    if args.pairs:
+        for en, zh in parallel_pairs(args.pairs):
+            handle.write(json.dumps({"en": en, "zh": zh}, ensure_ascii=False) + "\n")
+        if args.out:
+            handle.close()
+        return
     counts: Counter[str] = Counter()
     try:
         for case in generate(args.n, args.seed, zh_share=args.zh_share):

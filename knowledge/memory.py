@@ -2,28 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from domain.models import Finding, Order
+from domain.models import Kind, Strategy
 
 if TYPE_CHECKING:
-    from knowledge.cases import PastCase
+    from knowledge.cases import Outcome, PastCase
 
 # {case_id, kind, strategy, success, score, summary, resolution_hours, cost_usd}: JSON values
 SimilarCase = dict[str, Any]
 
 
 class CaseMemory(Protocol):
-    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
-        """Past cases of the finding's kind, most similar first."""
+    """What the agent needs: evidence for the strategies it may draft, and to learn outcomes."""
+
+    def evidence(
+        self, text: str, kind: Kind, strategies: Sequence[Strategy], *, per_strategy: int = 10
+    ) -> list[SimilarCase]:
+        """For each strategy, the past cases of ``kind`` that used it and whose situation is
+        similar to ``text`` (above the memory's similarity floor), most similar first."""
+        ...
+
+    def learn(self, case: PastCase) -> None:
+        """Remember a case (the same case_id again updates it)."""
         ...
 
 
 class CaseStore(CaseMemory, Protocol):
-    """The case memory as a whole: search (the agent), import and count (the CLI), close."""
+    """The case memory as a whole: the agent's part, plus import, search, outcome updates and
+    counting (the CLI), and close."""
+
+    def search(
+        self,
+        text: str,
+        *,
+        kind: Kind | None = None,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[SimilarCase]: ...
+
+    def search_many(
+        self, queries: Sequence[tuple[str, Kind | None]], *, limit: int = 10
+    ) -> list[list[SimilarCase]]: ...
 
     def import_cases(self, cases: Iterable[PastCase], *, batch_size: int = 256) -> int: ...
+
+    def record_outcome(self, case_id: str, outcome: Outcome) -> bool: ...
 
     def count(self) -> int: ...
 

@@ -1,38 +1,55 @@
 """The case memory in Qdrant: import past cases, search the similar ones, learn outcomes.
 
-Embedded local Qdrant (``QdrantClient(path=...)``) is the default; a server by URL at scale.
-Cases are partitioned by kind, one collection each. Embedded Qdrant locks its folder: open it
-once per process (``open_memory``) and share the ``QdrantCaseMemory``; it serialises its own
-calls, so threads may share it.
+Embedded by default: Qdrant's engine in-process (``qdrant-edge-py``) in ``DATA_DIR/cases``,
+which several exdesk processes share (``SharedFolderMemory``); a Qdrant server or cluster
+when ``EXDESK_QDRANT_URL`` is set (``open_memory``). One point per case, all kinds together,
+filtered by payload (kind, strategy, ...; ``engines.INDEXED``).
 
-What gets embedded is the agent's own text only: a finding's kind, summary and evidence, and a
-past case's kind and summary. Order text (notes, address lines) is untrusted and never
-embedded or returned. Retrieved summaries are data for people and ranking, not instructions.
+What gets embedded is a past case's summary, and for a search the text the caller gives (the
+agent: the situation of a finding, ``knowledge.situation``). Summaries are untrusted text:
+they are stored, compared and shown, never followed. A summary full of instructions gets a
+similarity score like any other text, and that is all it can change.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from functools import partial
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+import numpy as np
 from filelock import FileLock, Timeout
-from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ApiException
+from numpy.typing import NDArray
 
-from domain.models import Finding, Kind, Order
-from knowledge.cases import PastCase
+from domain.models import Kind, Strategy
+from knowledge.cases import Outcome, PastCase
 from knowledge.embedder import Embedder
+from knowledge.engines import EdgeEngine, Engine, Hit, ServerEngine
 from knowledge.errors import CaseMemoryUnavailable
 from knowledge.memory import SimilarCase
 
 DEFAULT_COLLECTION = "exdesk_cases"
 SUMMARY_LIMIT = 500  # characters of a past case's summary returned by a search
+STORED_SUMMARY_LIMIT = 4000  # characters of a summary kept (and embedded)
 _CASE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://exdesk/past-case")
-_T = TypeVar("_T")
+# Similarity floors per embedder (cosine): below it a past case is not "similar". Measured on
+# the retrieval set (docs/case-memory.md): for the default, 90% of true matches score above
+# 0.48 and 95% of other cases of the same kind below 0.51; generated history unrelated to a
+# query stays below 0.38 in 99% of cases.
+FLOORS = {"use-m3:centered": 0.45, "e5-small:centered": 0.45, "hash": 0.3}
+DEFAULT_FLOOR = 0.5
+
+
+def default_floor(embedder_name: str) -> float:
+    base = embedder_name.split("@", 1)[0]
+    if base.startswith("hash-"):
+        base = "hash"
+    return FLOORS.get(base, DEFAULT_FLOOR)
 
 
 def point_id(case_id: str) -> str:
@@ -40,39 +57,32 @@ def point_id(case_id: str) -> str:
     return str(uuid.uuid5(_CASE_NAMESPACE, case_id))
 
 
-def _kind_words(kind: Kind) -> str:
-    return kind.value.replace("_", " ")
-
-
 def case_text(case: PastCase) -> str:
-    """What is embedded for a past case: its kind and summary (never its order)."""
-    return f"{_kind_words(case.kind)}: {case.summary}"
+    """What is embedded for a past case: its summary (never its order)."""
+    return case.summary[:STORED_SUMMARY_LIMIT]
 
 
-def query_text(finding: Finding) -> str:
-    """What is embedded for a search: the finding's kind, summary and evidence."""
-    lines = [f"{_kind_words(finding.kind)}: {finding.summary}", *finding.evidence]
-    return "\n".join(lines)
-
-
-def _payload(case: PastCase) -> dict[str, Any]:
+def payload_of(case: PastCase) -> dict[str, Any]:
     outcome = case.outcome.model_dump(mode="json")
-    return {
+    payload: dict[str, Any] = {
         "case_id": case.case_id,
         "kind": case.kind.value,
         "strategy": case.strategy.value,
         "success": case.outcome.success,
-        "summary": case.summary,
+        "summary": case.summary[:STORED_SUMMARY_LIMIT],
         "resolution_hours": outcome.get("resolution_hours"),
         "cost_usd": outcome.get("cost_usd"),
         "note": case.outcome.note,
         "order_id": case.order.order_id if case.order else None,
         "resolved_at": case.resolved_at.isoformat(),
     }
+    if case.situation is not None:
+        payload.update(case.situation.payload())
+    return payload
 
 
-def _similar(point: models.ScoredPoint) -> SimilarCase:
-    payload = point.payload or {}
+def similar_of(hit: Hit) -> SimilarCase:
+    payload = hit.payload or {}
     summary = str(payload.get("summary", ""))
     if len(summary) > SUMMARY_LIMIT:
         summary = summary[: SUMMARY_LIMIT - 1] + "…"
@@ -81,294 +91,303 @@ def _similar(point: models.ScoredPoint) -> SimilarCase:
         "kind": payload["kind"],
         "strategy": payload["strategy"],
         "success": bool(payload["success"]),
-        "score": round(float(point.score), 4),
+        "score": round(float(hit.score), 4),
         "summary": summary,
         "resolution_hours": payload.get("resolution_hours"),
         "cost_usd": payload.get("cost_usd"),
     }
 
 
-class QdrantCaseMemory:
-    """``CaseMemory`` over Qdrant: one collection per kind, one point per case, cosine.
+def _unique(cases: Iterable[PastCase]) -> list[PastCase]:
+    return list({case.case_id: case for case in cases}.values())
 
-    The cases of kind ``k`` live in the collection ``{collection}_{k}``: a search reads only
-    its kind's collection. That is the kind filter: embedded Qdrant checks a payload filter
-    point by point in Python (about 45 µs a point), a partition costs nothing.
-    """
 
-    def __init__(
-        self, client: QdrantClient, embedder: Embedder, *, collection: str = DEFAULT_COLLECTION
-    ) -> None:
-        self.client = client
+class _Operations:
+    """What the memory does on an open engine, with vectors already made."""
+
+    def __init__(self, engine: Engine, embedder: Embedder, where: str) -> None:
+        self.engine = engine
         self.embedder = embedder
-        self.collection = collection
-        self._lock = threading.RLock()
-        self._kinds_present: set[Kind] = set()  # kinds known to have at least one case
-        self._sizes: dict[str, int] = {}  # collection → vector size, once known
+        self.where = where
 
-    def collection_for(self, kind: Kind) -> str:
-        return f"{self.collection}_{kind.value}"
-
-    # --- reading ---------------------------------------------------------------------------
-
-    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
-        """Past cases of the finding's kind, most similar first.
-
-        ``order`` is not used: its text is untrusted and stays out of the query. With no case
-        of this kind stored, returns ``[]`` without touching the embedder.
-        """
-        if limit <= 0 or not self._has_kind(finding.kind):
-            return []
-        name = self.collection_for(finding.kind)
-        vector = self.embedder.embed([query_text(finding)])[0]
-        with self._lock:
-            self._check_size(name, len(vector))
-            response = self._call(
-                lambda: self.client.query_points(name, query=vector, limit=limit, with_payload=True)
+    def ready(self, *, dim: int | None = None) -> bool:
+        """Whether the store holds cases made with this embedder; create it for a write
+        (``dim`` given); refuse one made with another embedder."""
+        meta = self.engine.meta()
+        if meta is None:
+            if dim is None:
+                return False
+            self.engine.create({"embedder": self.embedder.name, "dim": dim, "format": 1})
+            return True
+        if meta.get("embedder") != self.embedder.name or (dim and meta.get("dim") != dim):
+            raise CaseMemoryUnavailable(
+                f"the case memory {self.where} holds cases embedded with "
+                f"{meta.get('embedder')!r} ({meta.get('dim')}-dimensional) but "
+                f"EXDESK_EMBEDDING_MODEL gives {self.embedder.name!r}: the cases were imported "
+                "with another model. Set it back to that model, or reset the memory "
+                "(exdesk knowledge reset) and import the cases again"
             )
-        return [_similar(point) for point in response.points]
+        return True
+
+    def upsert(self, cases: Sequence[PastCase], vectors: NDArray[np.float32]) -> None:
+        if not cases:
+            return
+        self.ready(dim=int(vectors.shape[1]))
+        self.engine.upsert(
+            [point_id(c.case_id) for c in cases], vectors, [payload_of(c) for c in cases]
+        )
+
+    def query(
+        self,
+        vector: NDArray[np.float32],
+        filters: Sequence[Mapping[str, Any]],
+        limit: int,
+        floor: float | None,
+    ) -> list[list[SimilarCase]]:
+        if not self.ready():
+            return [[] for _ in filters]
+        found = self.engine.query(vector, filters, limit, floor)
+        return [[similar_of(hit) for hit in hits] for hits in found]
+
+    def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
+        if not self.ready() or not self.engine.payloads([point_id(case_id)]):
+            return False
+        data = outcome.model_dump(mode="json")
+        self.engine.set_payload(
+            point_id(case_id),
+            {
+                "success": outcome.success,
+                "resolution_hours": data.get("resolution_hours"),
+                "cost_usd": data.get("cost_usd"),
+                "note": outcome.note,
+            },
+        )
+        return True
 
     def count(self) -> int:
-        """How many past cases are stored, of every kind."""
-        with self._lock:
-            return sum(self._count(self.collection_for(kind)) for kind in Kind)
+        return self.engine.count() if self.ready() else 0
 
-    # --- writing ---------------------------------------------------------------------------
+
+def _filters(kind: Kind | None, where: Mapping[str, Any] | None) -> dict[str, Any]:
+    found = dict(where or {})
+    if kind is not None:
+        found["kind"] = kind.value
+    return found
+
+
+class QdrantCaseMemory:
+    """The case memory on one engine held open: a Qdrant server, or an embedded shard this
+    process alone uses (an eval's fresh memory). Threads may share it."""
+
+    def __init__(self, engine: Engine, embedder: Embedder, *, floor: float | None = None, where: str = "") -> None:
+        self.engine = engine
+        self.embedder = embedder
+        self.floor = default_floor(embedder.name) if floor is None else floor
+        self._ops = _Operations(engine, embedder, where or "in Qdrant")
+        self._lock = threading.RLock()
+        self._closers: list[Any] = []
+
+    def search(
+        self,
+        text: str,
+        *,
+        kind: Kind | None = None,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[SimilarCase]:
+        if limit <= 0 or self.count() == 0:
+            return []
+        vector = self.embedder.embed([text], query=True)[0]
+        with self._lock:
+            return self._ops.query(vector, [_filters(kind, where)], limit, None)[0]
+
+    def search_many(
+        self, queries: Sequence[tuple[str, Kind | None]], *, limit: int = 10
+    ) -> list[list[SimilarCase]]:
+        if not queries or limit <= 0 or self.count() == 0:
+            return [[] for _ in queries]
+        vectors = self.embedder.embed([text for text, _ in queries], query=True)
+        with self._lock:
+            return [
+                self._ops.query(vector, [_filters(kind, None)], limit, None)[0]
+                for vector, (_, kind) in zip(vectors, queries, strict=True)
+            ]
+
+    def evidence(
+        self, text: str, kind: Kind, strategies: Sequence[Strategy], *, per_strategy: int = 10
+    ) -> list[SimilarCase]:
+        if not strategies or per_strategy <= 0 or self.count() == 0:
+            return []
+        vector = self.embedder.embed([text], query=True)[0]
+        filters = [_filters(kind, {"strategy": s.value}) for s in dict.fromkeys(strategies)]
+        with self._lock:
+            found = self._ops.query(vector, filters, per_strategy, self.floor)
+        return sorted((c for cases in found for c in cases), key=lambda c: -c["score"])
 
     def import_cases(self, cases: Iterable[PastCase], *, batch_size: int = 256) -> int:
-        """Upsert cases; how many, counting each case_id once (the last one given wins).
-
-        Importing the same cases again changes nothing: a case's point id comes from its
-        case_id. Embeds ``batch_size`` summaries at a time.
-        """
-        unique = {case.case_id: case for case in cases}
-        given = list(unique.values())
+        """Upsert cases; how many, counting each case_id once (the last one given wins)."""
+        given = _unique(cases)
         for start in range(0, len(given), batch_size):
-            self._upsert(given[start : start + batch_size])
+            batch = given[start : start + batch_size]
+            vectors = self.embedder.embed([case_text(c) for c in batch])
+            with self._lock:
+                self._ops.upsert(batch, vectors)
         return len(given)
 
     def learn(self, case: PastCase) -> None:
-        """Remember one resolved case, so later searches can cite it."""
-        self._upsert([case])
+        self.import_cases([case])
 
-    def reset(self) -> None:
-        """Delete every stored case, e.g. before importing them again with another model."""
+    def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
+        """Change how a stored case ended (the parcel came back); False if there is none."""
         with self._lock:
-            for kind in Kind:
-                name = self.collection_for(kind)
-                if self._exists(name):
-                    self._call(partial(self.client.delete_collection, name))
-            self._kinds_present.clear()
-            self._sizes.clear()
+            return self._ops.record_outcome(case_id, outcome)
+
+    def count(self) -> int:
+        with self._lock:
+            return self._ops.count()
 
     def close(self) -> None:
-        """Close the client (embedded Qdrant releases its folder lock)."""
         with self._lock:
-            self.client.close()
-
-    # --- internals -------------------------------------------------------------------------
-
-    def _upsert(self, cases: Sequence[PastCase]) -> None:
-        if not cases:
-            return
-        vectors = self.embedder.embed([case_text(case) for case in cases])
-        by_kind: dict[Kind, list[models.PointStruct]] = {}
-        for case, vector in zip(cases, vectors, strict=True):
-            point = models.PointStruct(
-                id=point_id(case.case_id), vector=vector, payload=_payload(case)
-            )
-            by_kind.setdefault(case.kind, []).append(point)
-        with self._lock:
-            for kind, points in by_kind.items():
-                name = self.collection_for(kind)
-                self._ensure_collection(name, len(vectors[0]))
-                self._call(partial(self.client.upsert, name, points=points))
-                self._kinds_present.add(kind)
-            self._drop_from_other_kinds(by_kind)
-
-    def _drop_from_other_kinds(self, by_kind: dict[Kind, list[models.PointStruct]]) -> None:
-        """A case_id imported again under another kind leaves its old kind's collection."""
-        for kind in Kind:
-            moved = [p.id for k, points in by_kind.items() if k is not kind for p in points]
-            name = self.collection_for(kind)
-            if moved and self._exists(name):
-                selector = models.PointIdsList(points=moved)
-                self._call(partial(self.client.delete, name, points_selector=selector))
-
-    def _has_kind(self, kind: Kind) -> bool:
-        with self._lock:
-            if kind not in self._kinds_present and self._count(self.collection_for(kind)) > 0:
-                self._kinds_present.add(kind)
-            return kind in self._kinds_present
-
-    def _count(self, name: str) -> int:
-        if not self._exists(name):
-            return 0
-        return self._call(lambda: self.client.count(name, exact=True)).count
-
-    def _exists(self, name: str) -> bool:
-        return self._call(lambda: self.client.collection_exists(name))
-
-    def _ensure_collection(self, name: str, size: int) -> None:
-        if not self._exists(name):
-            self._call(
-                lambda: self.client.create_collection(
-                    name,
-                    vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE),
-                )
-            )
-            self._sizes[name] = size
-        self._check_size(name, size)
-
-    def _check_size(self, name: str, size: int) -> None:
-        if name not in self._sizes:
-            vectors = self._call(lambda: self.client.get_collection(name)).config.params.vectors
-            if not isinstance(vectors, models.VectorParams):
-                raise CaseMemoryUnavailable(
-                    f"Qdrant collection {name!r} was not made by exdesk (it has named vectors); "
-                    "set another collection name, or delete it and import the cases again"
-                )
-            self._sizes[name] = vectors.size
-        if size != self._sizes[name]:
-            raise CaseMemoryUnavailable(
-                f"the case memory {name!r} holds {self._sizes[name]}-dimensional vectors but "
-                f"the embedder makes {size}-dimensional ones: the cases were imported with "
-                "another EXDESK_EMBEDDING_MODEL. Set it back to that model, or reset the memory "
-                "and import the cases again"
-            )
-
-    def _call(self, operation: Callable[[], _T]) -> _T:
-        """Run one Qdrant call, translating its failures into ``CaseMemoryUnavailable``."""
-        try:
-            return operation()
-        except ApiException as exc:
-            raise CaseMemoryUnavailable(
-                f"Qdrant did not answer for the case memory {self.collection!r} ({exc}); check "
-                "EXDESK_QDRANT_URL and that the server is running"
-            ) from exc
-        except ValueError as exc:  # embedded Qdrant reports bad requests as ValueError
-            raise CaseMemoryUnavailable(
-                f"Qdrant refused a request on the case memory {self.collection!r} ({exc})"
-            ) from exc
-
-
-def open_client(*, path: Path | None, url: str | None) -> QdrantClient:
-    """A Qdrant client: a server when ``url`` is set, else embedded at ``path``, else in memory.
-
-    Embedded Qdrant locks ``path``: a second client on it (in this process or another) fails.
-    """
-    if url:
-        return QdrantClient(url=url)
-    if path is None:
-        return QdrantClient(location=":memory:")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        return QdrantClient(path=str(path), force_disable_check_same_thread=True)
-    except RuntimeError as exc:
-        raise CaseMemoryUnavailable(
-            f"the case memory at {path} is already open (embedded Qdrant allows one client per "
-            "folder): stop the other exdesk process using it, or run a Qdrant server and set "
-            "EXDESK_QDRANT_URL so that several processes can share it"
-        ) from exc
-    except OSError as exc:
-        raise CaseMemoryUnavailable(
-            f"the case memory at {path} cannot be opened ({exc.strerror}); check the folder "
-            "(EXDESK_DATA_DIR) and its permissions"
-        ) from exc
+            self.engine.close()
+            for closer in self._closers:
+                closer()
+            self._closers.clear()
 
 
 def open_memory(
     *,
-    path: Path | None,
     url: str | None,
     embedder: Embedder,
     collection: str = DEFAULT_COLLECTION,
+    floor: float | None = None,
 ) -> QdrantCaseMemory:
-    """The case memory for these settings. Call it once per process and share the result."""
-    return QdrantCaseMemory(open_client(path=path, url=url), embedder, collection=collection)
+    """A Qdrant server's case memory when ``url`` is set; else a fresh, empty embedded one in a
+    temporary folder that goes away on ``close`` (an eval's memory)."""
+    if url:
+        from qdrant_client import QdrantClient
+
+        engine: Engine = ServerEngine(QdrantClient(url=url), collection)
+        return QdrantCaseMemory(engine, embedder, floor=floor, where=f"{collection!r} at {url}")
+    folder = Path(tempfile.mkdtemp(prefix="exdesk-cases-"))
+    memory = QdrantCaseMemory(EdgeEngine(folder / "shard"), embedder, floor=floor, where="(fresh)")
+    memory._closers.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+    return memory
 
 
 class SharedFolderMemory:
-    """Embedded Qdrant in a folder that several processes share.
+    """The embedded case memory in a folder that several processes share.
 
-    Embedded Qdrant lets one client at a time open a folder. Here every search, import or count
-    opens it under a lock file beside the folder and closes it at once, so no process is locked
-    out: one that finds the folder busy waits, at most ``timeout`` seconds, then gets
-    ``CaseMemoryUnavailable``. A memory that holds no case is searched without opening it.
+    Qdrant's embedded engine lets one process open a shard at a time. Here every search,
+    import or update opens it under a lock file beside the folder and closes it at once, so
+    no process is locked out: one that finds the folder busy waits, at most ``timeout``
+    seconds, then gets ``CaseMemoryUnavailable``. Texts are embedded before the lock is
+    taken. A folder that holds no case is searched without opening it or embedding anything.
     """
 
+    IMPORT_CHUNK = 2048  # cases written per opening during an import
+
     def __init__(
-        self,
-        path: Path,
-        embedder: Embedder,
-        *,
-        collection: str = DEFAULT_COLLECTION,
-        timeout: float = 30.0,
+        self, path: Path, embedder: Embedder, *, timeout: float = 30.0, floor: float | None = None
     ) -> None:
         self.path = path
         self.embedder = embedder
-        self.collection = collection
         self.timeout = timeout
+        self.floor = default_floor(embedder.name) if floor is None else floor
         self._lock = FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout)
 
-    def _open(self) -> _OpenMemory:
-        return _OpenMemory(self)
-
-    def _has_cases(self) -> bool:
-        return (self.path / "collection").is_dir() and any((self.path / "collection").iterdir())
-
-    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
-        if not self._has_cases():
-            return []
-        with self._open() as memory:
-            return memory.search(finding, order, limit=limit)
-
-    def import_cases(self, cases: Iterable[PastCase], *, batch_size: int = 256) -> int:
-        with self._open() as memory:
-            return memory.import_cases(cases, batch_size=batch_size)
-
-    def learn(self, case: PastCase) -> None:
-        with self._open() as memory:
-            memory.learn(case)
-
-    def count(self) -> int:
-        if not self._has_cases():
-            return 0
-        with self._open() as memory:
-            return memory.count()
-
-    def close(self) -> None:
-        """Nothing stays open between calls."""
-
-
-class _OpenMemory:
-    """The shared folder, locked and opened for one operation."""
-
-    def __init__(self, shared: SharedFolderMemory) -> None:
-        self._shared = shared
-        self._memory: QdrantCaseMemory | None = None
-
-    def __enter__(self) -> QdrantCaseMemory:
-        shared = self._shared
+    @contextmanager
+    def _open(self) -> Iterator[_Operations]:
         try:
-            shared._lock.acquire()
+            self._lock.acquire()
         except Timeout as exc:
             raise CaseMemoryUnavailable(
-                f"the case memory at {shared.path} was busy for {shared.timeout:.0f} s (other "
+                f"the case memory at {self.path} was busy for {self.timeout:.0f} s (other "
                 "exdesk processes were using it); try again, or run a Qdrant server and set "
                 "EXDESK_QDRANT_URL"
             ) from exc
         try:
-            client = open_client(path=shared.path, url=None)
-        except BaseException:
-            shared._lock.release()
-            raise
-        self._memory = QdrantCaseMemory(client, shared.embedder, collection=shared.collection)
-        return self._memory
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self._memory is not None:
-                self._memory.close()
+            engine = EdgeEngine(self.path)
+            try:
+                yield _Operations(engine, self.embedder, f"at {self.path}")
+            finally:
+                engine.close()
         finally:
-            self._shared._lock.release()
+            self._lock.release()
+
+    def _has_cases(self) -> bool:
+        return (self.path / "edge_config.json").is_file()
+
+    def search(
+        self,
+        text: str,
+        *,
+        kind: Kind | None = None,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[SimilarCase]:
+        if limit <= 0 or not self._has_cases():
+            return []
+        vector = self.embedder.embed([text], query=True)[0]
+        with self._open() as ops:
+            return ops.query(vector, [_filters(kind, where)], limit, None)[0]
+
+    def search_many(
+        self, queries: Sequence[tuple[str, Kind | None]], *, limit: int = 10
+    ) -> list[list[SimilarCase]]:
+        """Several searches under one opening (``exdesk knowledge search --queries``)."""
+        if not queries or limit <= 0 or not self._has_cases():
+            return [[] for _ in queries]
+        vectors = self.embedder.embed([text for text, _ in queries], query=True)
+        with self._open() as ops:
+            return [
+                ops.query(vector, [_filters(kind, None)], limit, None)[0]
+                for vector, (_, kind) in zip(vectors, queries, strict=True)
+            ]
+
+    def evidence(
+        self, text: str, kind: Kind, strategies: Sequence[Strategy], *, per_strategy: int = 10
+    ) -> list[SimilarCase]:
+        if not strategies or per_strategy <= 0 or not self._has_cases():
+            return []
+        vector = self.embedder.embed([text], query=True)[0]
+        filters = [_filters(kind, {"strategy": s.value}) for s in dict.fromkeys(strategies)]
+        with self._open() as ops:
+            found = ops.query(vector, filters, per_strategy, self.floor)
+        return sorted((c for cases in found for c in cases), key=lambda c: -c["score"])
+
+    def import_cases(self, cases: Iterable[PastCase], *, batch_size: int = 256) -> int:
+        given = _unique(cases)
+        for start in range(0, len(given), self.IMPORT_CHUNK):
+            chunk = given[start : start + self.IMPORT_CHUNK]
+            vectors = np.vstack(
+                [
+                    self.embedder.embed([case_text(c) for c in chunk[i : i + batch_size]])
+                    for i in range(0, len(chunk), batch_size)
+                ]
+            )
+            with self._open() as ops:
+                ops.upsert(chunk, vectors)
+        return len(given)
+
+    def learn(self, case: PastCase) -> None:
+        self.import_cases([case])
+
+    def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
+        if not self._has_cases():
+            return False
+        with self._open() as ops:
+            return ops.record_outcome(case_id, outcome)
+
+    def count(self) -> int:
+        if not self._has_cases():
+            return 0
+        with self._open() as ops:
+            return ops.count()
+
+    def reset(self) -> None:
+        """Forget every case (e.g. before importing them again with another model)."""
+        with self._lock:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def close(self) -> None:
+        """Nothing stays open between calls."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +21,8 @@ from service.http import create_app
 from service.people import add_user
 from service.settings import Settings
 from service.wiring import Exdesk
+from store.db import in_schema, scratch_schema
+from tests.conftest import PG_ENV
 from tests.factories import example
 
 
@@ -43,15 +47,23 @@ PEOPLE = {
 }
 
 
-@pytest.fixture
-def desk(tmp_path: Path) -> Desk:
-    settings = Settings(data_dir=tmp_path / "d")
-    app = Exdesk(settings)
-    try:
-        tokens = {name: add_user(app, name, role)[1] for name, role in PEOPLE.items()}
-    finally:
-        app.close()
-    return Desk(settings, tokens)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
+    """A desk with its people, on SQLite and (when a test database is set) PostgreSQL."""
+    with ExitStack() as stack:
+        database = None
+        if request.param == "postgresql":
+            base = os.environ.get(PG_ENV)
+            if not base:
+                pytest.skip(f"{PG_ENV} is unset: PostgreSQL variant skipped")
+            database = in_schema(base, stack.enter_context(scratch_schema(base, "exdesk_http")))
+        settings = Settings(data_dir=tmp_path / "d", database_url=database)
+        app = Exdesk(settings)
+        try:
+            tokens = {name: add_user(app, name, role)[1] for name, role in PEOPLE.items()}
+        finally:
+            app.close()
+        yield Desk(settings, tokens)
 
 
 @pytest.fixture
@@ -366,7 +378,8 @@ def test_cli_votes_need_a_token_once_there_are_users(desk: Desk) -> None:
     with desk.client() as client:
         pid = pending_id(submit(client, desk, "EX-customs-bad_hs-005"))
     data = ["--data-dir", str(desk.settings.data_dir)]
-    runner = CliRunner()
+    database = desk.settings.database_url
+    runner = CliRunner(env={"EXDESK_DATABASE_URL": database} if database else None)
     result = runner.invoke(cli, ["review", "approve", pid, "--by", "alice", *data])
     assert result.exit_code == 2 and "vote with your token" in result.output
     result = runner.invoke(
