@@ -25,10 +25,13 @@ from langgraph.types import interrupt
 from sqlalchemy import Connection
 
 from agent import playbooks
+from agent.context import Context
 from agent.desk import Desk
 from agent.detect import detect
 from agent.execute import place_hold, run_plan
-from agent.rank import rank
+from agent.inputs import case_inputs, context_inputs, policy_entry
+from agent.learn import learned_case, learned_case_id, succeeded
+from agent.rank import rank, retrieve_evidence, situation_for
 from domain.approvals import approvals_of
 from domain.digest import plan_digest
 from domain.models import (
@@ -37,6 +40,7 @@ from domain.models import (
     Draft,
     Finding,
     Kind,
+    Order,
     Plan,
     Proposal,
     ProposalStatus,
@@ -44,6 +48,7 @@ from domain.models import (
 )
 from knowledge.errors import CaseMemoryUnavailable
 from knowledge.memory import SimilarCase
+from knowledge.situation import Situation
 from store.review import proposal_id_for
 
 
@@ -53,6 +58,9 @@ class DeskState(TypedDict, total=False):
     order_version: int
     findings: list[Finding]
     similar: dict[Kind, list[SimilarCase]]
+    # kind → the finding's situation as JSON (knowledge.situation): what the case memory was
+    # searched with, and what a learned case is filed under
+    situations: dict[Kind, dict[str, Any]]
     drafts: dict[Kind, list[Draft]]
     plans: dict[Kind, list[Plan]]
     decisions: dict[Kind, Decision]
@@ -77,18 +85,19 @@ def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     desk = runtime.context
     ctx = desk.context(state["order_id"])
     findings = detect(ctx)
-    desk.audit.append(
-        "agent",
-        "order.detected",
-        {
-            "order_id": ctx.order.order_id,
-            "order_version": state["order_version"],
-            "thread_id": state["thread_id"],
-            "policy": desk.policy.ref,
-            "kinds": [f.kind.value for f in findings],
-            "findings": [f.model_dump(mode="json") for f in findings],
-        },
-        key=f"{state['thread_id']}:detected",
+    policy_item, policy_key = policy_entry(desk.policy)
+    detected = {
+        "order_id": ctx.order.order_id,
+        "order_version": state["order_version"],
+        "thread_id": state["thread_id"],
+        "policy": desk.policy.ref,
+        "kinds": [f.kind.value for f in findings],
+        "findings": [f.model_dump(mode="json") for f in findings],
+        **context_inputs(ctx),  # what replay derives the decision from
+    }
+    desk.audit.append_many(
+        [policy_item, ("agent", "order.detected", detected)],
+        keys=[policy_key, f"{state['thread_id']}:detected"],
     )
     return {"findings": findings}
 
@@ -99,8 +108,11 @@ def node_retrieve(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     if not findings:
         return {"similar": {}}
     order = desk.order(state["order_id"])
+    ctx = desk.context(state["order_id"])
+    situations = {f.kind: situation_for(ctx, f) for f in findings}
+    kept: DeskState = {"situations": {k: v.model_dump(mode="json") for k, v in situations.items()}}
     try:
-        similar = {f.kind: desk.memory.search(f, order) for f in findings}
+        similar = {k: retrieve_evidence(desk.memory, v, desk.policy) for k, v in situations.items()}
     except CaseMemoryUnavailable as exc:
         # History only ever reorders plans on strong evidence: go on without it, and say so.
         desk.audit.append(
@@ -109,17 +121,19 @@ def node_retrieve(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
             {"order_id": order.order_id, "why": str(exc)},
             key=f"{state['thread_id']}:retrieved",
         )
-        return {"similar": {}}
+        return {"similar": {}, **kept}
     desk.audit.append(
         "agent",
         "cases.retrieved",
         {
             "order_id": order.order_id,
+            "thread_id": state["thread_id"],
             "cases": {k.value: [c["case_id"] for c in v] for k, v in similar.items()},
+            "evidence": case_inputs(similar),  # what ranking counted, for replay
         },
         key=f"{state['thread_id']}:retrieved",
     )
-    return {"similar": similar}
+    return {"similar": similar, **kept}
 
 
 def node_draft(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
@@ -144,6 +158,7 @@ def node_rank(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
             "plans.ranked",
             {
                 "order_id": state["order_id"],
+                "thread_id": state["thread_id"],
                 "policy": desk.policy.ref,
                 "plans": {
                     k.value: [p.model_dump(mode="json") for p in v] for k, v in plans.items()
@@ -180,6 +195,7 @@ def node_gate(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
         "gate.decided",
         {
             "order_id": order_id,
+            "thread_id": thread_id,
             "run_now": [k.value for k in to_run],
             "awaiting": {k.value: v for k, v in pending.items()},
         },
@@ -421,7 +437,56 @@ def node_record(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
         },
         key=f"{state['thread_id']}:recorded",
     )
+    _learn(desk, state, order)
     return {"recorded": True}
+
+
+def _learn(desk: Desk, state: DeskState, order: Order) -> None:
+    """Every plan that reached an outcome becomes a past case (``agent.learn``)."""
+    findings = {f.kind: f for f in state.get("findings", [])}
+    plans = by_kind(state.get("plans"))
+    situations = by_kind(state.get("situations"))
+    ctx: Context | None = None
+    learned: list[str] = []
+    try:
+        for kind, decision in by_kind(state.get("decisions")).items():
+            success = succeeded(decision, desk.review)
+            if success is None or kind not in findings or not plans.get(kind):
+                continue
+            ctx = ctx or desk.context(state["order_id"])
+            case_id = learned_case_id(
+                desk.world_id, order.order_id, state["order_version"], findings[kind]
+            )
+            situation = (
+                Situation.model_validate(situations[kind])
+                if kind in situations
+                else situation_for(ctx, findings[kind])  # a thread checkpointed before
+            )
+            case = learned_case(
+                ctx,
+                situation,
+                plans[kind][0],
+                success,
+                case_id=case_id,
+                detail=decision.detail,
+            )
+            if desk.memory.learn(case):
+                learned.append(case_id)
+    except CaseMemoryUnavailable as exc:
+        desk.audit.append(
+            "agent",
+            "cases.unlearned",
+            {"order_id": order.order_id, "learned": learned, "why": str(exc)},
+            key=f"{state['thread_id']}:learned",
+        )
+        return
+    if learned:
+        desk.audit.append(
+            "agent",
+            "cases.learned",
+            {"order_id": order.order_id, "cases": learned},
+            key=f"{state['thread_id']}:learned",
+        )
 
 
 def build_graph(*, checkpointer: BaseCheckpointSaver[Any] | None) -> Any:

@@ -14,7 +14,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from audit.note import ED25519, Note, NoteError, Signer, Verifier, parse_note
+from audit.note import ED25519, Note, NoteError, Signature, Signer, Verifier, parse_note
 
 
 @dataclass(frozen=True)
@@ -94,4 +94,6 @@ def sign_checkpoint(signer: Signer, body: CheckpointBody) -> SignedCheckpoint:
             f"not {signer.name!r}"
         )
     text = body.text()
-    return SignedCheckpoint(body, parse_note(text + "\n" + signer.signature_line(text)))
+    line = signer.signature_line(text)
+    raw = base64.b64decode(line.rsplit(" ", 1)[1])
+    return SignedCheckpoint(body, Note(text, (Signature(signer.name, raw[:4], raw[4:], line),)))

@@ -72,10 +72,14 @@ def verify_export(lines: Iterable[str], trust: Trust) -> VerifyResult:
         try:
             value = json.loads(line)
         except ValueError as exc:
-            return _early(verifier, checkpoints, cosignatures, trust, f"{where}not valid JSON ({exc})")
+            return _early(
+                verifier, checkpoints, cosignatures, trust, f"{where}not valid JSON ({exc})"
+            )
         if not isinstance(value, dict):
             kind = type(value).__name__
-            return _early(verifier, checkpoints, cosignatures, trust, f"{where}not a JSON object ({kind})")
+            return _early(
+                verifier, checkpoints, cosignatures, trust, f"{where}not a JSON object ({kind})"
+            )
         if "seq" not in value and verifier is None:
             problem = _header(value, checkpoints, cosignatures, where)
             if problem is not None:

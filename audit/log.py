@@ -27,6 +27,7 @@ from audit import personal
 from audit.checkpoint import CheckpointBody, SignedCheckpoint, parse_checkpoint, sign_checkpoint
 from audit.errors import AuditError
 from audit.export import verify_export, write_export
+from audit.jcs import canonical_text
 from audit.merkle import CompactRange
 from audit.models import (
     GENESIS_HASH,
@@ -40,8 +41,8 @@ from audit.models import (
 from audit.note import ED25519, NoteError, Signer, Verifier, raw_public
 from audit.rotation import ROTATION_EVENT, rotation_payload
 from audit.schema import HEAD_ID, AuditTables, build_tables
+from audit.statements import build_statements
 from audit.verify import HeadRow, LogVerifier, Trust
-from domain.canonical import canonical_json
 
 __all__ = [
     "GENESIS_HASH",
@@ -92,6 +93,7 @@ class AuditLog:
         self._clock = clock or _utc_now
         self._personal = personal_data
         self._t = build_tables()
+        self._sql = build_statements(self._t, engine.dialect.name)
 
     @property
     def tables(self) -> AuditTables:
@@ -172,19 +174,12 @@ class AuditLog:
             attempt += 1
 
     def _lock_head(self, conn: Connection) -> _Head:
-        hd = self._t.head
-        row = conn.execute(
-            update(hd)
-            .where(hd.c.id == HEAD_ID)
-            .values(seq=hd.c.seq)
-            .returning(hd.c.seq, hd.c.hash, hd.c.origin, hd.c.frontier, hd.c.log_key)
-        ).first()
+        row = conn.execute(self._sql.lock_head).first()
         if row is None:
             raise AuditError(_NO_HEAD)
         if not row.origin:
             raise AuditError(
-                "audit_head names no log origin: run the store's migrations "
-                "(store.migrate.upgrade)"
+                "audit_head names no log origin: run the store's migrations (store.migrate.upgrade)"
             )
         try:
             frontier = CompactRange.from_hex(int(row.seq), row.frontier or "")
@@ -203,30 +198,29 @@ class AuditLog:
                 "appends is signed (set EXDESK_SIGNING_KEY, or pass signer=)"
             )
         key = self._signer.private_key()
-        if head.log_key is not None and _b64_public(key.public_key()) != head.log_key:
+        if head.log_key is not None and _b64_private(key) != head.log_key:
             self._signer.reload()
             key = self._signer.private_key()
-            if _b64_public(key.public_key()) != head.log_key:
+            if _b64_private(key) != head.log_key:
                 raise AuditError(
                     f"the log is signed by key {head.log_key} but this process's signing key "
-                    f"is {_b64_public(key.public_key())}: point EXDESK_SIGNING_KEY at the "
+                    f"is {_b64_private(key)}: point EXDESK_SIGNING_KEY at the "
                     "log's key, or announce the new key with `exdesk audit rotate-key`"
                 )
         return key
 
     def _append_locked(self, conn: Connection, prepared: list[_Prepared]) -> list[AuditEntry]:
         head = self._lock_head(conn)
-        log = self._t.log
-        wanted = [p[3] for p in prepared if p[3] is not None]
+        wanted = [p[4] for p in prepared if p[4] is not None]
         found: dict[str, AuditEntry] = {}
         if wanted:
-            query = select(log).where(log.c.idem_key.in_(wanted))
-            found = {row.idem_key: _entry_from_row(row) for row in conn.execute(query)}
+            rows = conn.execute(self._sql.by_keys, {"b_keys": wanted})
+            found = {row.idem_key: _entry_from_row(row) for row in rows}
         fresh: list[_Prepared] = []
         slots: list[AuditEntry | int] = []  # an entry already there, or an index into fresh
         pending: dict[str, int] = {}
         for item in prepared:
-            key = item[3]
+            key = item[4]
             if key is not None and key in found:
                 slots.append(found[key])
             elif key is not None and key in pending:
@@ -248,44 +242,47 @@ class AuditLog:
     ) -> list[AuditEntry]:
         """Write ``items`` after ``head``, sign the new tree and move the head."""
         signing_key = key or self._current_key(head)
-        redactor = personal.Pseudonymizer(conn, self._t) if self._personal else None
+        redactor = personal.Pseudonymizer(conn, self._sql) if self._personal else None
         seq, prev, at = head.seq, head.hash, self._now()
         frontier = head.frontier.copy()
         rows: list[dict[str, Any]] = []
         entries: list[AuditEntry] = []
-        for actor, event, payload, idem in items:
+        for index, actor, event, payload, idem in items:
             seq += 1
             body = redactor.redact(payload) if redactor is not None else payload
-            payload_text = _canonical(body, event)
+            payload_text = _canonical(body, index, event)
             digest = entry_hash_bytes(
                 entry_text(
-                    seq=seq, at=at, actor=actor, event=event, payload_json=payload_text,
+                    seq=seq,
+                    at=at,
+                    actor=actor,
+                    event=event,
+                    payload_json=payload_text,
                     prev_hash=prev,
                 )
             )
             fields = {"seq": seq, "at": at, "actor": actor, "event": event, "prev_hash": prev}
             rows.append({**fields, "payload": payload_text, "hash": digest.hex(), "idem_key": idem})
-            entries.append(AuditEntry(**fields, payload=json.loads(payload_text), hash=digest.hex()))
+            entries.append(
+                AuditEntry(**fields, payload=json.loads(payload_text), hash=digest.hex())
+            )
             frontier.append(digest)
             prev = digest.hex()
         signer = Signer(head.origin, ED25519, signing_key)
         checkpoint = sign_checkpoint(signer, CheckpointBody(head.origin, seq, frontier.root()))
-        conn.execute(insert(self._t.log), rows)
+        conn.execute(self._sql.insert_entries, rows)
         conn.execute(
-            insert(self._t.checkpoints).values(
-                size=seq, root=checkpoint.root.hex(), at=at, note=checkpoint.render()
-            )
+            self._sql.insert_checkpoint,
+            {"size": seq, "root": checkpoint.root.hex(), "at": at, "note": checkpoint.render()},
         )
-        hd = self._t.head
         conn.execute(
-            update(hd)
-            .where(hd.c.id == HEAD_ID)
-            .values(
-                seq=seq,
-                hash=prev,
-                frontier=frontier.to_hex(),
-                log_key=_b64_public(signing_key.public_key()),
-            )
+            self._sql.move_head,
+            {
+                "b_seq": seq,
+                "b_hash": prev,
+                "b_frontier": frontier.to_hex(),
+                "b_key": _b64_private(signing_key),
+            },
         )
         if redactor is not None:
             redactor.flush()
@@ -448,13 +445,18 @@ class AuditLog:
         with self._engine.begin() as conn:
             have = set(
                 conn.execute(
-                    select(cos.c.line_hash).where(cos.c.line_hash.in_([r["line_hash"] for r in rows]))
+                    select(cos.c.line_hash).where(
+                        cos.c.line_hash.in_([r["line_hash"] for r in rows])
+                    )
                 ).scalars()
             )
             new = [r for r in rows if r["line_hash"] not in have]
             if new:
                 conn.execute(insert(cos), new)
-        return [Cosignature.model_validate({k: v for k, v in r.items() if k != "line_hash"}) for r in rows]
+        return [
+            Cosignature.model_validate({k: v for k, v in r.items() if k != "line_hash"})
+            for r in rows
+        ]
 
     # --- personal data -----------------------------------------------------------------------
 
@@ -499,13 +501,23 @@ class AuditLog:
             head = self._head_row(conn)
             verifier = LogVerifier(trust, self._read_checkpoints(conn), self._read_cosigs(conn))
             query = select(
-                log.c.seq, log.c.at, log.c.actor, log.c.event, log.c.payload, log.c.prev_hash,
+                log.c.seq,
+                log.c.at,
+                log.c.actor,
+                log.c.event,
+                log.c.payload,
+                log.c.prev_hash,
                 log.c.hash,
             ).order_by(log.c.seq)
             for row in conn.execution_options(yield_per=_PAGE).execute(query):
                 if not verifier.add_row(
-                    seq=row.seq, at=row.at, actor=row.actor, event=row.event,
-                    payload_json=row.payload, prev_hash=row.prev_hash, hash=row.hash,
+                    seq=row.seq,
+                    at=row.at,
+                    actor=row.actor,
+                    event=row.event,
+                    payload_json=row.payload,
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
                 ):
                     break
             if head is None:
@@ -589,6 +601,21 @@ _NO_HEAD = (
 )
 
 
+_PUBLIC: dict[int, tuple[Ed25519PrivateKey, str]] = {}
+
+
+def _b64_private(key: Ed25519PrivateKey) -> str:
+    """The base64 public key of a private key, remembered per key object (an append needs it
+    at every commit)."""
+    known = _PUBLIC.get(id(key))
+    if known is None or known[0] is not key:
+        known = (key, _b64_public(key.public_key()))
+        if len(_PUBLIC) > 64:
+            _PUBLIC.clear()
+        _PUBLIC[id(key)] = known
+    return known[1]
+
+
 def _b64_public(key: Ed25519PublicKey) -> str:
     return base64.b64encode(raw_public(key)).decode("ascii")
 
@@ -617,13 +644,15 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-_Prepared = tuple[str, str, dict[str, Any], str | None]  # actor, event, payload, key
+_Prepared = tuple[int, str, str, dict[str, Any], str | None]  # index, actor, event, payload, key
 
 
 def _prepare(
     index: int, actor: str, event: str, payload: dict[str, Any], key: str | None = None
 ) -> _Prepared:
-    """Check one item before any database work (its payload must be canonical material)."""
+    """Check one item's labels and key before any database work (its payload is made canonical
+    in the appending transaction, after personal values are replaced; a payload JSON cannot
+    hold fails there and the transaction writes nothing)."""
     where = f"item {index}"
     for name, value in (("actor", actor), ("event", event)):
         if not isinstance(value, str) or not value.strip() or len(value) > _MAX_LABEL:
@@ -633,20 +662,16 @@ def _prepare(
             )
     if not isinstance(payload, dict):
         raise TypeError(f"{where} ({event}): payload must be a dict, got {type(payload).__name__}")
-    try:
-        canonical_json(payload)
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"{where} ({event}): payload {error}") from None
     if key is not None and (not key or len(key) > 300):
         raise ValueError(f"{where}: key must be 1 to 300 characters, got {key!r}")
-    return actor, event, payload, key
+    return index, actor, event, payload, key
 
 
-def _canonical(payload: dict[str, Any], event: str) -> str:
+def _canonical(payload: dict[str, Any], index: int, event: str) -> str:
     try:
-        return canonical_json(payload).decode("utf-8")
-    except (TypeError, ValueError) as error:  # pragma: no cover - checked in _prepare
-        raise type(error)(f"({event}): payload {error}") from None
+        return canonical_text(payload)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"item {index} ({event}): payload {error}") from None
 
 
 def _entry_dict(row: Row[Any]) -> dict[str, Any]:

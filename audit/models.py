@@ -86,6 +86,8 @@ class VerifyResult(BaseModel, frozen=True):
 def json_str(value: str) -> str:
     """RFC 8785 form of a string: JSON escapes for ``"``, ``\\`` and control characters only
     (what ``json.dumps(ensure_ascii=False)`` writes, lowercase ``\\u00xx`` included)."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'  # nothing to escape (the common case: labels, hashes, times)
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -120,6 +120,10 @@ class Signer:
     def verifier(self) -> Verifier:
         return Verifier(self.name, self.kind, self.private_key.public_key())
 
+    @property
+    def key_id(self) -> bytes:
+        return _signer_key_id(self.name, self.kind, self.private_key)
+
     def signature_line(self, text: str, *, timestamp: int | None = None) -> str:
         """The signature line for note text ``text`` (cosigners need ``timestamp``)."""
         message = text.encode("utf-8")
@@ -129,8 +133,22 @@ class Signer:
                 raise NoteError("a cosignature needs a positive POSIX timestamp")
             prefix = struct.pack(">Q", timestamp)
             message = cosigned_message(message, timestamp)
-        signature = self.verifier.key_id + prefix + self.private_key.sign(message)
+        signature = self.key_id + prefix + self.private_key.sign(message)
         return f"{DASH} {self.name} {base64.b64encode(signature).decode('ascii')}\n"
+
+
+_KEY_IDS: dict[tuple[str, int, int], tuple[Ed25519PrivateKey, bytes]] = {}
+
+
+def _signer_key_id(name: str, kind: int, key: Ed25519PrivateKey) -> bytes:
+    """A signer's key ID, remembered (a log signs at every commit under one name and key)."""
+    known = _KEY_IDS.get((name, kind, id(key)))
+    if known is None or known[0] is not key:
+        known = (key, key_id(name, kind, raw_public(key.public_key())))
+        if len(_KEY_IDS) > 64:
+            _KEY_IDS.clear()
+        _KEY_IDS[(name, kind, id(key))] = known
+    return known[1]
 
 
 def cosigned_message(text: bytes, timestamp: int) -> bytes:
@@ -170,9 +188,7 @@ class Note:
         """True when a signature of ``verifier`` verifies, False when one is there and does
         not, None when the note has none of its signatures (name and key ID)."""
         found = [
-            s
-            for s in self.signatures
-            if s.name == verifier.name and s.key_id == verifier.key_id
+            s for s in self.signatures if s.name == verifier.name and s.key_id == verifier.key_id
         ]
         if not found:
             return None

@@ -22,9 +22,10 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, select
 
 from audit.schema import AuditTables
+from audit.statements import Statements
 
 PERSONAL_KEYS = frozenset({"email", "phone", "street_address", "notes"})
 CONTACT_PARENTS = frozenset({"customer", "ship_to", "bill_to", "address", "contact"})
@@ -49,9 +50,9 @@ class Pseudonymizer:
     """Replaces personal values in payloads, inside the appending transaction (which holds
     the log's head lock, so making a subject's salt never races)."""
 
-    def __init__(self, conn: Connection, tables: AuditTables) -> None:
+    def __init__(self, conn: Connection, sql: Statements) -> None:
         self._conn = conn
-        self._t = tables
+        self._sql = sql
         self._salts: dict[str, bytes] = {}
         self._values: dict[str, tuple[str, str]] = {}  # ref → (subject, value)
 
@@ -63,18 +64,11 @@ class Pseudonymizer:
         """Store the clear values met since the last flush (each reference once)."""
         if not self._values:
             return
-        personal = self._t.personal
-        refs = list(self._values)
-        known = set(
-            self._conn.execute(select(personal.c.ref).where(personal.c.ref.in_(refs))).scalars()
-        )
         rows = [
             {"ref": ref, "subject": subject, "value": value}
             for ref, (subject, value) in self._values.items()
-            if ref not in known
         ]
-        if rows:
-            self._conn.execute(insert(personal), rows)
+        self._conn.execute(self._sql.insert_personal, rows)
         self._values.clear()
 
     def _object(self, obj: Mapping[str, Any], subject: str, parent: str | None) -> dict[str, Any]:
@@ -104,13 +98,11 @@ class Pseudonymizer:
     def _salt(self, subject: str) -> bytes:
         salt = self._salts.get(subject)
         if salt is None:
-            subjects = self._t.subjects
-            stored = self._conn.execute(
-                select(subjects.c.salt).where(subjects.c.subject == subject)
-            ).scalar_one_or_none()
+            row = self._conn.execute(self._sql.salt_of, {"b_subject": subject}).first()
+            stored = None if row is None else str(row[0])
             if stored is None:
                 stored = secrets.token_hex(32)
-                self._conn.execute(insert(subjects).values(subject=subject, salt=stored))
+                self._conn.execute(self._sql.insert_subject, {"subject": subject, "salt": stored})
             salt = bytes.fromhex(stored)
             self._salts[subject] = salt
         return salt

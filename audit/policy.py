@@ -134,7 +134,9 @@ def _vkey(args: list[str], at_most: int, where: str, usage: str) -> Verifier:
         raise PolicyFileError(f"{where}: {exc}") from None
 
 
-def _new_name(name: str, witnesses: dict[str, Verifier], groups: dict[str, Group], where: str) -> str:
+def _new_name(
+    name: str, witnesses: dict[str, Verifier], groups: dict[str, Group], where: str
+) -> str:
     if name == "none" or name in witnesses or name in groups:
         raise PolicyFileError(f"{where}: the name {name!r} is taken; pick another")
     return name
@@ -167,8 +169,7 @@ def _group(
         threshold = int(rule)
     else:
         raise PolicyFileError(
-            f"{where}: the threshold {rule!r} must be all, any or a number from 1 to "
-            f"{len(members)}"
+            f"{where}: the threshold {rule!r} must be all, any or a number from 1 to {len(members)}"
         )
     used.update(members)
     return name, Group(threshold, members)

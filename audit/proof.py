@@ -128,7 +128,9 @@ def verify_bundle(text: str, trust: Trust) -> ProofResult:
     return result
 
 
-def _check_checkpoint(checkpoint: SignedCheckpoint, trust: Trust, result: ProofResult) -> str | None:
+def _check_checkpoint(
+    checkpoint: SignedCheckpoint, trust: Trust, result: ProofResult
+) -> str | None:
     keys = [
         k.named(checkpoint.origin) if k.name == "*" else k
         for k in trust.all_keys()

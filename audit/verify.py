@@ -171,14 +171,18 @@ class LogVerifier:
                 )
             return False
         if prev_hash != s.head:
-            self.fail(seq, f"{where}entry {seq}: prev_hash does not match the hash of entry {s.count}")
+            self.fail(
+                seq, f"{where}entry {seq}: prev_hash does not match the hash of entry {s.count}"
+            )
             return False
         text = entry_text(
             seq=seq, at=at, actor=actor, event=event, payload_json=payload_json, prev_hash=prev_hash
         )
         digest = entry_hash_bytes(text)
         if digest.hex() != hash:
-            self.fail(seq, f"{where}entry {seq}: hash does not match its content (the entry was changed)")
+            self.fail(
+                seq, f"{where}entry {seq}: hash does not match its content (the entry was changed)"
+            )
             return False
         if event == ROTATION_EVENT:
             self._rotation(seq, payload_json, where)
@@ -311,9 +315,9 @@ class LogVerifier:
                     f"rewritten{why}",
                 )
                 return
-            if self._trust.all_signatures or self._at_rotation(point.size):
-                if not self._signature_ok(stored, signed, s.vouched + 1):
-                    return
+            checked = self._trust.all_signatures or self._at_rotation(point.size)
+            if checked and not self._signature_ok(stored, signed, s.vouched + 1):
+                return
         point.matched = True
         s.vouched = point.size
 
@@ -484,7 +488,7 @@ class LogVerifier:
         if not matched:
             return
         newest = self._points[matched[-1]]
-        stored, signed = newest.checkpoints[0]
+        signed = newest.checkpoints[0][1]
         if self._signer_of(signed) is not None:
             self._signed = max(self._signed, newest.size)
             return
@@ -525,7 +529,7 @@ class LogVerifier:
             point = self._points.get(size)
             if point is None or not point.matched or origin is None:
                 continue
-            stored, signed = point.checkpoints[0]
+            signed = point.checkpoints[0][1]
             if self._signer_of(signed) is None:
                 continue
             lines = "".join(c.line for c in self._cosigs[size])

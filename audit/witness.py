@@ -159,7 +159,9 @@ class Witness:
                     403, f"the checkpoint is not signed by {checkpoint.origin}'s key"
                 )
             if request.old > checkpoint.size:
-                raise WitnessRefusal(400, f"old size {request.old} is past the new {checkpoint.size}")
+                raise WitnessRefusal(
+                    400, f"old size {request.old} is past the new {checkpoint.size}"
+                )
             latest: dict[str, Any] | None = state["latest"].get(checkpoint.origin)
             have = 0 if latest is None else int(latest["size"])
             if request.old != have:

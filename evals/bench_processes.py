@@ -28,9 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.rank import ranked_strategies
 from domain.models import Finding, Kind, Order
+from domain.policy import default_policy
 from evals.bench_knowledge import synthetic_cases
 from knowledge.embedder import HashEmbedder
+from knowledge.situation import describe, situation_of
 from knowledge.store import SharedFolderMemory
 
 EXDESK = str(Path(sys.executable).with_name("exdesk"))
@@ -51,11 +54,13 @@ def _searches(folder: str, count: int, start: Any) -> list[float]:
     finding = Finding(
         kind=Kind.STOCKOUT, order_id=order.order_id, summary="WH-SHA cannot ship every line"
     )
+    text = describe(situation_of(order, finding))
+    strategies = ranked_strategies(default_policy(), Kind.STOCKOUT)
     start.wait()
     times = []
     for _ in range(count):
         began = time.perf_counter()
-        memory.search(finding, order)
+        memory.evidence(text, Kind.STOCKOUT, strategies)
         times.append((time.perf_counter() - began) * 1000)
     return times
 

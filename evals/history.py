@@ -38,6 +38,39 @@ WAREHOUSES = {  # warehouse → country
     "WH-FRA": "DE",
     "WH-AMS": "NL",
 }
+PLACES = {  # warehouse → (English, Chinese) city
+    "WH-SHA": ("Shanghai", "上海"),
+    "WH-SZX": ("Shenzhen", "深圳"),
+    "WH-PEK": ("Beijing", "北京"),
+    "WH-CTU": ("Chengdu", "成都"),
+    "WH-HKG": ("Hong Kong", "香港"),
+    "WH-LAX": ("Los Angeles", "洛杉矶"),
+    "WH-EWR": ("Newark", "纽瓦克"),
+    "WH-FRA": ("Frankfurt", "法兰克福"),
+    "WH-AMS": ("Amsterdam", "阿姆斯特丹"),
+}
+NAMES = {  # SKU → (English, Chinese) catalog description
+    "PWR-BANK-10K": ("Power bank 10000mAh", "充电宝"),
+    "HDP-BT-200": ("Bluetooth headphones", "蓝牙耳机"),
+    "CAM-4K-01": ("4K action camera", "4K运动相机"),
+    "PHN-X12": ("Smartphone X12", "智能手机"),
+    "WATCH-S3": ("Smart watch", "智能手表"),
+    "TEE-COT-NVY": ("Cotton T-shirt, navy", "藏青色棉T恤"),
+    "TEE-COT-BLK": ("Cotton T-shirt, black", "黑色棉T恤"),
+    "JKT-DWN-M": ("Down jacket", "羽绒服"),
+    "SNK-RUN-42": ("Running shoes", "跑鞋"),
+    "MUG-CER-01": ("Ceramic mug", "陶瓷杯"),
+    "LAMP-DSK-02": ("Desk lamp", "台灯"),
+    "PAN-IRN-28": ("Iron pan", "铁锅"),
+    "LIP-RED-05": ("Lipstick, red", "红色口红"),
+    "SERUM-VC-30": ("Vitamin C serum", "维C精华"),
+    "BLK-SET-500": ("Building blocks set", "积木套装"),
+    "PLUSH-BEAR-L": ("Plush bear", "毛绒熊"),
+    "TEA-GIFT-01": ("Tea gift box", "茶叶礼盒"),
+    "FORMULA-S2": ("Infant formula", "婴儿奶粉"),
+    "HELMET-M": ("Bicycle helmet", "自行车头盔"),
+    "YOGA-MAT-6": ("Yoga mat", "瑜伽垫"),
+}
 DESTINATIONS = ("CN", "CN", "CN", "US", "US", "DE", "FR", "GB", "NL", "JP", "KR", "AU", "HK")
 CHANNELS = {"CN": ("tmall", "jd", "douyin"), "other": ("shopify", "amazon", "store", "b2b")}
 SKUS = {
@@ -82,94 +115,172 @@ Phrases = tuple[tuple[str, str], ...]
 DONE: dict[Strategy, tuple[Phrases, Phrases]] = {
     Strategy.REALLOCATE_WAREHOUSE: (
         (
-            ("Reallocated to {other}; shipped and delivered on time.", "改由{other}仓发货，按时送达。"),
-            ("Moved the order to {other}, which shipped it the same day.", "订单转到{other}仓，当天发出。"),
-            ("Reallocation to {other} worked, customer got it as promised.", "调拨到{other}仓成功，客户按承诺收到。"),
+            (
+                "Reallocated to {other}; shipped and delivered on time.",
+                "改由{other}仓发货，按时送达。",
+            ),
+            (
+                "Moved the order to {other}, which shipped it the same day.",
+                "订单转到{other}仓，当天发出。",
+            ),
+            (
+                "Reallocation to {other} worked, customer got it as promised.",
+                "调拨到{other}仓成功，客户按承诺收到。",
+            ),
         ),
         (
-            ("Reallocated to {other}, but {other} could not pick it in time; delivered late.", "改由{other}仓发货，但{other}仓来不及拣货，延误送达。"),
-            ("Reallocation to {other} failed: its stock count was wrong, the order sat for days.", "调拨到{other}仓失败：库存数不准，订单压了好几天。"),
-            ("Moved to {other}, which was overloaded; missed the promised date.", "转到{other}仓，该仓爆仓，错过承诺日期。"),
+            (
+                "Reallocated to {other}, but {other} could not pick it in time; delivered late.",
+                "改由{other}仓发货，但{other}仓来不及拣货，延误送达。",
+            ),
+            (
+                "Reallocation to {other} failed: its stock count was wrong, the order sat "
+                "for days.",
+                "调拨到{other}仓失败：库存数不准，订单压了好几天。",
+            ),
+            (
+                "Moved to {other}, which was overloaded; missed the promised date.",
+                "转到{other}仓，该仓爆仓，错过承诺日期。",
+            ),
         ),
     ),
     Strategy.SPLIT_SHIPMENT: (
         (
-            ("Split between {wh} and {other}; both parcels arrived on time.", "拆单由{wh}和{other}两仓发货，两个包裹都准时到达。"),
-            ("Shipped in two parts from {wh} and {other}, customer fine with it.", "分两个包裹从{wh}和{other}发出，客户没有意见。"),
+            (
+                "Split between {wh} and {other}; both parcels arrived on time.",
+                "拆单由{wh}和{other}两仓发货，两个包裹都准时到达。",
+            ),
+            (
+                "Shipped in two parts from {wh} and {other}, customer fine with it.",
+                "分两个包裹从{wh}和{other}发出，客户没有意见。",
+            ),
         ),
         (
-            ("Split between {wh} and {other}; the second parcel was lost and had to be resent.", "拆单由{wh}和{other}发货，第二个包裹丢失只能重发。"),
-            ("Split shipment confused the customer, who refused the first parcel.", "拆单发货让客户困惑，客户拒收了第一个包裹。"),
+            (
+                "Split between {wh} and {other}; the second parcel was lost and had to be resent.",
+                "拆单由{wh}和{other}发货，第二个包裹丢失只能重发。",
+            ),
+            (
+                "Split shipment confused the customer, who refused the first parcel.",
+                "拆单发货让客户困惑，客户拒收了第一个包裹。",
+            ),
         ),
     ),
     Strategy.BACKORDER: (
         (
-            ("Backordered until replenishment; shipped within the promise.", "做了预售等补货，在承诺时间内发出。"),
-            ("Waited for the incoming stock, it arrived early and the order shipped.", "等补货到仓，提前到货后发出。"),
+            (
+                "Backordered until replenishment; shipped within the promise.",
+                "做了预售等补货，在承诺时间内发出。",
+            ),
+            (
+                "Waited for the incoming stock, it arrived early and the order shipped.",
+                "等补货到仓，提前到货后发出。",
+            ),
         ),
         (
-            ("Backordered, replenishment slipped twice and the customer cancelled.", "做了预售，补货两次延期，客户取消了订单。"),
-            ("Backorder ran weeks late; the customer complained and asked for a refund.", "预售晚了几周，客户投诉并要求退款。"),
+            (
+                "Backordered, replenishment slipped twice and the customer cancelled.",
+                "做了预售，补货两次延期，客户取消了订单。",
+            ),
+            (
+                "Backorder ran weeks late; the customer complained and asked for a refund.",
+                "预售晚了几周，客户投诉并要求退款。",
+            ),
         ),
     ),
     Strategy.SUBSTITUTE_ITEM: (
         (
-            ("Customer accepted a substitute and it shipped the same day.", "客户同意换成替代商品，当天发出。"),
+            (
+                "Customer accepted a substitute and it shipped the same day.",
+                "客户同意换成替代商品，当天发出。",
+            ),
             ("Offered the newer model instead; customer agreed.", "推荐了新款替代，客户同意。"),
         ),
         (
-            ("Offered a substitute, the customer refused and wanted a refund.", "推荐替代商品，客户拒绝并要求退款。"),
+            (
+                "Offered a substitute, the customer refused and wanted a refund.",
+                "推荐替代商品，客户拒绝并要求退款。",
+            ),
             ("Substitute shipped but came back as a return.", "替代商品发出后被退货。"),
         ),
     ),
     Strategy.CANCEL_ORDER: (
         (
-            ("Cancelled and refunded in full; the customer was informed.", "取消订单并全额退款，已通知客户。"),
+            (
+                "Cancelled and refunded in full; the customer was informed.",
+                "取消订单并全额退款，已通知客户。",
+            ),
         ),
         (
-            ("Cancelled, but the refund failed and the customer complained.", "取消了订单，但退款失败，客户投诉。"),
+            (
+                "Cancelled, but the refund failed and the customer complained.",
+                "取消了订单，但退款失败，客户投诉。",
+            ),
         ),
     ),
     Strategy.ADDRESS_AUTOCORRECT: (
         (
-            ("Autocorrected the address; it validated and was delivered.", "自动修正地址后校验通过，顺利送达。"),
-            ("Fixed the address automatically, parcel went through.", "地址自动修正，包裹正常派送。"),
+            (
+                "Autocorrected the address; it validated and was delivered.",
+                "自动修正地址后校验通过，顺利送达。",
+            ),
+            (
+                "Fixed the address automatically, parcel went through.",
+                "地址自动修正，包裹正常派送。",
+            ),
         ),
-        (
-            ("Autocorrect guessed wrong; the parcel bounced back.", "自动修正改错了，包裹被退回。"),
-        ),
+        (("Autocorrect guessed wrong; the parcel bounced back.", "自动修正改错了，包裹被退回。"),),
     ),
     Strategy.ADDRESS_CONFIRM_WITH_CUSTOMER: (
         (
-            ("Asked the customer, who confirmed the address within a day.", "联系客户确认地址，客户一天内回复。"),
+            (
+                "Asked the customer, who confirmed the address within a day.",
+                "联系客户确认地址，客户一天内回复。",
+            ),
             ("Customer supplied the missing details; delivered.", "客户补充了地址信息，已送达。"),
         ),
         (
-            ("Asked the customer to confirm; no reply, the order was cancelled.", "请客户确认地址，客户没有回复，订单取消。"),
+            (
+                "Asked the customer to confirm; no reply, the order was cancelled.",
+                "请客户确认地址，客户没有回复，订单取消。",
+            ),
         ),
     ),
     Strategy.CUSTOMS_ATTACH_DOCUMENT: (
         (
-            ("Generated and attached the documents; cleared the same day.", "生成并附上单据，当天清关。"),
+            (
+                "Generated and attached the documents; cleared the same day.",
+                "生成并附上单据，当天清关。",
+            ),
         ),
         (
-            ("Attached the documents, but customs still held the parcel for a week.", "附上了单据，海关仍扣留一周。"),
+            (
+                "Attached the documents, but customs still held the parcel for a week.",
+                "附上了单据，海关仍扣留一周。",
+            ),
         ),
     ),
     Strategy.CUSTOMS_FIX_HS_CODE: (
+        (("Replaced the HS code with the catalog's; released.", "用目录中的HS编码替换后放行。"),),
         (
-            ("Replaced the HS code with the catalog's; released.", "用目录中的HS编码替换后放行。"),
-        ),
-        (
-            ("Fixed the HS code, customs asked for more paperwork anyway.", "修正了HS编码，海关仍要求补充材料。"),
+            (
+                "Fixed the HS code, customs asked for more paperwork anyway.",
+                "修正了HS编码，海关仍要求补充材料。",
+            ),
         ),
     ),
     Strategy.MANUAL_REVIEW: (
         (
-            ("Sent to a person, who sorted it out with the broker.", "转人工处理，与报关行沟通后解决。"),
+            (
+                "Sent to a person, who sorted it out with the broker.",
+                "转人工处理，与报关行沟通后解决。",
+            ),
         ),
         (
-            ("Manual review took a week and the customer gave up.", "人工审核拖了一周，客户放弃了。"),
+            (
+                "Manual review took a week and the customer gave up.",
+                "人工审核拖了一周，客户放弃了。",
+            ),
         ),
     ),
     Strategy.PAYMENT_RETRY: (
@@ -177,40 +288,52 @@ DONE: dict[Strategy, tuple[Phrases, Phrases]] = {
             ("Retried the payment an hour later; captured.", "一小时后重试扣款成功。"),
             ("A single retry went through.", "重试一次就成功了。"),
         ),
-        (
-            ("Retried three times, declined each time.", "重试三次都被拒绝。"),
-        ),
+        (("Retried three times, declined each time.", "重试三次都被拒绝。"),),
     ),
     Strategy.PAYMENT_REQUEST_NEW_METHOD: (
         (
-            ("Asked for another payment method; the customer paid by another card.", "请客户更换支付方式，客户换卡付款。"),
+            (
+                "Asked for another payment method; the customer paid by another card.",
+                "请客户更换支付方式，客户换卡付款。",
+            ),
         ),
         (
-            ("Asked for a new payment method, the customer never answered.", "请客户更换支付方式，客户一直没有回复。"),
+            (
+                "Asked for a new payment method, the customer never answered.",
+                "请客户更换支付方式，客户一直没有回复。",
+            ),
         ),
     ),
     Strategy.NOTIFY_DELAY: (
         (
-            ("Told the customer with a voucher; no complaint.", "通知客户并发放优惠券，客户没有投诉。"),
+            (
+                "Told the customer with a voucher; no complaint.",
+                "通知客户并发放优惠券，客户没有投诉。",
+            ),
         ),
         (
-            ("Notified with a voucher, the customer still cancelled.", "通知并发了优惠券，客户仍然取消了订单。"),
+            (
+                "Notified with a voucher, the customer still cancelled.",
+                "通知并发了优惠券，客户仍然取消了订单。",
+            ),
         ),
     ),
     Strategy.UPGRADE_SHIPPING: (
-        (
-            ("Upgraded to express; arrived before the promise.", "升级为特快，承诺日期前送达。"),
-        ),
-        (
-            ("Upgraded to express, it was late anyway.", "升级了特快，还是晚到了。"),
-        ),
+        (("Upgraded to express; arrived before the promise.", "升级为特快，承诺日期前送达。"),),
+        (("Upgraded to express, it was late anyway.", "升级了特快，还是晚到了。"),),
     ),
     Strategy.HOLD_DUPLICATE: (
         (
-            ("Held the later order; the customer confirmed it was a mistake.", "暂停后一单，客户确认是误操作。"),
+            (
+                "Held the later order; the customer confirmed it was a mistake.",
+                "暂停后一单，客户确认是误操作。",
+            ),
         ),
         (
-            ("Held the later order, but the customer wanted both and was annoyed.", "暂停了后一单，但客户两单都要，很不满意。"),
+            (
+                "Held the later order, but the customer wanted both and was annoyed.",
+                "暂停了后一单，但客户两单都要，很不满意。",
+            ),
         ),
     ),
 }
@@ -260,8 +383,8 @@ def _facts(kind: Kind, rng: random.Random, skus: Sequence[str], warehouse: str) 
             "hs_code": rng.random() < 0.4,
         }
     if kind is Kind.PAYMENT_FAILED:
-        codes = ("soft_decline", "processor_timeout", "hard_decline", "expired_card")
-        return {"failure_code": rng.choice(codes)}
+        failures = ("soft_decline", "processor_timeout", "hard_decline", "expired_card")
+        return {"failure_code": rng.choice(failures)}
     if kind is Kind.CARRIER_DELAY:
         return {"late_days": rng.choice((1, 1, 2, 2, 3, 4, 5, 7, 10))}
     return {"minutes_apart": rng.randint(1, 29)}
@@ -283,6 +406,8 @@ def random_situation(rng: random.Random, kind: Kind, lang: Lang) -> Situation:
         channel=rng.choice(channels),
         customer_tier=rng.choices(("vip", "regular", "new"), weights=(2, 6, 2))[0],
         skus=tuple(skus),
+        names={sku: NAMES[sku][0 if lang == "en" else 1] for sku in skus},
+        place=PLACES[warehouse][0 if lang == "en" else 1],
         peak=rng.random() < 0.2,
         facts=_facts(kind, rng, skus, warehouse),
     )
@@ -342,10 +467,19 @@ def parallel_pairs(n: int, seed: int = 101) -> Iterator[tuple[str, str]]:
         strategy = rng.choice(STRATEGIES[kind])
         success = rng.random() < 0.7
         pick = rng.randrange(6)
+        zh = translated(s, "zh")
         yield (
             write_case(s, strategy, success, "en", pick),
-            write_case(s, strategy, success, "zh", pick),
+            write_case(zh, strategy, success, "zh", pick),
         )
+
+
+def translated(s: Situation, lang: Lang) -> Situation:
+    """The same situation with its goods and place named in ``lang``."""
+    which = 0 if lang == "en" else 1
+    names = {sku: NAMES[sku][which] for sku in s.skus if sku in NAMES}
+    place = PLACES[s.warehouse][which] if s.warehouse in PLACES else s.place
+    return s.model_copy(update={"lang": lang, "names": names, "place": place})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -369,8 +503,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for case in generate(args.n, args.seed, zh_share=args.zh_share):
             counts[f"{case.kind.value}/{'ok' if case.outcome.success else 'failed'}"] += 1
-            handle.write(json.dumps(case.model_dump(mode="json", exclude_none=True),
-                                    ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(case.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+                + "\n"
+            )
     finally:
         if args.out:
             handle.close()

@@ -16,6 +16,7 @@ choice: ``docs/case-memory.md``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -116,10 +117,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     pairs = calibration_pairs()
     table: dict[str, Any] = {}
     target = _data(MEANS_FILE)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         table = json.loads(target.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        pass
     for name in names:
         means = language_means(make_embedder(name), pairs)
         table[name] = {

@@ -16,6 +16,7 @@ and keyword/bool indexes on the fields searches filter on (``INDEXED``). Filters
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -60,10 +61,16 @@ class Engine(Protocol):
 
     def create(self, meta: dict[str, Any]) -> None: ...
 
-    def upsert(self, ids: Sequence[str], vectors: NDArray[np.float32], payloads: Sequence[dict[str, Any]]) -> None: ...
+    def upsert(
+        self, ids: Sequence[str], vectors: NDArray[np.float32], payloads: Sequence[dict[str, Any]]
+    ) -> None: ...
 
     def query(
-        self, vector: NDArray[np.float32], filters: Sequence[Filter], limit: int, threshold: float | None
+        self,
+        vector: NDArray[np.float32],
+        filters: Sequence[Filter],
+        limit: int,
+        threshold: float | None,
     ) -> list[list[Hit]]:
         """For each filter, the ``limit`` nearest points that match it (above ``threshold``)."""
         ...
@@ -73,6 +80,10 @@ class Engine(Protocol):
     def set_payload(self, point_id: str, payload: dict[str, Any]) -> None: ...
 
     def count(self, where: Filter | None = None) -> int: ...
+
+    def reset(self) -> None:
+        """Delete every point and what the store was made with."""
+        ...
 
     def close(self) -> None: ...
 
@@ -196,6 +207,12 @@ class EdgeEngine:
         request = self._qe.CountRequest(filter=self._filter(where), exact=True)
         return int(self._call(lambda: self._shard.count(request), "count"))
 
+    def reset(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        shutil.rmtree(self.path, ignore_errors=True)
+
     def close(self) -> None:
         if self._shard is not None:
             shard, self._shard = self._shard, None
@@ -260,7 +277,10 @@ class ServerEngine:
                 self.collection, vectors_config=params, metadata=dict(meta)
             )
         )
-        schemas = {"keyword": models.PayloadSchemaType.KEYWORD, "bool": models.PayloadSchemaType.BOOL}
+        schemas = {
+            "keyword": models.PayloadSchemaType.KEYWORD,
+            "bool": models.PayloadSchemaType.BOOL,
+        }
         with warnings.catch_warnings():  # local mode: "payload indexes have no effect"
             warnings.simplefilter("ignore", UserWarning)
             for field, kind in INDEXED.items():

@@ -24,8 +24,9 @@ class CaseMemory(Protocol):
         similar to ``text`` (above the memory's similarity floor), most similar first."""
         ...
 
-    def learn(self, case: PastCase) -> None:
-        """Remember a case (the same case_id again updates it)."""
+    def learn(self, case: PastCase) -> bool:
+        """Remember a case (the same case_id again updates it); False when this memory does
+        not learn (an eval's: its results must not depend on the order of its cases)."""
         ...
 
 
@@ -51,5 +52,7 @@ class CaseStore(CaseMemory, Protocol):
     def record_outcome(self, case_id: str, outcome: Outcome) -> bool: ...
 
     def count(self) -> int: ...
+
+    def reset(self) -> None: ...
 
     def close(self) -> None: ...

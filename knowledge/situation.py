@@ -16,13 +16,14 @@ are read only to tell the order's language.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
-from domain.models import Finding, Frozen, Kind, Order
+from domain.models import CatalogItem, Finding, Frozen, Kind, Order, World
 
 Lang = Literal["en", "zh"]
 _IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
@@ -120,6 +121,8 @@ class Situation(Frozen):
     channel: str | None = None
     customer_tier: str | None = None
     skus: tuple[str, ...] = ()
+    names: dict[str, str] = Field(default_factory=dict)  # SKU → the catalog's description
+    place: str | None = None  # where the warehouse is (the world's city or area)
     peak: bool = False
     facts: dict[str, Any] = Field(default_factory=dict)
 
@@ -136,11 +139,30 @@ class Situation(Frozen):
         }
 
 
-def _category_of(order: Order, categories: Mapping[str, str | None]) -> str | None:
+def clean(text: object, limit: int = 40) -> str | None:
+    """A short label from the world's own data (a catalog description, a city): letters,
+    digits, spaces and light punctuation only, one line, at most ``limit`` characters."""
+    kept = "".join(
+        c if c.isalnum() or c in " ,.-/%()" else " "
+        for c in unicodedata.normalize("NFKC", str(text or ""))
+    )
+    words = " ".join(kept.split())[:limit].strip()
+    return words or None
+
+
+def _category_of(order: Order, catalog: Mapping[str, CatalogItem]) -> str | None:
     for line in order.lines:
-        found = ident(categories.get(line.sku))
+        item = catalog.get(line.sku)
+        found = ident(item.category) if item else None
         if found:
             return found.lower()
+    return None
+
+
+def _place_of(world: World | None, warehouse_id: str) -> str | None:
+    for warehouse in world.warehouses if world else ():
+        if warehouse.id == warehouse_id:
+            return clean(warehouse.city or warehouse.country_area, 30)
     return None
 
 
@@ -180,20 +202,23 @@ def _facts(finding: Finding) -> dict[str, Any]:
     return {}
 
 
-def situation_of(
-    order: Order, finding: Finding, *, categories: Mapping[str, str | None] | None = None
-) -> Situation:
-    """The situation of ``finding`` on ``order``; ``categories`` maps SKU → catalog category."""
-    skus = tuple(s for s in dict.fromkeys(line.sku for line in order.lines) if ident(s))
+def situation_of(order: Order, finding: Finding, world: World | None = None) -> Situation:
+    """The situation of ``finding`` on ``order``, in ``world`` (its catalog and warehouses
+    name the goods and places; without it, only codes)."""
+    skus = tuple(s for s in dict.fromkeys(line.sku for line in order.lines) if ident(s))[:5]
+    catalog = {item.sku: item for item in world.catalog} if world else {}
+    names = {sku: clean(catalog[sku].description) for sku in skus if sku in catalog}
     return Situation(
         kind=finding.kind,
         lang=order_language(order),
         warehouse=ident(order.fulfillment.warehouse_id),
         country=order.ship_to.country_code,
-        category=_category_of(order, categories or {}),
+        category=_category_of(order, catalog),
         channel=(ident(order.channel) or "").lower() or None,
         customer_tier=order.customer.tier,
-        skus=skus[:5],
+        skus=skus,
+        names={sku: name for sku, name in names.items() if name},
+        place=_place_of(world, order.fulfillment.warehouse_id),
         peak=is_peak(order.created_at),
         facts=_facts(finding),
     )
@@ -213,7 +238,8 @@ def _who(s: Situation, lang: Lang) -> str:
     tier = _pick(TIER, s.customer_tier, lang)
     category = _pick(CATEGORY, s.category, lang)
     country = _pick(COUNTRY, s.country, lang)
-    items = ", ".join(s.skus) if lang == "en" else "、".join(s.skus)
+    goods = [_item(s, sku, lang == "en") for sku in s.skus]
+    items = ", ".join(goods) if lang == "en" else "、".join(goods)
     if lang == "en":
         parts = [f"{tier} customer" if tier else "customer"]
         parts.append(f"{s.channel} order" if s.channel else "order")
@@ -242,18 +268,27 @@ def _who(s: Situation, lang: Lang) -> str:
     return text
 
 
+def _item(s: Situation, sku: str, en: bool) -> str:
+    name = s.names.get(sku)
+    if not name:
+        return sku
+    return f"{name} {sku}" if en else f"{name}{sku}"
+
+
 def _problem(s: Situation, lang: Lang) -> str:
     f = s.facts
     en = lang == "en"
     if s.kind is Kind.STOCKOUT:
         short = f.get("short") or {}
         where = s.warehouse or ("the warehouse" if en else "仓库")
+        if s.place:
+            where += f" ({s.place})" if en else f"（{s.place}）"
         if not short:
             return f"stockout at {where}" if en else f"{where}缺货"
         if en:
-            items = "; ".join(f"{sku} short by {n}" for sku, n in short.items())
+            items = "; ".join(f"{_item(s, sku, en)} short by {n}" for sku, n in short.items())
             return f"stockout at {where}: {items}"
-        items = "，".join(f"{sku}缺{n}件" for sku, n in short.items())
+        items = "，".join(f"{_item(s, sku, en)}缺{n}件" for sku, n in short.items())
         return f"{where}库存不足：{items}"
     if s.kind is Kind.BAD_ADDRESS:
         fields = [_pick(ADDRESS_FIELD, x, lang) or x for x in f.get("fields") or ()]
@@ -304,3 +339,34 @@ def describe(situation: Situation, lang: Lang | None = None) -> str:
     lang = lang or situation.lang
     problem, who = _problem(situation, lang), _who(situation, lang)
     return f"{problem}. {who[0].upper()}{who[1:]}." if lang == "en" else f"{problem}。{who}。"
+
+
+# What a plan did, for the cases exdesk learns: strategy → (English, Chinese).
+DONE = {
+    "address_autocorrect": ("Corrected the address automatically", "自动修正了收货地址"),
+    "address_confirm_with_customer": (
+        "Asked the customer to confirm the address",
+        "请客户确认地址",
+    ),
+    "customs_attach_document": ("Attached the missing documents", "补附了缺少的单据"),
+    "customs_fix_hs_code": ("Replaced the HS code with the catalog's", "用目录中的HS编码替换"),
+    "reallocate_warehouse": ("Reallocated to another warehouse", "改由其他仓库发货"),
+    "split_shipment": ("Split the shipment between warehouses", "拆单由多个仓库发货"),
+    "backorder": ("Backordered until replenishment", "做了预售，等待补货"),
+    "substitute_item": ("Shipped a substitute item", "换成替代商品发货"),
+    "payment_retry": ("Retried the payment", "重试扣款"),
+    "payment_request_new_method": ("Asked for another payment method", "请客户更换支付方式"),
+    "notify_delay": ("Told the customer of the delay, with a voucher", "通知客户延误并发放优惠券"),
+    "upgrade_shipping": ("Upgraded the shipping service", "升级了配送服务"),
+    "hold_duplicate": ("Held the later order and asked the customer", "暂停后一单并询问客户"),
+    "manual_review": ("Sent to a person for review", "转人工审核"),
+    "cancel_order": ("Cancelled the order and refunded", "取消订单并退款"),
+}
+
+
+def describe_outcome(strategy: str, success: bool, lang: Lang) -> str:
+    """What was done and whether it worked, in one sentence."""
+    en, zh = DONE.get(strategy, (strategy, strategy))
+    if lang == "en":
+        return f"{en}: {'it worked' if success else 'it failed'}."
+    return f"{zh}：{'成功' if success else '失败'}。"

@@ -37,11 +37,12 @@ DEFAULT_COLLECTION = "exdesk_cases"
 SUMMARY_LIMIT = 500  # characters of a past case's summary returned by a search
 STORED_SUMMARY_LIMIT = 4000  # characters of a summary kept (and embedded)
 _CASE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://exdesk/past-case")
-# Similarity floors per embedder (cosine): below it a past case is not "similar". Measured on
-# the retrieval set (docs/case-memory.md): for the default, 90% of true matches score above
-# 0.48 and 95% of other cases of the same kind below 0.51; generated history unrelated to a
-# query stays below 0.38 in 99% of cases.
-FLOORS = {"use-m3:centered": 0.45, "e5-small:centered": 0.45, "hash": 0.3}
+# Similarity floors per embedder (cosine): below it a past case is not "similar". Measured
+# for the default (docs/case-memory.md) with the agent's situation texts as queries: the same
+# situation written as a case (in either language) scores above 0.50 in 95% of cases, and
+# people's own summaries of it 0.30-0.50; a random case of the same kind scores below 0.36 in
+# 90% of cases (median 0.14).
+FLOORS = {"use-m3:centered": 0.35, "e5-small:centered": 0.35, "hash": 0.3}
 DEFAULT_FLOOR = 0.5
 
 
@@ -179,8 +180,17 @@ class QdrantCaseMemory:
     """The case memory on one engine held open: a Qdrant server, or an embedded shard this
     process alone uses (an eval's fresh memory). Threads may share it."""
 
-    def __init__(self, engine: Engine, embedder: Embedder, *, floor: float | None = None, where: str = "") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        embedder: Embedder,
+        *,
+        floor: float | None = None,
+        where: str = "",
+        learns: bool = True,
+    ) -> None:
         self.engine = engine
+        self.learns = learns
         self.embedder = embedder
         self.floor = default_floor(embedder.name) if floor is None else floor
         self._ops = _Operations(engine, embedder, where or "in Qdrant")
@@ -234,8 +244,13 @@ class QdrantCaseMemory:
                 self._ops.upsert(batch, vectors)
         return len(given)
 
-    def learn(self, case: PastCase) -> None:
+    def learn(self, case: PastCase) -> bool:
+        """Remember an outcome, unless this memory does not learn (``learns=False``: an eval's,
+        whose results must not depend on the order of its cases)."""
+        if not self.learns:
+            return False
         self.import_cases([case])
+        return True
 
     def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
         """Change how a stored case ended (the parcel came back); False if there is none."""
@@ -245,6 +260,11 @@ class QdrantCaseMemory:
     def count(self) -> int:
         with self._lock:
             return self._ops.count()
+
+    def reset(self) -> None:
+        """Forget every case (e.g. before importing them again with another model)."""
+        with self._lock:
+            self.engine.reset()
 
     def close(self) -> None:
         with self._lock:
@@ -260,6 +280,7 @@ def open_memory(
     embedder: Embedder,
     collection: str = DEFAULT_COLLECTION,
     floor: float | None = None,
+    learns: bool = True,
 ) -> QdrantCaseMemory:
     """A Qdrant server's case memory when ``url`` is set; else a fresh, empty embedded one in a
     temporary folder that goes away on ``close`` (an eval's memory)."""
@@ -267,9 +288,12 @@ def open_memory(
         from qdrant_client import QdrantClient
 
         engine: Engine = ServerEngine(QdrantClient(url=url), collection)
-        return QdrantCaseMemory(engine, embedder, floor=floor, where=f"{collection!r} at {url}")
+        where = f"{collection!r} at {url}"
+        return QdrantCaseMemory(engine, embedder, floor=floor, where=where, learns=learns)
     folder = Path(tempfile.mkdtemp(prefix="exdesk-cases-"))
-    memory = QdrantCaseMemory(EdgeEngine(folder / "shard"), embedder, floor=floor, where="(fresh)")
+    memory = QdrantCaseMemory(
+        EdgeEngine(folder / "shard"), embedder, floor=floor, where="(fresh)", learns=learns
+    )
     memory._closers.append(lambda: shutil.rmtree(folder, ignore_errors=True))
     return memory
 
@@ -369,8 +393,9 @@ class SharedFolderMemory:
                 ops.upsert(chunk, vectors)
         return len(given)
 
-    def learn(self, case: PastCase) -> None:
+    def learn(self, case: PastCase) -> bool:
         self.import_cases([case])
+        return True
 
     def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
         if not self._has_cases():

@@ -60,7 +60,9 @@ def existing_log(settings: Settings) -> Iterator[Opened]:
         try:
             revisions = current_revisions(engine)
         except exc.SQLAlchemyError as error:
-            raise NotAnInstallation(f"{where}: cannot be read ({error.__class__.__name__})") from None
+            raise NotAnInstallation(
+                f"{where}: cannot be read ({error.__class__.__name__})"
+            ) from None
         if not revisions:
             raise NotAnInstallation(f"{where}: holds no exdesk schema (nothing was created)")
         if revisions != head_revisions():
@@ -86,7 +88,7 @@ def read_trusted(path: Path) -> SignedCheckpoint:
             text = str(json.loads(text)["note"])
         except (ValueError, KeyError, TypeError):
             raise AuditError(
-                f"{path}: JSON without a \"note\"; give what `exdesk audit checkpoint --json` "
+                f'{path}: JSON without a "note"; give what `exdesk audit checkpoint --json` '
                 "prints, or the signed note"
             ) from None
     try:

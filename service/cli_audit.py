@@ -17,17 +17,19 @@ from typing import Annotated, Any
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.replay import WhatIf
 from audit.errors import AuditError
 from audit.export import verify_export
 from audit.keys import load_or_create_signing_key, public_key_path, public_key_pem
 from audit.models import VerifyResult
-from audit.proof import about_order, build_bundle, verify_bundle
 from audit.personal import refs_in
+from audit.proof import about_order, build_bundle, verify_bundle
 from domain.errors import ExdeskError
 from service.audit_access import Opened, build_trust, existing_log
 from service.cli_common import DataDir, err, fail, out, settings_for
 from service.cli_witness import register_witness_commands
 from service.render import safe
+from service.replay import replay_log, what_if_log
 
 audit_app = typer.Typer(no_args_is_help=True, help="Verify, export and prove the audit log.")
 
@@ -108,9 +110,7 @@ def report_verify(result: VerifyResult, as_json: bool = False) -> None:
         raise typer.Exit(1)
     out.print(f"ok: {result.count} entries, head {result.head}")
     out.print(f"log {safe(result.origin)}, Merkle root {result.root}")
-    out.print(
-        f"signed checkpoints cover entries 1-{result.checkpointed_seq} (signature checked)"
-    )
+    out.print(f"signed checkpoints cover entries 1-{result.checkpointed_seq} (signature checked)")
     if result.trusted_seq is not None:
         out.print(f"consistent with the checkpoint you trust (size {result.trusted_seq})")
     if result.witnessed_seq:
@@ -327,6 +327,65 @@ def audit_erase(
         except ExdeskError as error:
             raise fail(str(error)) from error
     out.print(f"erased {gone} personal values of order {safe(order)}; the log still verifies")
+
+
+@audit_app.command("replay")
+def audit_replay(
+    data_dir: DataDir = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="What-if: list the decisions that would change under this policy file.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Derive every recorded decision again from the inputs the log recorded (no tool, no
+    model) and report those that do not come out the same; with --policy, what would change."""
+    with opened_log(data_dir) as opened:
+        try:
+            if policy is not None:
+                report_what_if(what_if_log(opened, policy), as_json)
+                return
+            result = replay_log(opened)
+        except ExdeskError as error:
+            raise fail(str(error)) from error
+    if as_json:
+        data = result.as_json()
+        print_json({k: data[k] for k in ("decisions", "reproduced", "mismatches")} | data)
+    else:
+        out.print(f"{result.reproduced} of {result.decisions} decisions reproduced")
+        for mismatch in result.mismatches[:50]:
+            out.print(
+                f"[red]differs[/] entry {mismatch.seq} order {safe(mismatch.order_id)}: "
+                f"{safe(mismatch.what)}: recorded {safe(mismatch.recorded)}, "
+                f"replayed {safe(mismatch.replayed)}"
+            )
+        for skipped in result.not_replayable[:50]:
+            out.print(f"not replayed: entry {skipped['seq']} {safe(skipped['why'])}")
+        for note in result.notes:
+            out.print(f"note: {safe(note)}")
+    if result.mismatches:
+        raise typer.Exit(1)
+
+
+def report_what_if(result: WhatIf, as_json: bool) -> None:
+    if as_json:
+        print_json(result.as_json())
+        return
+    totals = ", ".join(f"{k} {v}" for k, v in result.totals().items()) or "nothing"
+    out.print(
+        f"under {safe(result.policy)}: {result.changed} of {result.decisions} decisions would "
+        f"change ({totals})"
+    )
+    for change in result.changes[:200]:
+        out.print(
+            f"  entry {change.seq} order {safe(change.order_id)} {safe(change.kind)}: "
+            f"{change.field} {safe(change.before)} → {safe(change.after)}"
+        )
+    if len(result.changes) > 200:
+        out.print(f"  … and {len(result.changes) - 200} more (--json lists them all)")
 
 
 register_witness_commands(audit_app, opened_log)

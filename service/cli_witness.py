@@ -47,7 +47,9 @@ def _witness(state: Path) -> Witness:
 @witness_app.command("init")
 def witness_init(
     state: StateDir,
-    name: Annotated[str, typer.Option("--name", help="The witness's name, e.g. auditor.example/w1")],
+    name: Annotated[
+        str, typer.Option("--name", help="The witness's name, e.g. auditor.example/w1")
+    ],
 ) -> None:
     """Make a witness state dir with a new key; print the key for the log's witness policy."""
     try:
@@ -134,7 +136,7 @@ def make_server(witness: Witness, host: str, port: int) -> WitnessServer:
 class _Handler(BaseHTTPRequestHandler):
     server: WitnessServer
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         if self.path.rstrip("/") != "/add-checkpoint":
             self._send(404, "not found\n")
             return
@@ -151,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(200, line)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         parts = self.path.strip("/").split("/")
         if len(parts) == 2 and parts[1] == "checkpoint":
             for origin in self.server.witness.logs():
@@ -170,7 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         sys.stderr.write("witness: " + (format % args) + "\n")
 
 
@@ -190,7 +192,7 @@ def request_for(opened: Opened, witness_key: str, old: int | None = None) -> str
     if checkpoint is None:
         raise AuditError("the log has no checkpoint yet: nothing to witness")
     old = log.witnessed_size(witness) if old is None else old
-    proof = Tree(log.leaf_hashes(checkpoint.size)).consistency(old) if 0 < old else []
+    proof = Tree(log.leaf_hashes(checkpoint.size)).consistency(old) if old > 0 else []
     return render_request(old, proof, checkpoint.render())
 
 
@@ -236,7 +238,9 @@ def register_witness_commands(app: typer.Typer, opener: Opener) -> None:
                 )
             except (ExdeskError, NoteError) as error:
                 raise fail(str(error)) from error
-        out.print(f"{len(stored)} cosignature(s) stored on the checkpoint of size {checkpoint.size}")
+        out.print(
+            f"{len(stored)} cosignature(s) stored on the checkpoint of size {checkpoint.size}"
+        )
 
     @app.command("witness-submit")
     def witness_submit(
@@ -273,7 +277,7 @@ def submit(opened: Opened, url: str, witness_key: str) -> int:
 def _post(url: str, body: str) -> tuple[int, str]:
     request = urllib.request.Request(url, data=body.encode("utf-8"), method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the operator's URL
+        with urllib.request.urlopen(request, timeout=30) as response:
             return int(response.status), response.read().decode("utf-8")
     except urllib.error.HTTPError as error:
         return int(error.code), error.read().decode("utf-8", errors="replace")

@@ -31,10 +31,13 @@ class Settings(BaseSettings):
     # How often the graph checkpoints: every step ("sync"), in the background ("async"),
     # or only when a thread pauses or ends ("exit").
     durability: Literal["sync", "async", "exit"] = "sync"
-    # Case memory: a Qdrant server URL (embedded Qdrant under data_dir if unset) and the
-    # sentence-transformers model (a name or a path).
+    # Case memory: a Qdrant server URL (embedded Qdrant under data_dir if unset), the embedding
+    # model ("multilingual", "hash", or a sentence-transformers name or path; see
+    # knowledge.embedder), and the similarity below which a past case is not evidence (cosine;
+    # the model's measured default if unset).
     qdrant_url: str | None = None
-    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_model: str = "multilingual"
+    similarity_floor: float | None = None
     # The audit log's signing key (Ed25519, PEM): one per installation, shared by every process
     # that writes the log. Default: under the user's config dir, one per database.
     signing_key: Path | None = None

@@ -7,6 +7,7 @@ Every process builds its own; several may share one data dir or database at once
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from contextlib import ExitStack
 from functools import cached_property
 from pathlib import Path
@@ -27,8 +28,9 @@ from audit.keys import KeyFile
 from audit.log import AuditLog
 from domain import models
 from domain.errors import InputError
-from domain.models import Finding, Order
+from domain.models import Kind, Strategy
 from domain.policy import Policy, default_policy, parse_policy
+from knowledge.cases import PastCase
 from knowledge.embedder import make_embedder
 from knowledge.memory import CaseStore, SimilarCase
 from knowledge.store import SharedFolderMemory, open_memory
@@ -70,14 +72,16 @@ def load_policy(path: Path | None) -> Policy:
 
 
 def memory_for(settings: Settings, *, persistent: bool) -> CaseStore:
-    """The data dir's case memory (or the Qdrant server's), or a fresh, empty one in memory."""
+    """The data dir's case memory (or the Qdrant server's), or a fresh, empty one that does not
+    learn (an eval's: its results must not depend on history or on the order of its cases)."""
     embedder = make_embedder(settings.embedding_model)
+    floor = settings.similarity_floor
     if not persistent:
-        return open_memory(path=None, url=None, embedder=embedder)
+        return open_memory(url=None, embedder=embedder, floor=floor, learns=False)
     if settings.qdrant_url:
-        return open_memory(path=None, url=settings.qdrant_url, embedder=embedder)
+        return open_memory(url=settings.qdrant_url, embedder=embedder, floor=floor)
     return SharedFolderMemory(
-        settings.data_dir / "qdrant", embedder, timeout=settings.lock_timeout_s
+        settings.data_dir / "cases", embedder, timeout=settings.lock_timeout_s, floor=floor
     )
 
 
@@ -199,5 +203,10 @@ class _Lazy:
     def __init__(self, app: Exdesk) -> None:
         self._app = app
 
-    def search(self, finding: Finding, order: Order, *, limit: int = 10) -> list[SimilarCase]:
-        return self._app.case_memory.search(finding, order, limit=limit)
+    def evidence(
+        self, text: str, kind: Kind, strategies: Sequence[Strategy], *, per_strategy: int = 10
+    ) -> list[SimilarCase]:
+        return self._app.case_memory.evidence(text, kind, strategies, per_strategy=per_strategy)
+
+    def learn(self, case: PastCase) -> bool:
+        return self._app.case_memory.learn(case)

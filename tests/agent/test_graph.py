@@ -302,8 +302,11 @@ def test_nothing_runs_on_an_order_cancelled_meanwhile(app: Exdesk) -> None:
 class BusyMemory:
     """A case memory other processes keep busy past the wait."""
 
-    def search(self, finding: object, order: object, *, limit: int = 10) -> list[object]:
+    def evidence(self, *args: object, **kwargs: object) -> list[object]:
         raise CaseMemoryUnavailable("the case memory was busy for 120 s")
+
+    def learn(self, case: object) -> bool:
+        raise CaseMemoryUnavailable("busy")
 
     def import_cases(self, cases: object, *, batch_size: int = 256) -> int:
         raise CaseMemoryUnavailable("busy")

@@ -55,9 +55,7 @@ def test_threads_appending_at_once_make_one_chain(log: AuditLog) -> None:
     _check(log, writers)
 
 
-def _process_main(
-    database: Database, writer: str, barrier: Any, batch: int, key: Path
-) -> None:
+def _process_main(database: Database, writer: str, barrier: Any, batch: int, key: Path) -> None:
     engine = database.engine()
     try:
         _append(AuditLog(engine, signer=KeyFile(key)), writer, barrier, batch)

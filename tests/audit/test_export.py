@@ -71,7 +71,9 @@ def test_the_export_holds_a_header_checkpoints_then_canonical_entries(
     assert [c["size"] for c in cps] == [1, 2, 3, 8, 9, 10]
     objects = [json.loads(line) for line in exported[7:]]
     assert objects == [e.model_dump() for e in log.entries()]
-    assert all(canonical_json(o).decode() == line for o, line in zip(objects, exported[7:], strict=True))
+    assert all(
+        canonical_json(o).decode() == line for o, line in zip(objects, exported[7:], strict=True)
+    )
 
 
 def test_the_export_never_holds_the_private_key(
@@ -94,7 +96,9 @@ def test_round_trip_verifies(exported: list[str], trust: Trust, log: AuditLog) -
     assert verify_export(exported, Trust(keys=trust.keys, trusted=kept, all_signatures=True)).ok
 
 
-def test_verify_export_reads_a_file(log: AuditLog, exported: list[str], trust: Trust, tmp_path: Path) -> None:
+def test_verify_export_reads_a_file(
+    log: AuditLog, exported: list[str], trust: Trust, tmp_path: Path
+) -> None:
     path = tmp_path / "audit.jsonl"
     with path.open("w", encoding="utf-8") as fh:
         log.export(fh)
@@ -166,8 +170,13 @@ def test_a_forged_entry_appended_to_the_export_is_unsigned(
 ) -> None:
     last = json.loads(exported[-1])
     payload = canonical_json({"proposal_id": "P-1"}).decode()
-    fields = {"seq": 11, "at": last["at"], "actor": "person:mallory", "event": "proposal.approved",
-              "prev_hash": last["hash"]}
+    fields = {
+        "seq": 11,
+        "at": last["at"],
+        "actor": "person:mallory",
+        "event": "proposal.approved",
+        "prev_hash": last["hash"],
+    }
     forged = {**fields, "hash": entry_hash(payload_json=payload, **fields)}
     _check([*exported, entry_line(forged, payload)], trust, 11, "covered by no signed checkpoint")
 
@@ -267,7 +276,9 @@ def _checkpoint_lines(
     for size in sizes:
         compact = CompactRange()
         compact.extend(hashes[:size])
-        note = sign_checkpoint(Signer(origin, ED25519, key), CheckpointBody(origin, size, compact.root()))
+        note = sign_checkpoint(
+            Signer(origin, ED25519, key), CheckpointBody(origin, size, compact.root())
+        )
         record = {"at": "x", "note": note.render(), "root": note.root.hex(), "size": size}
         out.append(canonical_json({"checkpoint": record}).decode())
     return out

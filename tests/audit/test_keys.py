@@ -14,13 +14,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from audit.errors import AuditKeyError
 from audit.keys import (
     PRIVATE_KEY_FILE,
+    KeyFile,
     load_or_create_signing_key,
     load_public_key,
+    log_verifier,
     public_key_path,
     public_key_pem,
+    read_verifiers,
 )
 from audit.log import AuditLog
-from domain.canonical import canonical_json
 from tests.audit.conftest import fill
 
 KEY = PRIVATE_KEY_FILE
@@ -109,13 +111,45 @@ def test_a_corrupt_signing_key_is_refused(tmp_path: Path) -> None:
         load_or_create_signing_key(tmp_path / KEY)
 
 
-def test_checkpoint_signature_covers_canonical_seq_head_at(log: AuditLog, tmp_path: Path) -> None:
+def test_checkpoints_verify_with_the_vkey_pubkey_prints(log: AuditLog, tmp_path: Path) -> None:
     key = load_or_create_signing_key(tmp_path / KEY)
-    fill(log, 3)
-    checkpoint = log.checkpoint(key)
-    assert (checkpoint.seq, checkpoint.head) == log.head()
-    message = canonical_json({"seq": checkpoint.seq, "head": checkpoint.head, "at": checkpoint.at})
-    load_public_key(public_key_path(tmp_path / KEY)).verify(
-        bytes.fromhex(checkpoint.signature), message
-    )
-    assert log.checkpoints() == [checkpoint]
+    signed = AuditLog(log.engine, signer=KeyFile(tmp_path / KEY))
+    fill(signed, 3)
+    vkey = log_verifier(key.public_key(), signed.origin()).vkey()
+    assert vkey.startswith(signed.origin() + "+")
+    (tmp_path / "log.vkey").write_text(vkey + "\n")
+    (named,) = read_verifiers(tmp_path / "log.vkey")
+    (pem,) = read_verifiers(public_key_path(tmp_path / KEY))
+    assert pem.name == "*" and named.name == signed.origin()
+    checkpoint = signed.latest_checkpoint()
+    assert checkpoint is not None
+    assert checkpoint.log_signature([named]) == named
+    assert checkpoint.log_signature([pem.named(signed.origin())]) is not None
+    assert read_verifiers(vkey) == [named]  # a vkey given as text
+    both = tmp_path / "keys.txt"
+    both.write_text(public_key_path(tmp_path / KEY).read_text() + "# the same, named\n" + vkey)
+    assert [k.name for k in read_verifiers(both)] == ["*", signed.origin()]
+
+
+def test_key_files_explain_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(AuditKeyError, match="no such file, and not a verifier key"):
+        read_verifiers("a+b+c")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing here\n")
+    with pytest.raises(AuditKeyError, match="no public key in it"):
+        read_verifiers(empty)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("example.com/log+00000000+AAAA\n")
+    with pytest.raises(AuditKeyError, match="line 1"):
+        read_verifiers(bad)
+
+
+def test_a_key_file_loads_lazily_and_reloads(tmp_path: Path) -> None:
+    source = KeyFile(tmp_path / "k" / KEY)
+    assert source.public_key() is None and not (tmp_path / "k").exists()
+    key = source.private_key()
+    assert public_key_pem(source.public_key()) == public_key_pem(key.public_key())  # type: ignore[arg-type]
+    (tmp_path / "k" / KEY).unlink()
+    public_key_path(tmp_path / "k" / KEY).unlink()
+    source.reload()
+    assert public_key_pem(source.private_key().public_key()) != public_key_pem(key.public_key())

@@ -108,7 +108,7 @@ def test_a_second_key_cannot_sign_the_same_log(engine: Engine) -> None:
     first = _log(engine)
     first.append("agent", "e", {})
     other = AuditLog(engine, signer=StaticKey(Ed25519PrivateKey.generate()))
-    with pytest.raises(AuditError, match="the log is signed by key .* rotate-key"):
+    with pytest.raises(AuditError, match=r"the log is signed by key .* rotate-key"):
         other.append("agent", "e", {})
     assert first.head()[0] == 1
 

@@ -99,18 +99,30 @@ def test_a_forged_entry_inserted_after_the_last_checkpoint_is_unsigned(
     at = "2026-01-02T03:04:05.999000Z"
     payload = canonical_json({"proposal_id": "P-1", "status_after": "approved"})
     digest = entry_hash(
-        seq=seq + 1, at=at, actor="person:mallory", event="proposal.approved",
-        payload_json=payload, prev_hash=prev,
+        seq=seq + 1,
+        at=at,
+        actor="person:mallory",
+        event="proposal.approved",
+        payload_json=payload,
+        prev_hash=prev,
     )
     tamper(
         "INSERT INTO audit_log (seq, at, actor, event, payload, prev_hash, hash) "
         "VALUES (:s, :at, 'person:mallory', 'proposal.approved', :p, :prev, :h)",
-        s=seq + 1, at=at, p=payload.decode(), prev=prev, h=digest,
+        s=seq + 1,
+        at=at,
+        p=payload.decode(),
+        prev=prev,
+        h=digest,
     )
     frontier = CompactRange()
     frontier.extend(bytes.fromhex(e.hash) for e in filled.entries())
-    tamper("UPDATE audit_head SET seq = :s, hash = :h, frontier = :f", s=seq + 1, h=digest,
-           f=frontier.to_hex())
+    tamper(
+        "UPDATE audit_head SET seq = :s, hash = :h, frontier = :f",
+        s=seq + 1,
+        h=digest,
+        f=frontier.to_hex(),
+    )
     _check(filled.verify(trust), 11, "entries 11..11 are covered by no signed checkpoint")
 
 
@@ -194,7 +206,9 @@ def test_a_forged_newest_checkpoint(filled: AuditLog, trust: Trust, tamper: Tamp
     _check(filled.verify(trust), 10, "the checkpoint of size 10", "not signed by a key you trust")
 
 
-def test_a_checkpoint_that_contradicts_its_row(filled: AuditLog, trust: Trust, tamper: Tamper) -> None:
+def test_a_checkpoint_that_contradicts_its_row(
+    filled: AuditLog, trust: Trust, tamper: Tamper
+) -> None:
     tamper("UPDATE audit_checkpoints SET root = :r WHERE size = 8", r="0" * 64)
     _check(filled.verify(trust), None, "stored beside a note for size 8")
 
@@ -207,7 +221,8 @@ def test_checkpoints_of_another_log_spliced_in(
     foreign = sign_checkpoint(Signer(body.origin, ED25519, other_key), body)
     tamper(
         "INSERT INTO audit_checkpoints (size, root, at, note) VALUES (11, :r, 'x', :n)",
-        r=foreign.root.hex(), n=foreign.render(),
+        r=foreign.root.hex(),
+        n=foreign.render(),
     )
     _check(filled.verify(trust), None, "names the log", "a splice")
 
@@ -258,7 +273,9 @@ def _cut(log: AuditLog, tamper: Tamper, keep: int, *, drop_checkpoints: bool) ->
         tamper("DELETE FROM audit_checkpoints WHERE size > :k", k=keep)
     tamper(
         "UPDATE audit_head SET seq = :k, hash = :h, frontier = :f",
-        k=keep, h=entries[-1].hash, f=frontier.to_hex(),
+        k=keep,
+        h=entries[-1].hash,
+        f=frontier.to_hex(),
     )
 
 
@@ -269,12 +286,19 @@ def _rewrite_from(log: AuditLog, tamper: Tamper, seq: int, payload: dict[str, An
     for entry in entries:
         body = payload if entry.seq == seq else entry.payload
         new_hash = entry_hash(
-            seq=entry.seq, at=entry.at, actor=entry.actor, event=entry.event,
-            payload_json=canonical_json(body), prev_hash=prev,
+            seq=entry.seq,
+            at=entry.at,
+            actor=entry.actor,
+            event=entry.event,
+            payload_json=canonical_json(body),
+            prev_hash=prev,
         )
         tamper(
             "UPDATE audit_log SET payload = :p, prev_hash = :prev, hash = :h WHERE seq = :s",
-            p=canonical_json(body).decode(), prev=prev, h=new_hash, s=entry.seq,
+            p=canonical_json(body).decode(),
+            prev=prev,
+            h=new_hash,
+            s=entry.seq,
         )
         prev = new_hash
     frontier = CompactRange()
@@ -295,7 +319,9 @@ def _resign(log: AuditLog, tamper: Tamper, key: Ed25519PrivateKey, *, since: int
         note = sign_checkpoint(Signer(origin, ED25519, key), body)
         tamper(
             "UPDATE audit_checkpoints SET root = :r, note = :n WHERE size = :s",
-            r=note.root.hex(), n=note.render(), s=checkpoint.size,
+            r=note.root.hex(),
+            n=note.render(),
+            s=checkpoint.size,
         )
 
 
@@ -304,13 +330,21 @@ def _append_forged(log: AuditLog, tamper: Tamper, key: Ed25519PrivateKey) -> Non
     at = "2026-01-02T03:04:05.999000Z"
     payload = canonical_json({"proposal_id": "P-1"})
     digest = entry_hash(
-        seq=seq + 1, at=at, actor="person:mallory", event="proposal.approved",
-        payload_json=payload, prev_hash=prev,
+        seq=seq + 1,
+        at=at,
+        actor="person:mallory",
+        event="proposal.approved",
+        payload_json=payload,
+        prev_hash=prev,
     )
     tamper(
         "INSERT INTO audit_log (seq, at, actor, event, payload, prev_hash, hash) "
         "VALUES (:s, :at, 'person:mallory', 'proposal.approved', :p, :prev, :h)",
-        s=seq + 1, at=at, p=payload.decode(), prev=prev, h=digest,
+        s=seq + 1,
+        at=at,
+        p=payload.decode(),
+        prev=prev,
+        h=digest,
     )
     frontier = CompactRange()
     frontier.extend(bytes.fromhex(e.hash) for e in log.entries())
@@ -320,10 +354,17 @@ def _append_forged(log: AuditLog, tamper: Tamper, key: Ed25519PrivateKey) -> Non
     )
     tamper(
         "INSERT INTO audit_checkpoints (size, root, at, note) VALUES (:s, :r, :at, :n)",
-        s=seq + 1, r=note.root.hex(), at=at, n=note.render(),
+        s=seq + 1,
+        r=note.root.hex(),
+        at=at,
+        n=note.render(),
     )
-    tamper("UPDATE audit_head SET seq = :s, hash = :h, frontier = :f", s=seq + 1, h=digest,
-           f=frontier.to_hex())
+    tamper(
+        "UPDATE audit_head SET seq = :s, hash = :h, frontier = :f",
+        s=seq + 1,
+        h=digest,
+        f=frontier.to_hex(),
+    )
 
 
 Forgery = Callable[[AuditLog, Tamper], None]

@@ -1,21 +1,23 @@
-"""Fixtures for the case-memory tests."""
+"""Fixtures for the case-memory tests: both engines, a counting embedder, past cases."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from qdrant_client import QdrantClient
 
 from domain.models import Kind, Order, Strategy
 from knowledge.cases import PastCase
+from knowledge.engines import EdgeEngine, ServerEngine
 from knowledge.store import QdrantCaseMemory
 from tests.knowledge.support import ORDER, CountingEmbedder, case
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "model: loads the real sentence-transformers model (a few seconds, offline)"
+        "markers", "model: loads a real embedding model (a few seconds, offline)"
     )
 
 
@@ -29,11 +31,20 @@ def embedder() -> CountingEmbedder:
     return CountingEmbedder()
 
 
-@pytest.fixture
-def memory(embedder: CountingEmbedder) -> Iterator[QdrantCaseMemory]:
-    client = QdrantClient(location=":memory:")
-    yield QdrantCaseMemory(client, embedder)
-    client.close()
+@pytest.fixture(params=["edge", "server-api"])
+def memory(
+    request: pytest.FixtureRequest, embedder: CountingEmbedder, tmp_path: Path
+) -> Iterator[QdrantCaseMemory]:
+    """The memory on Qdrant's embedded engine, and on qdrant-client (local mode stands in for
+    a server: the same client calls, no network)."""
+    if request.param == "edge":
+        memory = QdrantCaseMemory(EdgeEngine(tmp_path / "shard"), embedder)
+    else:
+        memory = QdrantCaseMemory(
+            ServerEngine(QdrantClient(location=":memory:"), "exdesk_cases"), embedder
+        )
+    yield memory
+    memory.close()
 
 
 @pytest.fixture

@@ -9,26 +9,29 @@ from typing import Any
 
 from domain.models import Kind, Order, Strategy
 from knowledge.cases import Outcome, PastCase
-from knowledge.embedder import HashEmbedder
+from knowledge.embedder import HashEmbedder, Vectors
 
 
 class CountingEmbedder:
-    """A HashEmbedder that records every text it embeds and every look at ``dim``."""
+    """A HashEmbedder that records every text it embeds (and whether as a query)."""
 
     def __init__(self, dim: int = 64) -> None:
         self._inner = HashEmbedder(dim)
         self.texts: list[str] = []
+        self.queries: list[str] = []
         self.calls = 0
-        self.dim_reads = 0
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
 
     @property
     def dim(self) -> int:
-        self.dim_reads += 1
         return self._inner.dim
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], *, query: bool = False) -> Vectors:
         self.calls += 1
-        self.texts.extend(texts)
+        (self.queries if query else self.texts).extend(texts)
         return self._inner.embed(texts)
 
 

