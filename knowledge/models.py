@@ -36,8 +36,15 @@ def what_to_do(model: str) -> str:
     )
 
 
+# Loaded weights, one copy per process, shared by every embedder of the same model: they are
+# read-only, and loading them again (seconds, tens of MB) is what a second desk in the same
+# process (tests, the eval harness, a service) would otherwise pay.
+_WEIGHTS: dict[str, Any] = {}
+_WEIGHTS_LOCK = threading.Lock()
+
+
 class _Lazy:
-    """A model loaded once, on first use, by any thread."""
+    """A model loaded once per process, on first use, by any thread."""
 
     def __init__(self, name: str, dim: int) -> None:
         self._name = name
@@ -60,7 +67,10 @@ class _Lazy:
     def _load(self) -> Any:
         with self._lock:
             if self._loaded is None:
-                self._loaded = self._open()
+                with _WEIGHTS_LOCK:
+                    if self._name not in _WEIGHTS:
+                        _WEIGHTS[self._name] = self._open()
+                    self._loaded = _WEIGHTS[self._name]
             return self._loaded
 
     def _open(self) -> Any:
