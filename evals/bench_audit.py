@@ -363,8 +363,9 @@ def main() -> None:
                 append_run(opener, args.appends, args.batch, writers, True) for _ in range(runs)
             )
             print(
-                f"    {writers} writer{'s' if writers > 1 else ' '}  log {args.appends / ours:7.0f} "
-                f"entries/s   bare INSERT {args.appends / bare:7.0f}/s   "
+                f"    {writers} writer{'s' if writers > 1 else ' '}  "
+                f"log {args.appends / ours:7.0f} entries/s   "
+                f"bare INSERT {args.appends / bare:7.0f}/s   "
                 f"log = {bare / ours:5.1%} of bare"
             )
         with opener() as db_url:

@@ -100,7 +100,7 @@ def bench_size(
         shared = SharedFolderMemory(Path(tmp) / "cases", embedder, timeout=600)
         # an import is the embedding, then the writes (2,048 cases per opening of the shard,
         # as SharedFolderMemory.import_cases does): timed apart, the vectors kept for below
-        embed_ms, vectors = _timed(
+        embedding_ms, vectors = _timed(
             lambda: np.vstack(
                 [
                     embedder.embed([case_text(c) for c in cases[i : i + 256]])
@@ -114,7 +114,7 @@ def bench_size(
             with shared._open() as ops:
                 ms, _ = _timed(lambda s=start, e=end: ops.upsert(cases[s:e], vectors[s:e]))
             write_ms += ms
-        result["import_per_s"] = n / ((embed_ms + write_ms) / 1000)
+        result["import_per_s"] = n / ((embedding_ms + write_ms) / 1000)
         result["write_per_s"] = n / (write_ms / 1000)
         kinds = np.array([c.kind.value for c in cases])
         strategies = np.array([c.strategy.value for c in cases])

@@ -85,7 +85,10 @@ def read_trusted(path: Path) -> SignedCheckpoint:
         raise AuditError(f"{path}: cannot read the trusted checkpoint ({error})") from None
     if text.lstrip().startswith("{"):
         try:
-            text = str(json.loads(text)["note"])
+            note = json.loads(text)["note"]
+            if not isinstance(note, str):
+                raise TypeError("no note: the log was empty when this was printed")
+            text = note
         except (ValueError, KeyError, TypeError):
             raise AuditError(
                 f'{path}: JSON without a "note"; give what `exdesk audit checkpoint --json` '

@@ -26,7 +26,7 @@ from audit.personal import refs_in
 from audit.proof import about_order, build_bundle, verify_bundle
 from domain.errors import ExdeskError
 from service.audit_access import Opened, build_trust, existing_log
-from service.cli_common import DataDir, err, fail, out, settings_for
+from service.cli_common import DataDir, err, fail, opened, out, settings_for
 from service.cli_witness import register_witness_commands
 from service.render import safe
 from service.replay import replay_log, what_if_log
@@ -145,21 +145,37 @@ def audit_verify_export(
 
 @audit_app.command("checkpoint")
 def audit_checkpoint(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Print the newest signed checkpoint (a C2SP signed note), to keep for `--trusted`."""
-    with opened_log(data_dir) as opened:
-        checkpoint = opened.log.latest_checkpoint()
-        stored = opened.log.checkpoints(since=checkpoint.size - 1) if checkpoint else []
+    """Print the newest signed checkpoint (a C2SP signed note), to keep for `--trusted`.
+
+    Makes the installation ready first (the schema and the signing key), as every command that
+    writes does; on a log with no entry yet there is nothing signed to print."""
+    with opened(data_dir) as desk:
+        try:
+            desk.signing_key.private_key()
+            checkpoint = desk.audit.latest_checkpoint()
+            stored = desk.audit.checkpoints(since=checkpoint.size - 1) if checkpoint else []
+            origin = desk.audit.origin()
+        except ExdeskError as error:
+            raise fail(str(error)) from error
     if checkpoint is None:
-        raise fail("the log has no checkpoint yet: nothing has been recorded")
+        if as_json:
+            print_json({"origin": origin, "size": 0, "root": None, "at": None, "note": None})
+        else:
+            out.print(
+                f"the log {safe(origin)} is empty: nothing is signed yet (the first entry "
+                "signs the first checkpoint)"
+            )
+        return
     if as_json:
-        data = {
-            "origin": checkpoint.origin,
-            "size": checkpoint.size,
-            "root": checkpoint.root.hex(),
-            "at": stored[0].at if stored else None,
-            "note": checkpoint.render(),
-        }
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        print_json(
+            {
+                "origin": checkpoint.origin,
+                "size": checkpoint.size,
+                "root": checkpoint.root.hex(),
+                "at": stored[0].at if stored else None,
+                "note": checkpoint.render(),
+            }
+        )
     else:
         sys.stdout.write(checkpoint.render())
 

@@ -36,7 +36,7 @@ def test_a_log_in_the_earlier_format_is_refused_and_kept(engine: Engine) -> None
             ),
             {"g": "0" * 64, "h": "1" * 64},
         )
-    with pytest.raises(SchemaError, match="holds 1 entries written before .* export"):
+    with pytest.raises(SchemaError, match=r"holds 1 entries written before .* export"):
         upgrade(engine)
     assert current_revisions(engine) == {"0001"}
     assert current_revisions(engine) != head_revisions()

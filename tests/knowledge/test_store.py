@@ -300,3 +300,23 @@ def test_floors_are_per_embedder() -> None:
     assert default_floor("use-m3:centered@1234abcd") == 0.35
     assert default_floor("hash-256") == 0.3
     assert default_floor("some/other-model") == 0.5
+
+
+def _worker(folder: str, worker: int) -> int:
+    memory = SharedFolderMemory(Path(folder), HashEmbedder(), timeout=60)
+    for i in range(5):
+        memory.learn(
+            case(f"W{worker}-{i}", Kind.STOCKOUT, f"short at WH-{worker} {i}", Strategy.BACKORDER)
+        )
+        memory.evidence(f"short at WH-{worker}", Kind.STOCKOUT, STOCK)
+    return memory.count()
+
+
+def test_several_processes_share_one_folder(tmp_path: Path) -> None:
+    import multiprocessing
+
+    folder = tmp_path / "cases"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        counts = pool.starmap(_worker, [(str(folder), w) for w in range(3)])
+    assert all(5 <= n <= 15 for n in counts)
+    assert SharedFolderMemory(folder, HashEmbedder()).count() == 15
