@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from domain.errors import InputError
 from domain.models import CatalogItem, Order, StockRow, World
@@ -113,7 +114,10 @@ class WorldRows:
                     conn.execute(insert(table), values)
             self._merge_stock(conn, world_id, rows)
 
-        write(self.engine, work)
+        try:
+            write(self.engine, work)
+        except IntegrityError:  # another process made the world's row first: update it
+            write(self.engine, work)
 
     def _merge_stock(
         self, conn: Connection, world_id: str, rows: dict[tuple[str, str], StockRow]
