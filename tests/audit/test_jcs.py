@@ -20,7 +20,7 @@ TRICKY: list[Any] = [
     {"b": 1, "a": [True, False, None], "": "x"},
     {"f": 3.0, "g": -0.0, "h": 0.1, "i": 1e-7, "j": 1e21, "k": 1e16, "l": 123456789.125},
     {"small": 0.00001, "edge": 0.0001, "big": 9007199254740991, "e": 2.5e-5, "n": -1.5},
-    {"esc": "\"\\\b\f\n\r\t\x00\x1f\x7f é ü 中文 😀 \u2028"},
+    {"esc": '"\\\b\f\n\r\t\x00\x1f\x7f é ü 中文 😀 \u2028'},
     {"\u20ac": 1, "\U0001f600": 2, "\ufb33": 3, "z": 4, "a": 5},  # UTF-16 order differs
     [1, [2, [3, {"x": [4.5, 5.0]}]]],
     {"money": 19.99, "fx": 0.0067, "cost": 14.0, "pct": 33.333333333333336},
@@ -44,8 +44,13 @@ def test_random_values_agree() -> None:
         if pick == 0:
             return rng.randrange(-(2**60), 2**60) if rng.random() < 0.2 else rng.randrange(-99, 99)
         if pick == 1:
-            return rng.choice([rng.uniform(-1e6, 1e6), rng.random() * 10 ** rng.randrange(-12, 25),
-                               float(rng.randrange(-1000, 1000))])
+            return rng.choice(
+                [
+                    rng.uniform(-1e6, 1e6),
+                    rng.random() * 10 ** rng.randrange(-12, 25),
+                    float(rng.randrange(-1000, 1000)),
+                ]
+            )
         if pick == 2:
             return text(8)
         if pick in (3, 4, 5):
