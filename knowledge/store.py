@@ -84,6 +84,17 @@ def payload_of(case: PastCase) -> dict[str, Any]:
 
 def similar_of(hit: Hit) -> SimilarCase:
     payload = hit.payload or {}
+    found = _case_of(payload)
+    return {
+        **{k: found[k] for k in ("case_id", "kind", "strategy", "success")},
+        "score": round(float(hit.score), 4),
+        "summary": found["summary"],
+        "resolution_hours": payload.get("resolution_hours"),
+        "cost_usd": payload.get("cost_usd"),
+    }
+
+
+def _case_of(payload: Mapping[str, Any]) -> dict[str, Any]:
     summary = str(payload.get("summary", ""))
     if len(summary) > SUMMARY_LIMIT:
         summary = summary[: SUMMARY_LIMIT - 1] + "…"
@@ -92,10 +103,9 @@ def similar_of(hit: Hit) -> SimilarCase:
         "kind": payload["kind"],
         "strategy": payload["strategy"],
         "success": bool(payload["success"]),
-        "score": round(float(hit.score), 4),
         "summary": summary,
-        "resolution_hours": payload.get("resolution_hours"),
-        "cost_usd": payload.get("cost_usd"),
+        "note": payload.get("note"),
+        "resolved_at": payload.get("resolved_at"),
     }
 
 
@@ -149,6 +159,14 @@ class _Operations:
             return [[] for _ in filters]
         found = self.engine.query(vector, filters, limit, floor)
         return [[similar_of(hit) for hit in hits] for hits in found]
+
+    def cases(self, case_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored cases with these ids (how each ended, as it stands now), in that order;
+        ids the memory does not hold are left out."""
+        if not case_ids or not self.ready():
+            return []
+        found = {p.get("case_id"): p for p in self.engine.payloads([point_id(c) for c in case_ids])}
+        return [_case_of(found[c]) for c in case_ids if c in found]
 
     def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
         if not self.ready() or not self.engine.payloads([point_id(case_id)]):
@@ -251,6 +269,10 @@ class QdrantCaseMemory:
             return False
         self.import_cases([case])
         return True
+
+    def cases(self, case_ids: Sequence[str]) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._ops.cases(case_ids)
 
     def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
         """Change how a stored case ended (the parcel came back); False if there is none."""
@@ -396,6 +418,12 @@ class SharedFolderMemory:
     def learn(self, case: PastCase) -> bool:
         self.import_cases([case])
         return True
+
+    def cases(self, case_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not case_ids or not self._has_cases():
+            return []
+        with self._open() as ops:
+            return ops.cases(case_ids)
 
     def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
         if not self._has_cases():

@@ -19,6 +19,7 @@ from domain.approvals import approvals_of
 from domain.digest import plan_digest, what_changed
 from domain.errors import ApprovalError, InputError, StaleDigest, ToolRejected
 from domain.models import Action, Draft, Order, Plan, Proposal, ProposalStatus, Tier, User
+from knowledge.errors import CaseMemoryUnavailable
 from service import usecases
 from service.people import allow
 from service.wiring import Exdesk
@@ -97,6 +98,7 @@ def detail(app: Exdesk, proposal: Proposal) -> dict[str, Any]:
         "rationale": proposal.plan.rationale,
         "evidence": list(proposal.plan.evidence),
         "similar_cases": list(proposal.plan.similar_cases),
+        **_cited(app, proposal.plan.similar_cases),
         "actions": [{"tool": a.tool, "op": a.op, "args": a.args} for a in proposal.plan.actions],
         "order": order.as_json(),
         "order_after": after.as_json() if after is not None else None,
@@ -114,6 +116,18 @@ def detail(app: Exdesk, proposal: Proposal) -> dict[str, Any]:
         "still_needed": usecases.missing(app, proposal),
         "promised_by": order.fulfillment.promised_by.isoformat(),
     }
+
+
+def _cited(app: Exdesk, case_ids: Sequence[str]) -> dict[str, Any]:
+    """The past cases a plan cites, as the case memory holds them now (an outcome may have
+    been updated since the plan was drafted); the memory being unavailable is said, not
+    hidden."""
+    if not case_ids:
+        return {"cited_cases": [], "cited_cases_problem": None}
+    try:
+        return {"cited_cases": app.case_memory.cases(case_ids), "cited_cases_problem": None}
+    except CaseMemoryUnavailable as exc:
+        return {"cited_cases": [], "cited_cases_problem": str(exc)}
 
 
 # --- the queue -------------------------------------------------------------------------------

@@ -179,6 +179,18 @@ def test_a_later_outcome_updates_the_case(memory: QdrantCaseMemory, cases: list[
     assert memory.count() == 6
 
 
+def test_cited_cases_are_read_back_as_they_stand_now(
+    memory: QdrantCaseMemory, cases: list[PastCase]
+) -> None:
+    assert memory.cases(["C-1"]) == []  # an empty memory holds none
+    memory.import_cases(cases)
+    memory.record_outcome("C-2", Outcome(success=True, note="arrived in the end"))
+    found = memory.cases(["C-2", "NO-SUCH-CASE", "C-3"])
+    assert [(c["case_id"], c["success"]) for c in found] == [("C-2", True), ("C-3", True)]
+    assert found[0]["note"] == "arrived in the end" and found[1]["summary"] == cases[2].summary
+    assert found[0]["strategy"] == "backorder" and found[0]["kind"] == "stockout"
+
+
 def test_situation_fields_are_stored_for_filtering(memory: QdrantCaseMemory) -> None:
     vip = case("V-1", Kind.STOCKOUT, "short on power banks", Strategy.BACKORDER)
     vip = vip.model_copy(
@@ -279,6 +291,7 @@ def test_a_shared_folder_serves_one_process_after_another(
     assert first.count() == len(cases) + 1
     assert second.record_outcome("L-1", Outcome(success=False))
     assert [a[0]["success"] for a in first.search_many([("learned", Kind.STOCKOUT)])] == [False]
+    assert [c["case_id"] for c in second.cases(["L-1", "NO-SUCH", "C-1"])] == ["L-1", "C-1"]
     first.reset()
     assert second.count() == 0
 

@@ -388,3 +388,27 @@ def test_cli_votes_need_a_token_once_there_are_users(desk: Desk) -> None:
     assert result.exit_code == 2 and "you cannot vote as 'bob'" in result.output
     result = runner.invoke(cli, ["review", "approve", pid, "--token", desk.tokens["alice"], *data])
     assert result.exit_code == 0 and "still needs" in result.output, result.output
+
+
+def test_a_proposal_shows_the_past_cases_it_cites_and_how_they_ended(desk: Desk) -> None:
+    """An executed plan is learned as a past case; the next like order's plan cites it, and an
+    approver sees that case, its strategy and its outcome (the API and the page)."""
+    settings = desk.settings.model_copy(update={"embedding_model": "hash"})
+    with TestClient(create_app(settings, sweep_interval=0)) as client:
+        first = pending_id(submit(client, desk, "EX-customs-bad_hs-005"))
+        assert approve(client, desk, first, "alice").status_code == 200
+        assert approve(client, desk, first, "bob").json()["ran"]["decision"]["status"] == (
+            "executed"
+        )
+        second = pending_id(submit(client, desk, "EX-customs-bad_hs-005", order_id="EX-0005-B"))
+        shown = client.get(f"/proposals/{second}", headers=auth(desk, "alice")).json()
+        learned = [c for c in shown["cited_cases"] if "EX-0005:" in c["case_id"]]
+        assert learned and learned[0]["strategy"] == "customs_fix_hs_code"
+        assert learned[0]["success"] is True and shown["cited_cases_problem"] is None
+        assert learned[0]["case_id"] in shown["similar_cases"]
+        assert any("similar case" in line for line in shown["evidence"])
+        login = client.post("/ui/login", data={"token": desk.tokens["alice"]})
+        assert login.status_code in (200, 303)
+        page = client.get(f"/ui/proposals/{second}").text
+        assert "Similar past cases" in page and "succeeded" in page
+        assert learned[0]["case_id"] in page
