@@ -111,7 +111,7 @@ def bench_size(
         write_ms = 0.0
         for start in range(0, n, SharedFolderMemory.IMPORT_CHUNK):
             end = start + SharedFolderMemory.IMPORT_CHUNK
-            with shared._open() as ops:
+            with shared._session() as ops:
                 ms, _ = _timed(lambda s=start, e=end: ops.upsert(cases[s:e], vectors[s:e]))
             write_ms += ms
         result["import_per_s"] = n / ((embedding_ms + write_ms) / 1000)

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +194,74 @@ def _filters(kind: Kind | None, where: Mapping[str, Any] | None) -> dict[str, An
     return found
 
 
-class QdrantCaseMemory:
+class _Memory:
+    """Searching and reading, the same on every engine: each kind of memory says how it gets
+    an open engine (``_session``) and whether it surely holds nothing (``_empty``, checked
+    before anything is embedded or opened)."""
+
+    embedder: Embedder
+    floor: float
+
+    def _session(self) -> AbstractContextManager[_Operations]:
+        raise NotImplementedError
+
+    def _empty(self) -> bool:
+        raise NotImplementedError
+
+    def search(
+        self,
+        text: str,
+        *,
+        kind: Kind | None = None,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[SimilarCase]:
+        if limit <= 0 or self._empty():
+            return []
+        vector = self.embedder.embed([text], query=True)[0]
+        with self._session() as ops:
+            return ops.query(vector, [_filters(kind, where)], limit, None)[0]
+
+    def search_many(
+        self, queries: Sequence[tuple[str, Kind | None]], *, limit: int = 10
+    ) -> list[list[SimilarCase]]:
+        """Several searches, embedded together, on one opening (``knowledge search
+        --queries``)."""
+        if not queries or limit <= 0 or self._empty():
+            return [[] for _ in queries]
+        vectors = self.embedder.embed([text for text, _ in queries], query=True)
+        with self._session() as ops:
+            return [
+                ops.query(vector, [_filters(kind, None)], limit, None)[0]
+                for vector, (_, kind) in zip(vectors, queries, strict=True)
+            ]
+
+    def evidence(
+        self, text: str, kind: Kind, strategies: Sequence[Strategy], *, per_strategy: int = 10
+    ) -> list[SimilarCase]:
+        if not strategies or per_strategy <= 0 or self._empty():
+            return []
+        vector = self.embedder.embed([text], query=True)[0]
+        filters = [_filters(kind, {"strategy": s.value}) for s in dict.fromkeys(strategies)]
+        with self._session() as ops:
+            found = ops.query(vector, filters, per_strategy, self.floor)
+        return sorted((c for cases in found for c in cases), key=lambda c: -c["score"])
+
+    def cases(self, case_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not case_ids or self._empty():
+            return []
+        with self._session() as ops:
+            return ops.cases(case_ids)
+
+    def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
+        """Change how a stored case ended (the parcel came back); False if there is none."""
+        if self._empty():
+            return False
+        with self._session() as ops:
+            return ops.record_outcome(case_id, outcome)
+
+
+class QdrantCaseMemory(_Memory):
     """The case memory on one engine held open: a Qdrant server, or an embedded shard this
     process alone uses (an eval's fresh memory). Threads may share it."""
 
@@ -215,42 +282,13 @@ class QdrantCaseMemory:
         self._lock = threading.RLock()
         self._closers: list[Any] = []
 
-    def search(
-        self,
-        text: str,
-        *,
-        kind: Kind | None = None,
-        limit: int = 10,
-        where: Mapping[str, Any] | None = None,
-    ) -> list[SimilarCase]:
-        if limit <= 0 or self.count() == 0:
-            return []
-        vector = self.embedder.embed([text], query=True)[0]
+    @contextmanager
+    def _session(self) -> Iterator[_Operations]:
         with self._lock:
-            return self._ops.query(vector, [_filters(kind, where)], limit, None)[0]
+            yield self._ops
 
-    def search_many(
-        self, queries: Sequence[tuple[str, Kind | None]], *, limit: int = 10
-    ) -> list[list[SimilarCase]]:
-        if not queries or limit <= 0 or self.count() == 0:
-            return [[] for _ in queries]
-        vectors = self.embedder.embed([text for text, _ in queries], query=True)
-        with self._lock:
-            return [
-                self._ops.query(vector, [_filters(kind, None)], limit, None)[0]
-                for vector, (_, kind) in zip(vectors, queries, strict=True)
-            ]
-
-    def evidence(
-        self, text: str, kind: Kind, strategies: Sequence[Strategy], *, per_strategy: int = 10
-    ) -> list[SimilarCase]:
-        if not strategies or per_strategy <= 0 or self.count() == 0:
-            return []
-        vector = self.embedder.embed([text], query=True)[0]
-        filters = [_filters(kind, {"strategy": s.value}) for s in dict.fromkeys(strategies)]
-        with self._lock:
-            found = self._ops.query(vector, filters, per_strategy, self.floor)
-        return sorted((c for cases in found for c in cases), key=lambda c: -c["score"])
+    def _empty(self) -> bool:
+        return self.count() == 0
 
     def import_cases(self, cases: Iterable[PastCase], *, batch_size: int = 256) -> int:
         """Upsert cases; how many, counting each case_id once (the last one given wins)."""
@@ -269,15 +307,6 @@ class QdrantCaseMemory:
             return False
         self.import_cases([case])
         return True
-
-    def cases(self, case_ids: Sequence[str]) -> list[dict[str, Any]]:
-        with self._lock:
-            return self._ops.cases(case_ids)
-
-    def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
-        """Change how a stored case ended (the parcel came back); False if there is none."""
-        with self._lock:
-            return self._ops.record_outcome(case_id, outcome)
 
     def count(self) -> int:
         with self._lock:
@@ -320,7 +349,7 @@ def open_memory(
     return memory
 
 
-class SharedFolderMemory:
+class SharedFolderMemory(_Memory):
     """The embedded case memory in a folder that several processes share.
 
     Qdrant's embedded engine lets one process open a shard at a time. Here every search,
@@ -342,7 +371,7 @@ class SharedFolderMemory:
         self._lock = FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout)
 
     @contextmanager
-    def _open(self) -> Iterator[_Operations]:
+    def _session(self) -> Iterator[_Operations]:
         try:
             self._lock.acquire()
         except Timeout as exc:
@@ -360,46 +389,9 @@ class SharedFolderMemory:
         finally:
             self._lock.release()
 
-    def _has_cases(self) -> bool:
-        return (self.path / "edge_config.json").is_file()
-
-    def search(
-        self,
-        text: str,
-        *,
-        kind: Kind | None = None,
-        limit: int = 10,
-        where: Mapping[str, Any] | None = None,
-    ) -> list[SimilarCase]:
-        if limit <= 0 or not self._has_cases():
-            return []
-        vector = self.embedder.embed([text], query=True)[0]
-        with self._open() as ops:
-            return ops.query(vector, [_filters(kind, where)], limit, None)[0]
-
-    def search_many(
-        self, queries: Sequence[tuple[str, Kind | None]], *, limit: int = 10
-    ) -> list[list[SimilarCase]]:
-        """Several searches under one opening (``exdesk knowledge search --queries``)."""
-        if not queries or limit <= 0 or not self._has_cases():
-            return [[] for _ in queries]
-        vectors = self.embedder.embed([text for text, _ in queries], query=True)
-        with self._open() as ops:
-            return [
-                ops.query(vector, [_filters(kind, None)], limit, None)[0]
-                for vector, (_, kind) in zip(vectors, queries, strict=True)
-            ]
-
-    def evidence(
-        self, text: str, kind: Kind, strategies: Sequence[Strategy], *, per_strategy: int = 10
-    ) -> list[SimilarCase]:
-        if not strategies or per_strategy <= 0 or not self._has_cases():
-            return []
-        vector = self.embedder.embed([text], query=True)[0]
-        filters = [_filters(kind, {"strategy": s.value}) for s in dict.fromkeys(strategies)]
-        with self._open() as ops:
-            found = ops.query(vector, filters, per_strategy, self.floor)
-        return sorted((c for cases in found for c in cases), key=lambda c: -c["score"])
+    def _empty(self) -> bool:
+        """No case was ever stored (the folder was never created)."""
+        return not (self.path / "edge_config.json").is_file()
 
     def import_cases(self, cases: Iterable[PastCase], *, batch_size: int = 256) -> int:
         given = _unique(cases)
@@ -411,7 +403,7 @@ class SharedFolderMemory:
                     for i in range(0, len(chunk), batch_size)
                 ]
             )
-            with self._open() as ops:
+            with self._session() as ops:
                 ops.upsert(chunk, vectors)
         return len(given)
 
@@ -419,22 +411,10 @@ class SharedFolderMemory:
         self.import_cases([case])
         return True
 
-    def cases(self, case_ids: Sequence[str]) -> list[dict[str, Any]]:
-        if not case_ids or not self._has_cases():
-            return []
-        with self._open() as ops:
-            return ops.cases(case_ids)
-
-    def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
-        if not self._has_cases():
-            return False
-        with self._open() as ops:
-            return ops.record_outcome(case_id, outcome)
-
     def count(self) -> int:
-        if not self._has_cases():
+        if self._empty():
             return 0
-        with self._open() as ops:
+        with self._session() as ops:
             return ops.count()
 
     def reset(self) -> None:

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from domain.errors import ExdeskError, NotAllowed
-from domain.models import Kind, ProposalStatus, User
+from domain.models import Kind, ProposalStatus, User, VoteDecision
 from service import review, usecases
 from service.people import CAN, allow, authenticate
 from service.wiring import Exdesk
@@ -199,6 +199,36 @@ def mount_pages(api: FastAPI) -> None:
             message = f"Your vote is recorded; still needed: {outcome.missing}"
         return back(f"/ui/proposals/{proposal_id}", message)
 
+    def vote_form(
+        request: Request,
+        proposal_id: str,
+        app: Desk,
+        who: PageUser,
+        decision: VoteDecision,
+        reason: str,
+        digest: str | None = None,
+    ) -> Response:
+        """An approval or a rejection from a form, as the person logged in."""
+        same_site(request)
+        if who is None:
+            return login_first()
+        try:
+            allow(who, "decide")
+            outcome = usecases.vote(
+                app,
+                proposal_id,
+                by=None,
+                role=None,
+                user=who,
+                decision=decision,
+                reason=reason.strip() or None,
+                digest=digest,
+            )
+            app.checkpoint()
+        except ExdeskError as exc:
+            return back(f"/ui/proposals/{proposal_id}", str(exc), "error")
+        return decided(proposal_id, outcome)
+
     @api.post("/ui/proposals/{proposal_id}/approve", include_in_schema=False)
     def approve_form(
         request: Request,
@@ -208,25 +238,7 @@ def mount_pages(api: FastAPI) -> None:
         digest: Annotated[str, Form()],
         reason: Annotated[str, Form()] = "",
     ) -> Response:
-        same_site(request)
-        if who is None:
-            return login_first()
-        try:
-            allow(who, "decide")
-            outcome = usecases.vote(
-                app,
-                proposal_id,
-                by=None,
-                role=None,
-                user=who,
-                decision="approve",
-                reason=reason.strip() or None,
-                digest=digest,
-            )
-            app.checkpoint()
-        except ExdeskError as exc:
-            return back(f"/ui/proposals/{proposal_id}", str(exc), "error")
-        return decided(proposal_id, outcome)
+        return vote_form(request, proposal_id, app, who, "approve", reason, digest)
 
     @api.post("/ui/proposals/{proposal_id}/reject", include_in_schema=False)
     def reject_form(
@@ -236,24 +248,7 @@ def mount_pages(api: FastAPI) -> None:
         who: PageUser,
         reason: Annotated[str, Form()] = "",
     ) -> Response:
-        same_site(request)
-        if who is None:
-            return login_first()
-        try:
-            allow(who, "decide")
-            outcome = usecases.vote(
-                app,
-                proposal_id,
-                by=None,
-                role=None,
-                user=who,
-                decision="reject",
-                reason=reason.strip() or None,
-            )
-            app.checkpoint()
-        except ExdeskError as exc:
-            return back(f"/ui/proposals/{proposal_id}", str(exc), "error")
-        return decided(proposal_id, outcome)
+        return vote_form(request, proposal_id, app, who, "reject", reason)
 
     @api.post("/ui/proposals/{proposal_id}/edit", include_in_schema=False)
     def edit_form(
