@@ -373,7 +373,9 @@ class SharedFolderMemory(_Memory):
     @contextmanager
     def _session(self) -> Iterator[_Operations]:
         try:
-            self._lock.acquire()
+            # polled often: a waiter must catch the short gap between one holder's release
+            # and its next search, or a process searching back to back starves the others
+            self._lock.acquire(poll_interval=0.002)
         except Timeout as exc:
             raise CaseMemoryUnavailable(
                 f"the case memory at {self.path} was busy for {self.timeout:.0f} s (other "
