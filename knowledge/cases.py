@@ -8,7 +8,9 @@ from a file is the service's job (``service.inputs.read_past_cases``): knowledge
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, Field
+import re
+
+from pydantic import AwareDatetime, Field, field_validator
 
 from domain.models import Frozen, Kind, Money, Order, Strategy
 from knowledge.situation import Situation
@@ -32,3 +34,20 @@ class PastCase(Frozen):
     # What the case was about, as codes (an addition to contract §5): cases exdesk learns and
     # generated histories carry it; the case memory indexes its fields for filtering.
     situation: Situation | None = None
+
+    @field_validator("case_id")
+    @classmethod
+    def _printable_id(cls, value: str) -> str:
+        if _CONTROL.search(value):
+            raise ValueError("contains control characters; use printable text for a case_id")
+        return value
+
+    @field_validator("summary")
+    @classmethod
+    def _says_something(cls, value: str) -> str:
+        if not re.search(r"\w", value):
+            raise ValueError("says nothing (no letter or digit); write what happened")
+        return value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

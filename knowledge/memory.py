@@ -10,7 +10,8 @@ from domain.models import Kind, Strategy
 if TYPE_CHECKING:
     from knowledge.cases import Outcome, PastCase
 
-# {case_id, kind, strategy, success, score, summary, resolution_hours, cost_usd}: JSON values
+# {case_id, kind, strategy, success, score, summary, resolution_hours, cost_usd, note}: JSON
+# values (note: what a later outcome said, or None)
 SimilarCase = dict[str, Any]
 
 

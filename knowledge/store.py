@@ -91,6 +91,7 @@ def similar_of(hit: Hit) -> SimilarCase:
         "summary": found["summary"],
         "resolution_hours": payload.get("resolution_hours"),
         "cost_usd": payload.get("cost_usd"),
+        "note": found["note"],
     }
 
 
@@ -107,6 +108,16 @@ def _case_of(payload: Mapping[str, Any]) -> dict[str, Any]:
         "note": payload.get("note"),
         "resolved_at": payload.get("resolved_at"),
     }
+
+
+def _setting_of(meta: Mapping[str, Any]) -> str:
+    """The EXDESK_EMBEDDING_MODEL value that gives a stored embedder name, as near as known."""
+    name = str(meta.get("embedder", ""))
+    if name.startswith("use-m3:centered@"):
+        return "multilingual, the default"
+    if name.startswith("hash-"):
+        return "hash"
+    return name.split("@", 1)[0]
 
 
 def _unique(cases: Iterable[PastCase]) -> list[PastCase]:
@@ -135,8 +146,8 @@ class _Operations:
                 f"the case memory {self.where} holds cases embedded with "
                 f"{meta.get('embedder')!r} ({meta.get('dim')}-dimensional) but "
                 f"EXDESK_EMBEDDING_MODEL gives {self.embedder.name!r}: the cases were imported "
-                "with another model. Set it back to that model, or reset the memory "
-                "(exdesk knowledge reset) and import the cases again"
+                f"with another model. Set EXDESK_EMBEDDING_MODEL back to it ({_setting_of(meta)}), "
+                "or forget the cases (exdesk knowledge reset --yes) and import them again"
             )
         return True
 

@@ -10,7 +10,7 @@ import typer
 from agent.runner import RunResult
 from domain.models import ProposalStatus
 from service import review, usecases
-from service.cli_common import DataDir, PolicyFile, fail, opened, out
+from service.cli_common import DataDir, PolicyFile, err, fail, opened, out
 from service.people import authenticate
 from service.render import proposal_view, safe
 
@@ -55,7 +55,18 @@ def review_show(proposal_id: str, data_dir: DataDir = None, policy: PolicyFile =
         proposal = desk.review.get(proposal_id)
         votes = desk.review.votes(proposal_id)
         digest = usecases.current_digest(desk, proposal)
-        out.print(proposal_view(proposal, votes, usecases.missing(desk, proposal), digest))
+        found = review.cited(desk, proposal.plan.similar_cases)
+        if found["cited_cases_problem"]:
+            err.print(f"past cases not shown: {safe(found['cited_cases_problem'])}")
+        out.print(
+            proposal_view(
+                proposal,
+                votes,
+                usecases.missing(desk, proposal),
+                digest,
+                found["cited_cases"],
+            )
+        )
 
 
 Token = Annotated[

@@ -12,7 +12,7 @@ exdesk's own words (statuses, kinds, the labels) carry styles. Cells and lines a
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -216,12 +216,24 @@ def _vote_line(vote: Vote, plan_digest: str) -> str:
     return line
 
 
+def _case_line(case_id: str, case: Mapping[str, Any] | None) -> str:
+    if case is None:
+        return safe(case_id)
+    ended = "succeeded" if case["success"] else "failed"
+    note = f" (later: {case['note']})" if case.get("note") else ""
+    return safe(f"{case_id} · {case['strategy']} · {ended}: {case['summary']}{note}")
+
+
 def proposal_view(
-    proposal: Proposal, votes: Sequence[Vote], missing: str | None, digest: str | None = None
+    proposal: Proposal,
+    votes: Sequence[Vote],
+    missing: str | None,
+    digest: str | None = None,
+    cited: Sequence[Mapping[str, Any]] = (),
 ) -> Table:
-    """One proposal as an approver sees it: the order, the plan, every action, the binding,
-    the votes (those given for another digest of the plan marked as not counting), and what
-    is still needed."""
+    """One proposal as an approver sees it: the order, the plan, every action, the past cases
+    it cites (as the case memory holds them now), the binding, the votes (those given for
+    another digest of the plan marked as not counting), and what is still needed."""
     plan = proposal.plan
     table = Table(
         title=markup(
@@ -248,6 +260,9 @@ def proposal_view(
     row("why", safe(plan.rationale))
     row("money impact", f"{safe(plan.cost_usd)} USD")
     row("evidence", "\n".join(safe(e) for e in plan.evidence))
+    if plan.similar_cases:
+        found = {str(c["case_id"]): c for c in cited}
+        row("past cases", "\n".join(_case_line(i, found.get(i)) for i in plan.similar_cases))
     row("actions", "\n".join(_action_line(i + 1, a) for i, a in enumerate(plan.actions)))
     row("policy", safe(proposal.policy_ref))
     row("plan digest", safe(proposal.plan_digest))

@@ -98,7 +98,7 @@ def detail(app: Exdesk, proposal: Proposal) -> dict[str, Any]:
         "rationale": proposal.plan.rationale,
         "evidence": list(proposal.plan.evidence),
         "similar_cases": list(proposal.plan.similar_cases),
-        **_cited(app, proposal.plan.similar_cases),
+        **cited(app, proposal.plan.similar_cases),
         "actions": [{"tool": a.tool, "op": a.op, "args": a.args} for a in proposal.plan.actions],
         "order": order.as_json(),
         "order_after": after.as_json() if after is not None else None,
@@ -118,7 +118,7 @@ def detail(app: Exdesk, proposal: Proposal) -> dict[str, Any]:
     }
 
 
-def _cited(app: Exdesk, case_ids: Sequence[str]) -> dict[str, Any]:
+def cited(app: Exdesk, case_ids: Sequence[str]) -> dict[str, Any]:
     """The past cases a plan cites, as the case memory holds them now (an outcome may have
     been updated since the plan was drafted); the memory being unavailable is said, not
     hidden."""

@@ -84,6 +84,7 @@ def test_search_filters_by_kind_and_ranks_the_near_identical_summary_first(
         "summary": "WH-SHA cannot ship every line: TEE-COT-NVY short by 3",
         "resolution_hours": 2.5,
         "cost_usd": 12.4,
+        "note": None,
     }
     assert first["score"] > 0.99
     json.dumps(found)  # graph state holds JSON only

@@ -425,6 +425,56 @@ def test_knowledge_search_in_either_language(tmp_path: Path) -> None:
     assert code == 2 and "either TEXT or --queries" in output
 
 
+def test_past_cases_that_say_nothing_or_hide_characters_are_refused(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    good = json.loads(PAST_CASES.read_text().splitlines()[0])
+    lines = [
+        {**good, "case_id": "BLANK", "summary": "  -  "},
+        {**good, "case_id": "RTL\u202e"},
+        {**good, "case_id": "ODD", "kind": "bad_address", "strategy": "reallocate_warehouse"},
+    ]
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, output = exdesk("knowledge", "import", str(cases), "--data-dir", data)
+    assert code == 1 and "1 past cases imported" in output
+    assert "line 1: summary: says nothing" in output
+    assert "line 2: case_id: contains control characters" in output
+    assert "'ODD' used reallocate_warehouse, which the policy never drafts for bad_address" in (
+        " ".join(output.split())
+    )
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, output = exdesk("knowledge", "import", str(empty), "--data-dir", data)
+    assert code == 0 and "holds no past case" in output
+    code, output = exdesk("knowledge", "search", "   ", "--data-dir", data)
+    assert code == 2 and "TEXT is empty" in output
+    code, output = exdesk("knowledge", "search", "x", "--data-dir", str(tmp_path / "new"))
+    assert code == 0 and "the case memory is empty" in output
+
+
+def test_an_approver_sees_the_past_cases_a_plan_cites(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    assert exdesk("knowledge", "import", str(PAST_CASES), "--data-dir", data)[0] == 0
+    case = example("EX-inject-stock-012")
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps(case["world"]))
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(json.dumps(case["order"]) + "\n")
+    out = tmp_path / "out.jsonl"
+    code, output = exdesk(
+        "run", str(orders), "--world", str(world), "--out", str(out), "--data-dir", data
+    )
+    assert code == 0, output
+    (stockout,) = json.loads(out.read_text())["exceptions"]
+    pid = stockout["decision"]["proposal_id"]
+    cited = stockout["plans"][0]["similar_cases"]
+    assert stockout["plans"][0]["strategy"] == "substitute_item" and cited
+    code, shown = exdesk("review", "show", pid, "--data-dir", data)
+    assert code == 0, shown
+    flat = " ".join(shown.split())
+    assert "past cases" in flat and f"{cited[0]} · substitute_item · succeeded" in flat
+
+
 def test_outcomes_are_learned_and_can_be_updated(tmp_path: Path) -> None:
     data = str(tmp_path / "d")
     case = example("EX-payment-008")
@@ -457,7 +507,10 @@ def test_outcomes_are_learned_and_can_be_updated(tmp_path: Path) -> None:
         data,
     )
     assert code == 0, output
-    assert _search("payment failed", "--data-dir", data)[0]["success"] is False
+    (now,) = _search("payment failed", "--data-dir", data)
+    assert now["success"] is False and now["note"] == "no answer"
+    code, output = exdesk("knowledge", "outcome", str(learned["case_id"]), "--data-dir", data)
+    assert code == 2 and "--succeeded or --failed" in output
     code, output = exdesk("knowledge", "outcome", "NOPE", "--failed", "--data-dir", data)
     assert code == 2 and "no past case" in output
     code, _ = exdesk("audit", "export", "--out", str(tmp_path / "a.jsonl"), "--data-dir", data)
