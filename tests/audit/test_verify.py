@@ -95,31 +95,10 @@ def test_a_forged_entry_inserted_after_the_last_checkpoint_is_unsigned(
     filled: AuditLog, trust: Trust, tamper: Tamper
 ) -> None:
     """A correctly chained `proposal.approved`, appended with the head moved: nothing signs it."""
-    seq, prev = filled.head()
-    at = "2026-01-02T03:04:05.999000Z"
-    payload = canonical_json({"proposal_id": "P-1", "status_after": "approved"})
-    digest = entry_hash(
-        seq=seq + 1,
-        at=at,
-        actor="person:mallory",
-        event="proposal.approved",
-        payload_json=payload,
-        prev_hash=prev,
-    )
-    tamper(
-        "INSERT INTO audit_log (seq, at, actor, event, payload, prev_hash, hash) "
-        "VALUES (:s, :at, 'person:mallory', 'proposal.approved', :p, :prev, :h)",
-        s=seq + 1,
-        at=at,
-        p=payload.decode(),
-        prev=prev,
-        h=digest,
-    )
-    frontier = CompactRange()
-    frontier.extend(bytes.fromhex(e.hash) for e in filled.entries())
+    seq, digest, frontier = _insert_chained(filled, tamper)
     tamper(
         "UPDATE audit_head SET seq = :s, hash = :h, frontier = :f",
-        s=seq + 1,
+        s=seq,
         h=digest,
         f=frontier.to_hex(),
     )
@@ -325,13 +304,17 @@ def _resign(log: AuditLog, tamper: Tamper, key: Ed25519PrivateKey, *, since: int
         )
 
 
-def _append_forged(log: AuditLog, tamper: Tamper, key: Ed25519PrivateKey) -> None:
+FORGED_AT = "2026-01-02T03:04:05.999000Z"
+
+
+def _insert_chained(log: AuditLog, tamper: Tamper) -> tuple[int, str, CompactRange]:
+    """A correctly chained `proposal.approved` by mallory, inserted after the head (which is
+    left as it was): its seq, its hash, and the log's frontier with it."""
     seq, prev = log.head()
-    at = "2026-01-02T03:04:05.999000Z"
-    payload = canonical_json({"proposal_id": "P-1"})
+    payload = canonical_json({"proposal_id": "P-1", "status_after": "approved"})
     digest = entry_hash(
         seq=seq + 1,
-        at=at,
+        at=FORGED_AT,
         actor="person:mallory",
         event="proposal.approved",
         payload_json=payload,
@@ -341,27 +324,32 @@ def _append_forged(log: AuditLog, tamper: Tamper, key: Ed25519PrivateKey) -> Non
         "INSERT INTO audit_log (seq, at, actor, event, payload, prev_hash, hash) "
         "VALUES (:s, :at, 'person:mallory', 'proposal.approved', :p, :prev, :h)",
         s=seq + 1,
-        at=at,
+        at=FORGED_AT,
         p=payload.decode(),
         prev=prev,
         h=digest,
     )
     frontier = CompactRange()
     frontier.extend(bytes.fromhex(e.hash) for e in log.entries())
+    return seq + 1, digest, frontier
+
+
+def _append_forged(log: AuditLog, tamper: Tamper, key: Ed25519PrivateKey) -> None:
+    seq, digest, frontier = _insert_chained(log, tamper)
     origin = log.origin()
     note = sign_checkpoint(
-        Signer(origin, ED25519, key), CheckpointBody(origin, seq + 1, frontier.root())
+        Signer(origin, ED25519, key), CheckpointBody(origin, seq, frontier.root())
     )
     tamper(
         "INSERT INTO audit_checkpoints (size, root, at, note) VALUES (:s, :r, :at, :n)",
-        s=seq + 1,
+        s=seq,
         r=note.root.hex(),
-        at=at,
+        at=FORGED_AT,
         n=note.render(),
     )
     tamper(
         "UPDATE audit_head SET seq = :s, hash = :h, frontier = :f",
-        s=seq + 1,
+        s=seq,
         h=digest,
         f=frontier.to_hex(),
     )
