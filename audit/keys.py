@@ -62,14 +62,7 @@ def load_or_create_signing_key(private_key: str | os.PathLike[str]) -> Ed25519Pr
 
 def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     """The Ed25519 public key in the PEM file at ``path``."""
-    data = _read(Path(path), "public key")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
-        raise AuditKeyError(f"{path}: not a PEM public key ({exc})") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise AuditKeyError(f"{path}: holds a {type(key).__name__}, not an Ed25519 public key")
-    return key
+    return _pem_public(Path(path), _read(Path(path), "public key"))
 
 
 def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
