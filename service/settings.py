@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 
@@ -49,6 +50,29 @@ class Settings(BaseSettings):
     sweep_interval_s: float = 60.0
     # An API token, for CLI votes once the desk has users (`exdesk users add`).
     token: str | None = None
+    # The model (contract §8): any OpenAI-compatible endpoint. Off unless OPENAI_BASE_URL is
+    # set (these two keep the names every OpenAI client reads, without the EXDESK_ prefix);
+    # then EXDESK_LLM_MODEL names the model. See README, "A model in the loop".
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    llm_model: str | None = None
+    # How the answer is asked for: a response_format JSON schema, or one tool's arguments.
+    llm_output: Literal["json_schema", "tool"] = "json_schema"
+    llm_timeout_s: float = Field(default=20.0, gt=0)
+    llm_retries: int = Field(default=2, ge=0, le=5)
+    llm_backoff_s: float = Field(default=0.5, ge=0)
+    llm_concurrency: int = Field(default=2, ge=1)
+    # What one process (a run, an eval, a service) may spend on the model.
+    llm_max_calls: int = Field(default=1000, ge=0)
+    llm_max_tokens: int = Field(default=1_000_000, ge=0)
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.openai_base_url)
 
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'exdesk.db'}"

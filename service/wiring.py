@@ -43,6 +43,8 @@ from store.users import Users
 from store.world import WorldRows
 from tools.address import I18nAddressRules
 from tools.hs_codes import HsCodes
+from tools.model import Budget, ChatModel, GuardedModel
+from tools.openai_model import OpenAIChatModel
 from tools.simulated import SimulatedBackend, parse_faults
 
 # What graph checkpoints may hold: the domain models in the graph's state, nothing else.
@@ -69,6 +71,34 @@ def load_policy(path: Path | None) -> Policy:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
     return parse_policy(text, str(path))
+
+
+def model_for(settings: Settings, model: ChatModel | None = None) -> GuardedModel | None:
+    """The model on its leash (``tools.model``), or None when no endpoint is set: then exdesk
+    works exactly as without one. ``model`` replaces the endpoint (tests, drills)."""
+    if model is None:
+        if not settings.llm_enabled:
+            return None
+        if not settings.llm_model:
+            raise InputError(
+                f"OPENAI_BASE_URL is set ({settings.openai_base_url}) but EXDESK_LLM_MODEL is "
+                "not: name the model to use (GET <base url>/models lists what the server has), "
+                "or unset OPENAI_BASE_URL to run without a model"
+            )
+        model = OpenAIChatModel(
+            base_url=str(settings.openai_base_url),
+            api_key=settings.openai_api_key,
+            model=settings.llm_model,
+            output=settings.llm_output,
+        )
+    return GuardedModel(
+        model,
+        timeout_s=settings.llm_timeout_s,
+        retries=settings.llm_retries,
+        backoff_s=settings.llm_backoff_s,
+        concurrency=settings.llm_concurrency,
+        budget=Budget(max_calls=settings.llm_max_calls, max_tokens=settings.llm_max_tokens),
+    )
 
 
 def memory_for(settings: Settings, *, persistent: bool) -> CaseStore:
@@ -121,7 +151,13 @@ def _checkpointer(engine: Engine, stack: ExitStack) -> BaseCheckpointSaver[Any]:
 class Exdesk:
     """One exdesk process's view of an installation: one data dir and database."""
 
-    def __init__(self, settings: Settings, *, memory: CaseStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        memory: CaseStore | None = None,
+        model: ChatModel | None = None,
+    ) -> None:
         self.settings = settings
         self._stack = ExitStack()
         try:
@@ -139,6 +175,7 @@ class Exdesk:
             self.users = Users(self.engine)
             self.policy = load_policy(settings.policy_file)
             self.faults = parse_faults(settings.simulated_faults)
+            self.model = model_for(settings, model)
             self._memory = memory
             self.runner = Runner(
                 build_graph(checkpointer=_checkpointer(self.engine, self._stack)),
