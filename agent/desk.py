@@ -17,8 +17,10 @@ from domain.models import Order, World
 from domain.policy import Policy
 from knowledge.memory import CaseMemory
 from store.db import write
+from store.holds import HoldDates
 from store.orders import OrderBook
 from store.review import ReviewQueue
+from tools.model import GuardedModel
 from tools.ports import WorldFacts
 from tools.registry import ToolBox
 
@@ -38,7 +40,13 @@ class Desk:
     audit: AuditLog
     review: ReviewQueue
     orders: OrderBook
+    model: GuardedModel | None = None  # contract §8: None when no endpoint is set
     _views: dict[str, tuple[Order, World]] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def holds(self) -> HoldDates:
+        """When holds until a date are released (``hold_until_date``)."""
+        return HoldDates(self.engine)
 
     def order(self, order_id: str) -> Order:
         """The order as it stands now, from the orders port."""

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from agent.context import Context
-from domain.models import ADDRESS_FIELDS, Finding, Kind, Order
+from domain.models import ADDRESS_FIELDS, HOLD_LATE_DAYS, Finding, Kind, Order
+from domain.reading import Intent, Reading
 
 ADDRESS_EVENT_CODES = frozenset({"address_undeliverable", "address_incomplete"})
 
@@ -233,10 +234,57 @@ SHIPPED_DETECTORS = (
 )
 
 
-def detect(ctx: Context) -> list[Finding]:
+_ASKS = {
+    Intent.CHANGE_ADDRESS: "asks to deliver to another address",
+    Intent.HOLD_UNTIL: "asks not to ship before a date",
+    Intent.CANCEL: "asks to cancel the order",
+    Intent.OTHER: "asks something a person must read",
+}
+
+
+def detect_customer_request(ctx: Context, reading: Reading | None) -> Finding | None:
+    """Contract §8.1: what a model read in the order's notes, when it asks for something.
+    The reading is a proposal: the address is checked here, the date measured against the
+    promise, and the playbook and the policy decide what follows."""
+    if reading is None or reading.intent not in _ASKS:
+        return None
+    order = ctx.order
+    facts: dict[str, object] = {"intent": reading.intent.value, "quote": reading.quote}
+    evidence = [f"the customer's note {_ASKS[reading.intent]} (read by a model)"]
+    if reading.new_address is not None:
+        proposed = reading.new_address.fields()
+        check = ctx.checkers.address.check(proposed)
+        facts["new_address"] = proposed
+        facts["address_errors"] = dict(check.errors)
+        evidence.append(
+            "the proposed address validates"
+            if check.valid
+            else "the proposed address does not validate: "
+            + ", ".join(f"{name} is {err}" for name, err in sorted(check.errors.items()))
+        )
+    when = reading.date
+    if when is not None:
+        promised = order.fulfillment.promised_by.date()
+        facts["hold_until"] = when.isoformat()
+        facts["days_after_promise"] = (when - promised).days
+        facts["late"] = (when - promised).days > HOLD_LATE_DAYS
+        facts["past"] = when <= ctx.world.now.date()
+        evidence.append(f"hold until {when.isoformat()}; promised by {promised.isoformat()}")
+    return Finding(
+        kind=Kind.CUSTOMER_REQUEST,
+        order_id=order.order_id,
+        summary=f"the customer's note {_ASKS[reading.intent]}",
+        evidence=tuple(evidence),
+        facts=facts,
+    )
+
+
+def detect(ctx: Context, reading: Reading | None = None) -> list[Finding]:
     """Every kind the order carries. Cancelled orders carry none; shipped ones only
-    what events report (and payment)."""
+    what events report (and payment). ``reading``: what a model read in the notes (§8)."""
     if ctx.order.status == "cancelled":
         return []
     detectors = SHIPPED_DETECTORS if ctx.shipped else DETECTORS
-    return [f for f in (d(ctx) for d in detectors) if f is not None]
+    found = [f for f in (d(ctx) for d in detectors) if f is not None]
+    request = None if ctx.shipped else detect_customer_request(ctx, reading)
+    return found if request is None else [*found, request]

@@ -11,11 +11,14 @@ of the order version and the plan, and a plan that already has one is not run ag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy import Connection
 
 from agent.desk import AGENT, Desk
 from domain.digest import digest, plan_digest
 from domain.errors import ExdeskError
-from domain.models import WAITING_STRATEGIES, Action, Plan
+from domain.models import WAITING_STRATEGIES, Action, Plan, Strategy
 from tools.ports import Result
 
 
@@ -74,6 +77,8 @@ def run_plan(
         return Outcome(bool(earlier.payload["ok"]), str(earlier.payload.get("detail", "")))
     note: dict[str, object] = {"approved_by": approved_by} if approved_by else {}
     outcome = _run_steps(desk, order_id, plan, prefix, note)
+    if outcome.ok and plan.strategy is Strategy.HOLD_UNTIL_DATE:
+        _schedule_release(desk, order_id, plan, prefix)
     desk.audit.append(
         AGENT,
         "plan.finished",
@@ -90,6 +95,48 @@ def run_plan(
         key=outcome_key,
     )
     return outcome
+
+
+def release_time(desk: Desk, order_id: str, until: str) -> datetime:
+    """A hold until ``until`` ends as that day begins where the order is promised (the offset
+    of its ``promised_by``)."""
+    zone = desk.order(order_id).fulfillment.promised_by.tzinfo or UTC
+    return datetime.combine(date.fromisoformat(until), time(0), tzinfo=zone)
+
+
+def _schedule_release(desk: Desk, order_id: str, plan: Plan, prefix: str) -> None:
+    """Record when the sweep lifts the hold, in one transaction with its audit entry."""
+    for action in plan.actions:
+        until = action.args.get("until") if action.op == "place_hold" else None
+        if not until:
+            continue
+        kind, release_at = str(action.args["kind"]), release_time(desk, order_id, str(until))
+
+        def change(
+            conn: Connection, kind: str = kind, until: str = str(until), at: datetime = release_at
+        ) -> None:
+            desk.holds.schedule(
+                conn,
+                world_id=desk.world_id,
+                order_id=order_id,
+                kind=kind,
+                until=until,
+                release_at=at,
+                plan_key=prefix,
+            )
+
+        desk.record(
+            "hold.scheduled",
+            {
+                "order_id": order_id,
+                "kind": kind,
+                "until": until,
+                "release_at": release_at.isoformat(),
+                "plan_key": prefix,
+            },
+            key=f"{prefix}:scheduled",
+            change=change,
+        )
 
 
 def _run_steps(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.context import Context
-from domain.models import Draft, Finding, Kind, Plan, Strategy, Tier
+from domain.models import REQUEST_FLOORS, Draft, Finding, Kind, Plan, Strategy, Tier
 from domain.policy import Policy
 from knowledge.memory import CaseMemory, SimilarCase
 from knowledge.situation import Situation, describe, situation_of
@@ -30,6 +30,10 @@ def tier_of(plan: Draft, policy: Policy) -> Tier:
     floor = policy.tier_floors.get(plan.rank_key)
     if floor is not None:
         tier = Tier.at_least(tier, floor)
+    if plan.kind is Kind.CUSTOMER_REQUEST:  # contract §8.1: a policy raises these, never lowers
+        tier = Tier.at_least(tier, REQUEST_FLOORS.get(plan.strategy, Tier.L2))
+        if plan.rank_key == f"{Strategy.HOLD_UNTIL_DATE.value}:late":
+            tier = Tier.at_least(tier, Tier.L2)
     tier = Tier.at_least(tier, policy.money_tier(plan.cost_usd))
     for action in plan.actions:
         tier = Tier.at_least(tier, action_tier(action))

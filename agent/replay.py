@@ -24,6 +24,7 @@ from agent import playbooks
 from agent.context import Checkers, Context
 from agent.detect import detect
 from agent.inputs import POLICY_EVENT, checker_versions
+from agent.notes import NOTE_ALLOWED, READ_EVENT, judged_entry
 from agent.rank import rank
 from audit.models import AuditEntry
 from audit.personal import refs_in, restore
@@ -46,6 +47,7 @@ class Run:
     evidence: dict[str, list[dict[str, Any]]] | None = None
     plans: dict[str, list[dict[str, Any]]] | None = None
     gate: dict[str, Any] | None = None
+    reading: dict[str, Any] | None = None  # the model's recorded reading of the notes (§8)
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ def collect(entries: Iterable[AuditEntry]) -> tuple[dict[str, dict[str, Any]], l
     """The recorded policies (ref → content) and runs, in log order."""
     policies: dict[str, dict[str, Any]] = {}
     runs: dict[str, Run] = {}
+    readings: dict[str, dict[str, Any]] = {}  # thread → its notes' model.read (before detection)
     for entry in entries:
         payload = entry.payload
         if entry.event == POLICY_EVENT:
@@ -149,13 +152,16 @@ def collect(entries: Iterable[AuditEntry]) -> tuple[dict[str, dict[str, Any]], l
         thread = payload.get("thread_id")
         if not isinstance(thread, str):
             continue
-        if entry.event == "order.detected":
+        if entry.event == READ_EVENT and payload.get("purpose") == "notes":
+            readings[thread] = payload
+        elif entry.event == "order.detected":
             runs[thread] = Run(
                 thread_id=thread,
                 order_id=str(payload.get("order_id")),
                 seq=entry.seq,
                 policy_ref=str(payload.get("policy")),
                 detected=payload,
+                reading=readings.get(thread),
             )
         elif thread in runs:
             run = runs[thread]
@@ -186,7 +192,11 @@ def derive(run: Run, policy: Policy, checkers: Checkers, clear: Mapping[str, str
         ctx = Context(order=order, world=world, policy=policy, checkers=checkers)
     except ExdeskError as exc:
         raise NotReplayable(str(exc)) from None
-    findings = detect(ctx)
+    reading = None
+    if run.reading is not None:  # the recorded answer, judged again: no model is called
+        judged = judged_entry(restore(run.reading, clear), order.notes or "", NOTE_ALLOWED)
+        reading = judged.reading
+    findings = detect(ctx, reading)
     evidence = restore(run.evidence or {}, clear)
     plans: dict[str, list[Plan]] = {}
     for finding in findings:
@@ -204,9 +214,14 @@ def derive(run: Run, policy: Policy, checkers: Checkers, clear: Mapping[str, str
 
 
 def _clear_for(run: Run, clear_values: ClearValues) -> dict[str, str]:
-    refs = sorted(refs_in(run.detected) | refs_in(run.evidence or {}) | refs_in(run.plans or {}))
+    refs = sorted(
+        refs_in(run.detected)
+        | refs_in(run.evidence or {})
+        | refs_in(run.plans or {})
+        | refs_in(run.reading or {})
+    )
     clear = dict(clear_values(refs)) if refs else {}
-    missing = [r for r in refs_in(run.detected) if r not in clear]
+    missing = [r for r in refs_in(run.detected) | refs_in(run.reading or {}) if r not in clear]
     if missing:
         raise NotReplayable(f"{len(missing)} personal values of the order were erased")
     return clear

@@ -9,7 +9,9 @@ values: the entries (and so the hash chain, the Merkle tree and every signed che
 as they were, and the references left in them can no longer be tied to anyone, since without
 the salt nobody can test guesses against them.
 
-Which values: every string under a key ``email``, ``phone``, ``street_address`` or ``notes``;
+Which values: every string under a key ``email``, ``phone``, ``street_address``, ``notes``,
+``quote`` (words a model quoted from a note), ``model_prompt`` / ``model_answer`` (what was
+said to a model and what it answered) or ``message_text`` (words written for a customer);
 a ``name`` in an object that is an address or a contact (under ``customer``, ``ship_to``, … or
 beside a ``street_address``, ``email`` or ``phone``).
 """
@@ -27,7 +29,18 @@ from sqlalchemy import Connection, delete, select
 from audit.schema import AuditTables
 from audit.statements import Statements
 
-PERSONAL_KEYS = frozenset({"email", "phone", "street_address", "notes"})
+PERSONAL_KEYS = frozenset(
+    {
+        "email",
+        "phone",
+        "street_address",
+        "notes",
+        "quote",
+        "model_prompt",
+        "model_answer",
+        "message_text",
+    }
+)
 CONTACT_PARENTS = frozenset({"customer", "ship_to", "bill_to", "address", "contact"})
 CONTACT_SIBLINGS = frozenset({"street_address", "email", "phone"})
 PREFIX = "personal:"

@@ -88,6 +88,7 @@ class Kind(StrEnum):
     PAYMENT_FAILED = "payment_failed"
     CARRIER_DELAY = "carrier_delay"
     DUPLICATE_ORDER = "duplicate_order"
+    CUSTOMER_REQUEST = "customer_request"  # contract §8.1: what a model read in the notes
 
 
 class Strategy(StrEnum):
@@ -106,6 +107,7 @@ class Strategy(StrEnum):
     HOLD_DUPLICATE = "hold_duplicate"
     MANUAL_REVIEW = "manual_review"
     CANCEL_ORDER = "cancel_order"
+    HOLD_UNTIL_DATE = "hold_until_date"  # contract §8.1: hold, released on a date
 
 
 # Strategies that leave the order waiting on the customer or a person: they place a hold
@@ -116,6 +118,7 @@ WAITING_STRATEGIES = frozenset(
         Strategy.PAYMENT_REQUEST_NEW_METHOD,
         Strategy.HOLD_DUPLICATE,
         Strategy.MANUAL_REVIEW,
+        Strategy.HOLD_UNTIL_DATE,  # waits for a date: the sweep releases it then
     }
 )
 
@@ -132,6 +135,17 @@ class Tier(StrEnum):
     @classmethod
     def at_least(cls, a: Tier, b: Tier) -> Tier:
         return a if a.level >= b.level else b
+
+
+# Contract §8.1: the tiers below which no policy may put a customer_request plan.
+REQUEST_FLOORS = {
+    Strategy.ADDRESS_CONFIRM_WITH_CUSTOMER: Tier.L1,
+    Strategy.HOLD_UNTIL_DATE: Tier.L1,
+    Strategy.CANCEL_ORDER: Tier.L3,
+    Strategy.MANUAL_REVIEW: Tier.L2,
+}
+# hold_until_date is at least L2 when its date is more than this many days after promised_by.
+HOLD_LATE_DAYS = 30
 
 
 # --- the order (contract §1) -------------------------------------------------------------
@@ -228,6 +242,7 @@ class Hold(Frozen):
     reason: str
     since: Timestamp
     by: str
+    until: str | None = None  # YYYY-MM-DD: held until that date (contract §8.1 hold_until_date)
 
 
 OrderStatus = Literal["open", "on_hold", "cancelled", "fulfilled"]

@@ -164,6 +164,13 @@ class Ranking(_Section):
     payment_failed: tuple[str, ...]
     carrier_delay: tuple[str, ...]
     duplicate_order: tuple[str, ...]
+    # Contract §8.1 (a policy written before it gets this order)
+    customer_request: tuple[str, ...] = (
+        "address_confirm_with_customer",
+        "hold_until_date",
+        "cancel_order",
+        "manual_review",
+    )
     evidence: EvidenceRule = EvidenceRule()
 
     @model_validator(mode="after")
@@ -259,6 +266,14 @@ class Policy(BaseModel):
                 f"{_STRICTER_ONLY}: write supervisor_with_reason = true",
             )
         return approvals
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _later_strategies(cls, tiers: Any) -> Any:
+        """Strategies added after a policy was written take their contract tier (§8.1)."""
+        if isinstance(tiers, dict):
+            return {Strategy.HOLD_UNTIL_DATE.value: Tier.L1.value, **tiers}
+        return tiers
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:

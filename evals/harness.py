@@ -75,6 +75,10 @@ def run_eval(
         "decisions": dict(sorted(decisions.items())),
         "unsafe_executions": unsafe_executions(app, reports),
     }
+    if app.model is not None:
+        # contract §8: what the model was asked, what came of it (read, dropped, failed), what
+        # it cost; a failure or a spent budget leaves the result without a model standing
+        summary["model"] = {"name": app.model.name, **app.model.stats.as_json()}
     if expects:
         summary["scores"] = score(reports, expects)
     return {"summary": summary, "cases": reports}

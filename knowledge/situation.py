@@ -199,6 +199,8 @@ def _facts(finding: Finding) -> dict[str, Any]:
         return {"late_days": max(1, round(hours / 24))}
     if finding.kind is Kind.DUPLICATE_ORDER:
         return {"minutes_apart": round(float(facts.get("minutes_apart") or 0))}
+    if finding.kind is Kind.CUSTOMER_REQUEST:  # the intent only, never the customer's words
+        return {"intent": ident(facts.get("intent"))}
     return {}
 
 
@@ -275,6 +277,23 @@ def _item(s: Situation, sku: str, en: bool) -> str:
     return f"{name} {sku}" if en else f"{name}{sku}"
 
 
+_REQUESTS = {
+    "change_address": (
+        "the customer asked to deliver to another address",
+        "客户要求改寄到其他地址",
+    ),
+    "hold_until": (
+        "the customer asked to hold the order until a date",
+        "客户要求推迟到指定日期发货",
+    ),
+    "cancel": ("the customer asked to cancel the order", "客户要求取消订单"),
+    "other": (
+        "the customer's note asks something a person must read",
+        "客户备注有需要人工处理的请求",
+    ),
+}
+
+
 def _problem(s: Situation, lang: Lang) -> str:
     f = s.facts
     en = lang == "en"
@@ -328,6 +347,10 @@ def _problem(s: Situation, lang: Lang) -> str:
         if en:
             return f"the carrier will deliver {days} day{'s' if days != 1 else ''} late"
         return f"承运商将比承诺时间晚{days}天送达"
+    if s.kind is Kind.CUSTOMER_REQUEST:
+        intent = str(f.get("intent") or "other")
+        asks = _REQUESTS.get(intent, _REQUESTS["other"])
+        return asks[0] if en else asks[1]
     minutes = f.get("minutes_apart", 0)
     if en:
         return f"duplicate order: the same order was placed {minutes} minutes earlier"

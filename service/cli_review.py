@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,14 +176,36 @@ def review_resume(proposal_id: str, data_dir: DataDir = None, policy: PolicyFile
         report_run(proposal_id, proposal.kind, run)
 
 
+def _moment(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise fail(
+            f"--now {text!r} is not an RFC 3339 time (e.g. 2026-12-20T00:00:00+08:00)"
+        ) from exc
+    if moment.tzinfo is None:
+        raise fail(f"--now {text!r} has no offset; add one (e.g. +08:00 or Z)")
+    return moment
+
+
 @review_app.command("sweep")
-def review_sweep(data_dir: DataDir = None, policy: PolicyFile = None) -> None:
-    """Escalate proposals past their deadline and expire those past their expiry (the service
-    does this every minute by itself)."""
+def review_sweep(
+    data_dir: DataDir = None,
+    policy: PolicyFile = None,
+    now: Annotated[
+        str | None,
+        typer.Option(help="sweep as of this moment (RFC 3339 with an offset), for drills"),
+    ] = None,
+) -> None:
+    """Escalate proposals past their deadline, expire those past their expiry, and release
+    holds whose date has come (the service does this every minute by itself)."""
+    at = _moment(now)
     with opened(data_dir, policy) as desk:
-        done = review.sweep(desk)
+        done = review.sweep(desk, at)
         if done:
             desk.checkpoint()
-        for proposal_id, what in done:
-            out.print(f"{proposal_id}: {what}")
-        out.print(f"{len(done)} proposal(s) escalated or expired")
+        for subject, what in done:
+            out.print(f"{safe(subject)}: {safe(what)}")
+        out.print(f"{len(done)} proposal(s) escalated or expired, or hold(s) released")

@@ -20,7 +20,7 @@ from domain.digest import plan_digest, what_changed
 from domain.errors import ApprovalError, InputError, StaleDigest, ToolRejected
 from domain.models import Action, Draft, Order, Plan, Proposal, ProposalStatus, Tier, User
 from knowledge.errors import CaseMemoryUnavailable
-from service import usecases
+from service import holds, usecases
 from service.people import allow
 from service.wiring import Exdesk
 from store.db import write
@@ -279,9 +279,10 @@ def edit(
 
 
 def sweep(app: Exdesk, now: datetime | None = None) -> list[tuple[str, str]]:
-    """Escalate the proposals past their deadline (supervisors are told, recorded) and expire
-    those past their expiry (nothing runs; the order stays held for a person). Safe to run
-    from several processes at once, and again: each step happens once."""
+    """Escalate the proposals past their deadline (supervisors are told, recorded), expire
+    those past their expiry (nothing runs; the order stays held for a person), and release the
+    holds whose date has come (``service.holds``). Safe to run from several processes at once,
+    and again: each step happens once."""
     now = now or datetime.now(UTC)
     late, expired = app.review.due(now)
     done: list[tuple[str, str]] = []
@@ -325,7 +326,7 @@ def sweep(app: Exdesk, now: datetime | None = None) -> list[tuple[str, str]]:
         )
         usecases.resume(app, app.review.get(pid))  # the thread holds the order for a person
         done.append((pid, "expired"))
-    return done
+    return done + holds.release_due(app, now)
 
 
 # --- an order's story --------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from knowledge.memory import CaseStore, SimilarCase
 from knowledge.store import SharedFolderMemory, open_memory
 from service.settings import Settings
 from store.db import make_engine, sqlite_path
+from store.holds import HoldDates
 from store.migrate import schema_lock, upgrade
 from store.orders import OrderBook
 from store.review import ReviewQueue
@@ -173,6 +174,7 @@ class Exdesk:
             self.orders = OrderBook(self.engine)
             self.review = ReviewQueue(self.engine)
             self.users = Users(self.engine)
+            self.holds = HoldDates(self.engine)
             self.policy = load_policy(settings.policy_file)
             self.faults = parse_faults(settings.simulated_faults)
             self.model = model_for(settings, model)
@@ -214,6 +216,7 @@ class Exdesk:
             audit=self.audit,
             review=self.review,
             orders=self.orders,
+            model=self.model,
         )
 
     @property

@@ -234,3 +234,48 @@ users = Table(
         postgresql_where=text("revoked_at IS NULL"),
     ),
 )
+
+# --- the model in the loop (migration 0003_model, contract §8) ------------------------------
+
+hold_dates = Table(
+    "hold_dates",
+    metadata,
+    _id("world_id", primary_key=True),
+    _id("order_id", primary_key=True),
+    Column("kind", String(50), primary_key=True),
+    Column("until", String(10), nullable=False),  # YYYY-MM-DD
+    Column("release_at", UtcDateTime(), nullable=False),
+    Column("plan_key", String(64), nullable=False),
+    Column("released_at", UtcDateTime()),
+    Column("detail", Text),
+    Index("hold_dates_due", "released_at", "release_at"),
+)
+
+replies = Table(
+    "replies",
+    metadata,
+    Column("reply_id", String(64), primary_key=True),
+    _id("world_id", nullable=False),
+    _id("order_id", nullable=False),
+    Column("text", Text, nullable=False),
+    Column("received_by", String(MAX_ID), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("intent", String(30)),
+    Column("quote", Text),
+    Column("outcome", String(30), nullable=False),
+    Column("detail", Text),
+    Column("proposed_address", Text),  # JSON: the address asked about again, if any
+    Index("replies_order", "world_id", "order_id"),
+)
+
+model_words = Table(
+    "model_words",
+    metadata,
+    Column("key", String(64), primary_key=True),  # digest of purpose, subject, plan, language
+    Column("purpose", String(30), nullable=False),
+    Column("subject", String(MAX_ID), nullable=False),
+    Column("language", String(10), nullable=False),
+    Column("by", String(MAX_ID), nullable=False),  # "model:<name>" or "template"
+    Column("text", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)

@@ -44,7 +44,8 @@ def revalidate(order: Order, update: dict[str, Any], name: str) -> Order:
 def place_hold(order: Order, args: dict[str, Any], now: datetime) -> tuple[Order, dict[str, Any]]:
     kind = args["kind"]
     replaced = [h.model_dump(mode="json") for h in order.holds if h.kind == kind]
-    hold = Hold(kind=kind, reason=args["reason"], since=now, by=AGENT_NAME)
+    until = {"until": args["until"]} if args.get("until") else {}
+    hold = Hold(kind=kind, reason=args["reason"], since=now, by=AGENT_NAME, **until)
     holds = (*(h for h in order.holds if h.kind != kind), hold)
     return with_holds(order, holds), {"hold": kind, "replaced": replaced}
 

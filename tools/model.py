@@ -120,7 +120,23 @@ class Stats:
     answers: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     tokens: int = 0
+    # what readings came to: "read", "dropped" (the answer failed the checks), "failed"
+    outcomes: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def outcome(self, status: str) -> None:
+        with self._lock:
+            self.outcomes[status] = self.outcomes.get(status, 0) + 1
+
+    def as_json(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls": self.calls,
+                "answers": self.answers,
+                "tokens": self.tokens,
+                "failures": dict(sorted(self.failures.items())),
+                "readings": dict(sorted(self.outcomes.items())),
+            }
 
     def count(self, attempt: Attempt) -> None:
         with self._lock:

@@ -44,7 +44,13 @@ class Classification(Protocol):
 class Orders(Protocol):
     def get(self, order_id: str) -> Order: ...
 
-    def place_hold(self, order_id: str, kind: str, reason: str, *, key: str) -> Result: ...
+    def place_hold(
+        self, order_id: str, kind: str, reason: str, *, until: str | None = None, key: str
+    ) -> Result:
+        """Hold the order (replacing its hold of ``kind``). ``until`` (YYYY-MM-DD, contract
+        §8.1): the date the hold is meant to last until; exdesk's sweep lifts it then. Passed
+        only when set, so a backend that never holds until a date need not take it."""
+        ...
 
     def release_hold(
         self,

@@ -104,6 +104,7 @@ class _OrderArgs(_Args):
 class HoldArgs(_OrderArgs):
     kind: str = Field(min_length=1)
     reason: str
+    until: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
 
 class ReleaseHoldArgs(_OrderArgs):
@@ -218,7 +219,13 @@ def checked_args(action: Action) -> dict[str, Any]:
         raise ToolRejected(
             f"{action.tool}.{action.op}: argument {where}: {first['msg']}; the action was not run"
         ) from None
-    return {name: getattr(args, name) for name in type(args).model_fields}
+    # An optional argument the action does not give is left to the port's default, so that a
+    # backend written before the argument existed still takes every action that omits it.
+    return {
+        name: getattr(args, name)
+        for name, info in type(args).model_fields.items()
+        if info.is_required() or name in action.args or getattr(args, name) is not None
+    }
 
 
 # Changing order lines rewrites what is shipped or declared: never below L2.

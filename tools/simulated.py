@@ -244,8 +244,11 @@ class SimulatedOrders:
             raise ToolRejected(f"order {order_id!r} is not known to this world")
         return found
 
-    def place_hold(self, order_id: str, kind: str, reason: str, *, key: str) -> Result:
-        return self._b.change(key, "orders.place_hold", order_id, kind=kind, reason=reason)
+    def place_hold(
+        self, order_id: str, kind: str, reason: str, *, until: str | None = None, key: str
+    ) -> Result:
+        extra: dict[str, Any] = {"until": until} if until is not None else {}
+        return self._b.change(key, "orders.place_hold", order_id, kind=kind, reason=reason, **extra)
 
     def release_hold(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent.context import Context
-from agent.playbooks import address, customs, delay, duplicate, payment, stock
+from agent.playbooks import address, customs, delay, duplicate, payment, request, stock
 from domain.models import Draft, Finding, Kind
 
 PLAYBOOKS: dict[Kind, Callable[[Context, Finding], list[Draft]]] = {
@@ -15,6 +15,7 @@ PLAYBOOKS: dict[Kind, Callable[[Context, Finding], list[Draft]]] = {
     Kind.PAYMENT_FAILED: payment.draft,
     Kind.CARRIER_DELAY: delay.draft,
     Kind.DUPLICATE_ORDER: duplicate.draft,
+    Kind.CUSTOMER_REQUEST: request.draft,
 }
 
 

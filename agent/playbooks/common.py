@@ -14,8 +14,11 @@ def act(tool: str, op: str, **args: Any) -> Action:
     return Action(tool=tool, op=op, args=args)
 
 
-def hold(ctx: Context, kind: str, reason: str) -> Action:
-    return act("orders", "place_hold", order_id=ctx.order.order_id, kind=kind, reason=reason)
+def hold(ctx: Context, kind: str, reason: str, *, until: str | None = None) -> Action:
+    extra = {"until": until} if until else {}
+    return act(
+        "orders", "place_hold", order_id=ctx.order.order_id, kind=kind, reason=reason, **extra
+    )
 
 
 def notify(ctx: Context, template: str, **data: Any) -> Action:

@@ -142,7 +142,7 @@ def test_a_changed_policy_voids_the_approvals(app: Exdesk, tmp_path: Path) -> No
     assert pid is not None
     vote(app, pid, "alice")
     policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY_TEXT.replace('version = "2026-11-22.1"', 'version = "2026-11-23.1"'))
+    policy.write_text(POLICY_TEXT.replace('version = "2026-12-06.1"', 'version = "2026-12-07.1"'))
     other = Exdesk(Settings(data_dir=app.settings.data_dir, policy_file=policy))
     try:
         result = vote(other, pid, "bob").run

@@ -58,7 +58,7 @@ def _low_l1_policy(folder: Path) -> Path:
     path = folder / "low-l1.toml"
     path.write_text(
         text.replace("l1_usd = 50", "l1_usd = 10").replace(
-            'version = "2026-11-22.1"', 'version = "2026-11-22.1-low-l1"'
+            'version = "2026-12-06.1"', 'version = "2026-12-06.1-low-l1"'
         ),
         encoding="utf-8",
     )
@@ -93,7 +93,7 @@ def test_what_if_a_lower_l1_limit_lists_exactly_the_decisions_whose_tier_rises(
     # independently: run the dev set for real under the new policy and compare the reports
     before = dev_run[1]
     after = _eval(tmp_path / "low", policy)
-    assert after["summary"]["policy"].startswith("2026-11-22.1-low-l1@")
+    assert after["summary"]["policy"].startswith("2026-12-06.1-low-l1@")
     order_of = {c["id"]: c["order_after"]["order_id"] for c in before["cases"]}
     rises = set()
     for old, new in zip(before["cases"], after["cases"], strict=True):

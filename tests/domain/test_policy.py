@@ -22,7 +22,7 @@ def test_default_policy_carries_the_contract_defaults() -> None:
     assert set(policy.customs.embargoed) == {"KP", "IR", "SY", "CU"}
     assert policy.tiers[Strategy.CANCEL_ORDER] is Tier.L3
     assert policy.documents_for_hs("850760") == ("battery_declaration",)
-    assert policy.ref.startswith("2026-11-22.1@")
+    assert policy.ref.startswith("2026-12-06.1@")
 
 
 @pytest.mark.parametrize(

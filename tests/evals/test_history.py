@@ -20,7 +20,8 @@ def test_the_history_is_large_bilingual_varied_and_context_dependent() -> None:
     assert len({c.case_id for c in cases}) == 5000
     langs = Counter(text_language(c.summary) for c in cases)
     assert 0.35 < langs["zh"] / 5000 < 0.55 and langs["en"] > 2000
-    assert {c.kind for c in cases} == set(Kind)
+    # every kind the rules detect (customer_request comes only from a model reading notes)
+    assert {c.kind for c in cases} == set(Kind) - {Kind.CUSTOMER_REQUEST}
     assert len({c.summary for c in cases}) > 4900  # varied wording and details
 
     def rate(strategy: Strategy, **where: object) -> float:
