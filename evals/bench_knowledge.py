@@ -8,13 +8,19 @@ under a temporary folder, as ``exdesk knowledge import`` does (embedding include
 rate. Then ``--queries`` agent-like searches (a situation text, evidence for every strategy of
 its kind: one embedding and one exact filtered search per strategy), one at a time:
 
-- latency p50 / p99, embedding included, with the shard held open (one process) and opened per
-  search under the lock (``SharedFolderMemory``, the default, which several processes share);
+- latency p50 / p99, embedding included, with the shard held open (one process);
 - recall@5 against exact search: each strategy's top 5 against numpy's brute force over the
   same vectors and filter;
 - baseline, in the same run: numpy brute force (filter, then dot products) over the same
   vectors, and, at sizes up to ``--baseline-max``, qdrant-client's local mode (the engine the
   memory used before) on the same cases.
+
+Then the shared folder (``knowledge.shared``: one process hosts the shard, the others ask it
+over a Unix socket), ``shared_search_figures``: four processes searching back to back at once
+against one process with the shard held open alone, both on the same folder in the same run,
+with the vectors made beforehand (what sharing costs) and with the embedding included (what an
+agent waits); and, as the baseline of before, one process opening the shard per search under
+the lock file. ``exdesk bench`` reads its ``retrieve.*`` keys.
 
 Prints medians and ratios. With ``--url`` the held-open figures are for a Qdrant server.
 """
@@ -37,8 +43,9 @@ from evals.history import STRATEGIES, generate, random_situation
 from knowledge.cases import PastCase
 from knowledge.embedder import DEFAULT_MODEL, Embedder, make_embedder
 from knowledge.engines import EdgeEngine, ServerEngine
+from knowledge.shared import WRITE_CHUNK, SharedFolderMemory
 from knowledge.situation import describe
-from knowledge.store import QdrantCaseMemory, SharedFolderMemory, case_text
+from knowledge.store import QdrantCaseMemory, case_text, points_of
 
 
 def synthetic_cases(count: int, seed: int = 11) -> list[PastCase]:
@@ -92,14 +99,14 @@ def bench_size(
     *,
     url: str | None,
     baseline_max: int,
-    shared_queries: int,
 ) -> dict[str, Any]:
     cases = synthetic_cases(n, seed=n)
     result: dict[str, Any] = {"cases": n}
     with tempfile.TemporaryDirectory(prefix="exdesk-bench-") as tmp:
-        shared = SharedFolderMemory(Path(tmp) / "cases", embedder, timeout=600)
-        # an import is the embedding, then the writes (2,048 cases per opening of the shard,
-        # as SharedFolderMemory.import_cases does): timed apart, the vectors kept for below
+        store = EdgeEngine(Path(tmp) / "cases")
+        writer = QdrantCaseMemory(store, embedder)
+        # an import is the embedding, then the writes (in chunks of WRITE_CHUNK, as the shared
+        # folder's import sends them): timed apart, the vectors kept for below
         embedding_ms, vectors = _timed(
             lambda: np.vstack(
                 [
@@ -109,11 +116,11 @@ def bench_size(
             )
         )
         write_ms = 0.0
-        for start in range(0, n, SharedFolderMemory.IMPORT_CHUNK):
-            end = start + SharedFolderMemory.IMPORT_CHUNK
-            with shared._session() as ops:
-                ms, _ = _timed(lambda s=start, e=end: ops.upsert(cases[s:e], vectors[s:e]))
-            write_ms += ms
+        for start in range(0, n, WRITE_CHUNK):
+            ids, payloads = points_of(cases[start : start + WRITE_CHUNK])
+            chunk = vectors[start : start + WRITE_CHUNK]
+            write_ms += _timed(lambda i=ids, v=chunk, p=payloads: writer._ops.upsert(i, v, p))[0]
+        store.close()
         result["import_per_s"] = n / ((embedding_ms + write_ms) / 1000)
         result["write_per_s"] = n / (write_ms / 1000)
         kinds = np.array([c.kind.value for c in cases])
@@ -122,12 +129,6 @@ def bench_size(
         queried = [
             (text, kind, strats, embedder.embed([text], query=True)[0])
             for text, kind, strats in searches
-        ]
-        opened = queried[:shared_queries]
-
-        # per-operation open under the lock (the default)
-        shared_ms = [
-            _timed(lambda t=t, k=k, s=s: shared.evidence(t, k, s))[0] for t, k, s, _ in opened
         ]
         # held open: one process, or a server
         if url:
@@ -175,8 +176,6 @@ def bench_size(
         ]
         numpy_ms = [_timed(lambda v=v, k=k, s=s: brute(v, k, s))[0] for _, k, s, v in queried]
         result.update(
-            shared_p50=percentile(shared_ms, 50),
-            shared_p99=percentile(shared_ms, 99),
             held_p50=percentile(held_ms, 50),
             held_p99=percentile(held_ms, 99),
             embed_p50=percentile(embed_ms, 50),
@@ -217,6 +216,147 @@ def _local_mode(
     return statistics.median(times)
 
 
+# --- several processes on one folder ---------------------------------------------------
+
+
+def _filters_of(kind: Kind, strategies: Sequence[Strategy]) -> list[dict[str, str]]:
+    return [{"kind": kind.value, "strategy": s.value} for s in strategies]
+
+
+def _share_worker(folder: str, embedder_name: str, count: int, seed: int, barrier: Any) -> Any:
+    """One of the processes sharing the folder: ``count`` searches back to back with the
+    vectors made, then ``count`` with the embedding; the ms of each."""
+    embedder = make_embedder(embedder_name)
+    memory = SharedFolderMemory(Path(folder), embedder, timeout=600)
+    try:
+        searches = queries(count, seed)
+        vectors = embedder.embed([t for t, _, _ in searches], query=True)
+        memory.count()  # connected (or hosting) before the clock starts
+        with memory._session() as ops:
+            barrier.wait()
+            engine_ms = [
+                _timed(lambda v=v, k=k, s=s: ops.query(v, _filters_of(k, s), 10, memory.floor))[0]
+                for v, (_, k, s) in zip(vectors, searches, strict=True)
+            ]
+        barrier.wait()
+        agent_ms = [
+            _timed(lambda t=t, k=k, s=s: memory.evidence(t, k, s))[0] for t, k, s in searches
+        ]
+        hosting = memory.hosting
+        barrier.wait()  # nobody leaves (and hands over) before all are done
+        return engine_ms, agent_ms, hosting
+    finally:
+        memory.close()
+
+
+def _reopened_ms(folder: Path, embedder: Embedder, vectors: Any, searches: Any) -> list[float]:
+    """The shared folder as it was before a host kept it open: every search took the lock
+    file, opened the shard, searched and closed it (the baseline of before)."""
+    from filelock import FileLock
+
+    from knowledge.store import EngineOperations
+
+    lock = FileLock(str(folder.with_name(folder.name + ".lock")))
+
+    def once(vector: Any, kind: Kind, strategies: Sequence[Strategy]) -> None:
+        with lock:
+            engine = EdgeEngine(folder)
+            try:
+                EngineOperations(engine, embedder.name, "").query(
+                    vector, _filters_of(kind, strategies), 10, 0.35
+                )
+            finally:
+                engine.close()
+
+    return [
+        _timed(lambda v=v, k=k, s=s: once(v, k, s))[0]
+        for v, (_, k, s) in zip(vectors, searches, strict=True)
+    ]
+
+
+def shared_search_figures(
+    size: int = 10000,
+    *,
+    processes: int = 4,
+    searches: int = 100,
+    embedder_name: str = DEFAULT_MODEL,
+    seed: int = 11,
+) -> dict[str, float]:
+    """The ``retrieve.*`` figures of ``exdesk bench`` (``k`` = size / 1000): agent-like
+    evidence searches on a shared folder of ``size`` generated cases.
+
+    - ``retrieve.held_p50_ms_{k}k`` / ``_p99_``: one process alone, the shard held open;
+    - ``retrieve.shared_p50_ms_{k}k`` / ``_p99_``: ``processes`` processes searching back to
+      back at once on the shared folder (one hosts it, the others ask it over its socket);
+    - both with the query vectors made beforehand (the memory's own cost); ``..._embedded_...``
+      the same with the embedding included (on a machine with fewer cores than processes the
+      embedding itself queues for the CPU);
+    - ``retrieve.shared_over_held_p50_{k}k``: the ratio of the medians; ``retrieve.reopen_p50_
+      ms_{k}k``: one process opening the shard per search, as before (baseline of before).
+    """
+    import multiprocessing
+
+    k = f"{size // 1000}k"
+    embedder = make_embedder(embedder_name)
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="exdesk-bench-shared-") as tmp:
+        folder = Path(tmp) / "cases"
+        writer = SharedFolderMemory(folder, embedder, timeout=600)
+        try:
+            writer.import_cases(synthetic_cases(size, seed=size))
+        finally:
+            writer.close()
+        mine = queries(searches, seed)
+        vectors = embedder.embed([t for t, _, _ in mine], query=True)
+        held = QdrantCaseMemory(EdgeEngine(folder), embedder)
+        try:
+            engine_ms = [
+                _timed(
+                    lambda v=v, q=q: held._ops.query(v, _filters_of(q[1], q[2]), 10, held.floor)
+                )[0]
+                for v, q in zip(vectors, mine, strict=True)
+            ]
+            agent_ms = [_timed(lambda q=q: held.evidence(*q))[0] for q in mine]
+        finally:
+            held.close()
+        figures[f"retrieve.held_p50_ms_{k}"] = percentile(engine_ms, 50)
+        figures[f"retrieve.held_p99_ms_{k}"] = percentile(engine_ms, 99)
+        figures[f"retrieve.held_embedded_p50_ms_{k}"] = percentile(agent_ms, 50)
+        figures[f"retrieve.held_embedded_p99_ms_{k}"] = percentile(agent_ms, 99)
+        few = max(1, searches // 4)
+        reopened = _reopened_ms(folder, embedder, vectors[:few], mine[:few])
+        figures[f"retrieve.reopen_p50_ms_{k}"] = percentile(reopened, 50)
+        if processes > 0:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Manager() as manager:
+                barrier = manager.Barrier(processes)
+                with ctx.Pool(processes) as pool:
+                    pending = [
+                        pool.apply_async(
+                            _share_worker, (str(folder), embedder_name, searches, seed + i, barrier)
+                        )
+                        for i in range(processes)
+                    ]
+                    results = [p.get(timeout=1800) for p in pending]
+            shared = [t for r in results for t in r[0]]
+            embedded = [t for r in results for t in r[1]]
+            figures[f"retrieve.shared_p50_ms_{k}"] = percentile(shared, 50)
+            figures[f"retrieve.shared_p99_ms_{k}"] = percentile(shared, 99)
+            figures[f"retrieve.shared_max_ms_{k}"] = max(shared)
+            figures[f"retrieve.shared_embedded_p50_ms_{k}"] = percentile(embedded, 50)
+            figures[f"retrieve.shared_embedded_p99_ms_{k}"] = percentile(embedded, 99)
+            figures[f"retrieve.shared_over_held_p50_{k}"] = (
+                figures[f"retrieve.shared_p50_ms_{k}"] / figures[f"retrieve.held_p50_ms_{k}"]
+            )
+            figures[f"retrieve.shared_hosts_{k}"] = float(sum(1 for r in results if r[2]))
+    return {key: round(value, 3) for key, value in figures.items()}
+
+
+def print_shared(figures: dict[str, float]) -> None:
+    for key, value in figures.items():
+        print(f"  {key:42} {value:10.3f}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="10000", help="comma-separated case counts")
@@ -230,7 +370,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="largest size for the qdrant-client local-mode baseline",
     )
     parser.add_argument(
-        "--shared-queries", type=int, default=100, help="of those, searches in the shared folder"
+        "--processes", type=int, default=4, help="processes sharing the folder (0: skip that)"
+    )
+    parser.add_argument(
+        "--shared-searches", type=int, default=100, help="searches by each sharing process"
     )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
@@ -248,16 +391,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             searches,
             url=args.url,
             baseline_max=args.baseline_max,
-            shared_queries=args.shared_queries,
         )
         print(
             f"{n:>7} cases: import {r['import_per_s']:7.0f} cases/s (embedding included; "
             f"writes alone {r['write_per_s']:.0f}/s) · recall@5 vs exact {r['recall_at_5']:.3f}"
         )
         print(
-            f"         search p50 {r['held_p50']:6.1f} ms, p99 {r['held_p99']:6.1f} ms held "
-            f"open; p50 {r['shared_p50']:6.1f} ms, p99 {r['shared_p99']:6.1f} ms opened per "
-            "search (shared folder)"
+            f"         search p50 {r['held_p50']:6.1f} ms, p99 {r['held_p99']:6.1f} ms held open "
+            "(one process, embedding included)"
         )
         line = (
             f"         baseline: numpy brute force p50 {r['numpy_p50']:6.1f} ms "
@@ -271,6 +412,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"(edge without embedding {engine_ms:.1f} ms, ×{engine_ms / r['local_p50']:.3f})"
             )
         print(line)
+        if args.processes:
+            print(
+                f"{n:>7} cases, shared folder: {args.processes} processes searching back to "
+                f"back at once, {args.shared_searches} searches each, against one process "
+                "with the shard held open (same folder, same run)"
+            )
+            print_shared(
+                shared_search_figures(
+                    n,
+                    processes=args.processes,
+                    searches=args.shared_searches,
+                    embedder_name=args.embedder,
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
     python -m evals.bench_processes [--cases 2000] [--searches 40] [--orders 40] [--runs 3]
 
-1. The case memory: embedded Qdrant opens its folder for one process at a time, so every
-   search takes a lock file, opens the folder, searches and closes it. Times ``--searches``
+1. The case memory: one process hosts the embedded shard and the others ask it over its
+   socket (``knowledge.shared``). Times ``--searches``
    searches in one process alone (the baseline), then in each of four processes searching at
    once, over a memory of ``--cases`` past cases (hash embedder: the embedding model is not
    what is measured). Prints the median and worst search time of each, and the ratio.
@@ -33,8 +33,8 @@ from domain.models import Finding, Kind, Order
 from domain.policy import default_policy
 from evals.bench_knowledge import synthetic_cases
 from knowledge.embedder import HashEmbedder
+from knowledge.shared import SharedFolderMemory
 from knowledge.situation import describe, situation_of
-from knowledge.store import SharedFolderMemory
 
 EXDESK = str(Path(sys.executable).with_name("exdesk"))
 _EXAMPLES = Path(__file__).resolve().parent / "data" / "examples.jsonl"
@@ -58,10 +58,13 @@ def _searches(folder: str, count: int, start: Any) -> list[float]:
     strategies = ranked_strategies(default_policy(), Kind.STOCKOUT)
     start.wait()
     times = []
-    for _ in range(count):
-        began = time.perf_counter()
-        memory.evidence(text, Kind.STOCKOUT, strategies)
-        times.append((time.perf_counter() - began) * 1000)
+    try:
+        for _ in range(count):
+            began = time.perf_counter()
+            memory.evidence(text, Kind.STOCKOUT, strategies)
+            times.append((time.perf_counter() - began) * 1000)
+    finally:
+        memory.close()
     return times
 
 
@@ -81,7 +84,9 @@ def _search_times(folder: Path, count: int, processes: int) -> list[float]:
 def bench_memory(cases: int, searches: int, runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "qdrant"
-        SharedFolderMemory(folder, HashEmbedder()).import_cases(synthetic_cases(cases, seed=3))
+        importer = SharedFolderMemory(folder, HashEmbedder())
+        importer.import_cases(synthetic_cases(cases, seed=3))
+        importer.close()
         print(f"case memory: {cases} cases, {searches} searches per process, {runs} runs")
         medians: dict[int, float] = {}
         for processes in (1, 4):

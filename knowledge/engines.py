@@ -100,6 +100,7 @@ class EdgeEngine:
         self._qe = qe
         self.path = path
         self._shard: Any = None
+        self._meta: dict[str, Any] | None = None
         if (path / "edge_config.json").is_file():
             self._shard = self._call(lambda: qe.EdgeShard.load(str(path)), "open")
 
@@ -122,6 +123,8 @@ class EdgeEngine:
     def meta(self) -> dict[str, Any] | None:
         if self._shard is None:
             return None
+        if self._meta is not None:  # this process alone has the shard open: it cannot change
+            return self._meta
         try:
             meta: dict[str, Any] = json.loads((self.path / META_FILE).read_text("utf-8"))
         except (OSError, ValueError) as exc:
@@ -129,6 +132,7 @@ class EdgeEngine:
                 f"the case memory at {self.path} was not made by exdesk ({META_FILE} is missing "
                 "or unreadable); move it away and import the cases again"
             ) from exc
+        self._meta = meta
         return meta
 
     def create(self, meta: dict[str, Any]) -> None:
@@ -146,6 +150,7 @@ class EdgeEngine:
         tmp.write_text(json.dumps(meta), encoding="utf-8")
         tmp.replace(self.path / META_FILE)
         self._shard = shard
+        self._meta = dict(meta)
 
     def _filter(self, where: Filter | None) -> Any:
         if not where:
@@ -208,6 +213,7 @@ class EdgeEngine:
         return int(self._call(lambda: self._shard.count(request), "count"))
 
     def reset(self) -> None:
+        self._meta = None
         if self._shard is not None:
             self._shard.close()
             self._shard = None

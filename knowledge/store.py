@@ -1,9 +1,9 @@
 """The case memory in Qdrant: import past cases, search the similar ones, learn outcomes.
 
 Embedded by default: Qdrant's engine in-process (``qdrant-edge-py``) in ``DATA_DIR/cases``,
-which several exdesk processes share (``SharedFolderMemory``); a Qdrant server or cluster
-when ``EXDESK_QDRANT_URL`` is set (``open_memory``). One point per case, all kinds together,
-filtered by payload (kind, strategy, ...; ``engines.INDEXED``).
+which several exdesk processes share (``knowledge.shared.SharedFolderMemory``); a Qdrant
+server or cluster when ``EXDESK_QDRANT_URL`` is set (``open_memory``). One point per case,
+all kinds together, filtered by payload (kind, strategy, ...; ``engines.INDEXED``).
 
 What gets embedded is a past case's summary, and for a search the text the caller gives (the
 agent: the situation of a finding, ``knowledge.situation``). Summaries are untrusted text:
@@ -20,10 +20,9 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from filelock import FileLock, Timeout
 from numpy.typing import NDArray
 
 from domain.models import Kind, Strategy
@@ -124,12 +123,47 @@ def _unique(cases: Iterable[PastCase]) -> list[PastCase]:
     return list({case.case_id: case for case in cases}.values())
 
 
-class _Operations:
-    """What the memory does on an open engine, with vectors already made."""
+def outcome_fields(outcome: Outcome) -> dict[str, Any]:
+    """The payload fields a later outcome changes."""
+    data = outcome.model_dump(mode="json")
+    return {
+        "success": outcome.success,
+        "resolution_hours": data.get("resolution_hours"),
+        "cost_usd": data.get("cost_usd"),
+        "note": outcome.note,
+    }
 
-    def __init__(self, engine: Engine, embedder: Embedder, where: str) -> None:
+
+class Operations(Protocol):
+    """What the memory does once vectors are made: on an engine in this process
+    (``EngineOperations``), or in the process that holds the shared folder open
+    (``knowledge.shared``). Every argument and result is plain data."""
+
+    def upsert(
+        self, ids: Sequence[str], vectors: NDArray[np.float32], payloads: Sequence[dict[str, Any]]
+    ) -> None: ...
+
+    def query(
+        self,
+        vector: NDArray[np.float32],
+        filters: Sequence[Mapping[str, Any]],
+        limit: int,
+        floor: float | None,
+    ) -> list[list[SimilarCase]]: ...
+
+    def cases(self, case_ids: Sequence[str]) -> list[dict[str, Any]]: ...
+
+    def record_outcome(self, case_id: str, fields: dict[str, Any]) -> bool: ...
+
+    def count(self) -> int: ...
+
+
+class EngineOperations:
+    """The memory's operations on an open engine, for cases embedded with ``embedder_name``."""
+
+    def __init__(self, engine: Engine, embedder_name: str, where: str) -> None:
         self.engine = engine
-        self.embedder = embedder
+        self.embedder_name = embedder_name
         self.where = where
 
     def ready(self, *, dim: int | None = None) -> bool:
@@ -139,25 +173,25 @@ class _Operations:
         if meta is None:
             if dim is None:
                 return False
-            self.engine.create({"embedder": self.embedder.name, "dim": dim, "format": 1})
+            self.engine.create({"embedder": self.embedder_name, "dim": dim, "format": 1})
             return True
-        if meta.get("embedder") != self.embedder.name or (dim and meta.get("dim") != dim):
+        if meta.get("embedder") != self.embedder_name or (dim and meta.get("dim") != dim):
             raise CaseMemoryUnavailable(
                 f"the case memory {self.where} holds cases embedded with "
                 f"{meta.get('embedder')!r} ({meta.get('dim')}-dimensional) but "
-                f"EXDESK_EMBEDDING_MODEL gives {self.embedder.name!r}: the cases were imported "
+                f"EXDESK_EMBEDDING_MODEL gives {self.embedder_name!r}: the cases were imported "
                 f"with another model. Set EXDESK_EMBEDDING_MODEL back to it ({_setting_of(meta)}), "
                 "or forget the cases (exdesk knowledge reset --yes) and import them again"
             )
         return True
 
-    def upsert(self, cases: Sequence[PastCase], vectors: NDArray[np.float32]) -> None:
-        if not cases:
+    def upsert(
+        self, ids: Sequence[str], vectors: NDArray[np.float32], payloads: Sequence[dict[str, Any]]
+    ) -> None:
+        if not ids:
             return
         self.ready(dim=int(vectors.shape[1]))
-        self.engine.upsert(
-            [point_id(c.case_id) for c in cases], vectors, [payload_of(c) for c in cases]
-        )
+        self.engine.upsert(ids, vectors, payloads)
 
     def query(
         self,
@@ -179,23 +213,19 @@ class _Operations:
         found = {p.get("case_id"): p for p in self.engine.payloads([point_id(c) for c in case_ids])}
         return [_case_of(found[c]) for c in case_ids if c in found]
 
-    def record_outcome(self, case_id: str, outcome: Outcome) -> bool:
+    def record_outcome(self, case_id: str, fields: dict[str, Any]) -> bool:
         if not self.ready() or not self.engine.payloads([point_id(case_id)]):
             return False
-        data = outcome.model_dump(mode="json")
-        self.engine.set_payload(
-            point_id(case_id),
-            {
-                "success": outcome.success,
-                "resolution_hours": data.get("resolution_hours"),
-                "cost_usd": data.get("cost_usd"),
-                "note": outcome.note,
-            },
-        )
+        self.engine.set_payload(point_id(case_id), fields)
         return True
 
     def count(self) -> int:
         return self.engine.count() if self.ready() else 0
+
+
+def points_of(cases: Sequence[PastCase]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The point ids and payloads of cases, in order."""
+    return [point_id(c.case_id) for c in cases], [payload_of(c) for c in cases]
 
 
 def _filters(kind: Kind | None, where: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -205,7 +235,7 @@ def _filters(kind: Kind | None, where: Mapping[str, Any] | None) -> dict[str, An
     return found
 
 
-class _Memory:
+class MemoryBase:
     """Searching and reading, the same on every engine: each kind of memory says how it gets
     an open engine (``_session``) and whether it surely holds nothing (``_empty``, checked
     before anything is embedded or opened)."""
@@ -213,7 +243,7 @@ class _Memory:
     embedder: Embedder
     floor: float
 
-    def _session(self) -> AbstractContextManager[_Operations]:
+    def _session(self) -> AbstractContextManager[Operations]:
         raise NotImplementedError
 
     def _empty(self) -> bool:
@@ -269,10 +299,10 @@ class _Memory:
         if self._empty():
             return False
         with self._session() as ops:
-            return ops.record_outcome(case_id, outcome)
+            return ops.record_outcome(case_id, outcome_fields(outcome))
 
 
-class QdrantCaseMemory(_Memory):
+class QdrantCaseMemory(MemoryBase):
     """The case memory on one engine held open: a Qdrant server, or an embedded shard this
     process alone uses (an eval's fresh memory). Threads may share it."""
 
@@ -289,12 +319,12 @@ class QdrantCaseMemory(_Memory):
         self.learns = learns
         self.embedder = embedder
         self.floor = default_floor(embedder.name) if floor is None else floor
-        self._ops = _Operations(engine, embedder, where or "in Qdrant")
+        self._ops = EngineOperations(engine, embedder.name, where or "in Qdrant")
         self._lock = threading.RLock()
         self._closers: list[Any] = []
 
     @contextmanager
-    def _session(self) -> Iterator[_Operations]:
+    def _session(self) -> Iterator[Operations]:
         with self._lock:
             yield self._ops
 
@@ -307,8 +337,9 @@ class QdrantCaseMemory(_Memory):
         for start in range(0, len(given), batch_size):
             batch = given[start : start + batch_size]
             vectors = self.embedder.embed([case_text(c) for c in batch])
+            ids, payloads = points_of(batch)
             with self._lock:
-                self._ops.upsert(batch, vectors)
+                self._ops.upsert(ids, vectors, payloads)
         return len(given)
 
     def learn(self, case: PastCase) -> bool:
@@ -358,82 +389,3 @@ def open_memory(
     )
     memory._closers.append(lambda: shutil.rmtree(folder, ignore_errors=True))
     return memory
-
-
-class SharedFolderMemory(_Memory):
-    """The embedded case memory in a folder that several processes share.
-
-    Qdrant's embedded engine lets one process open a shard at a time. Here every search,
-    import or update opens it under a lock file beside the folder and closes it at once, so
-    no process is locked out: one that finds the folder busy waits, at most ``timeout``
-    seconds, then gets ``CaseMemoryUnavailable``. Texts are embedded before the lock is
-    taken. A folder that holds no case is searched without opening it or embedding anything.
-    """
-
-    IMPORT_CHUNK = 2048  # cases written per opening during an import
-
-    def __init__(
-        self, path: Path, embedder: Embedder, *, timeout: float = 30.0, floor: float | None = None
-    ) -> None:
-        self.path = path
-        self.embedder = embedder
-        self.timeout = timeout
-        self.floor = default_floor(embedder.name) if floor is None else floor
-        self._lock = FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout)
-
-    @contextmanager
-    def _session(self) -> Iterator[_Operations]:
-        try:
-            # polled often: a waiter must catch the short gap between one holder's release
-            # and its next search, or a process searching back to back starves the others
-            self._lock.acquire(poll_interval=0.002)
-        except Timeout as exc:
-            raise CaseMemoryUnavailable(
-                f"the case memory at {self.path} was busy for {self.timeout:.0f} s (other "
-                "exdesk processes were using it); try again, or run a Qdrant server and set "
-                "EXDESK_QDRANT_URL"
-            ) from exc
-        try:
-            engine = EdgeEngine(self.path)
-            try:
-                yield _Operations(engine, self.embedder, f"at {self.path}")
-            finally:
-                engine.close()
-        finally:
-            self._lock.release()
-
-    def _empty(self) -> bool:
-        """No case was ever stored (the folder was never created)."""
-        return not (self.path / "edge_config.json").is_file()
-
-    def import_cases(self, cases: Iterable[PastCase], *, batch_size: int = 256) -> int:
-        given = _unique(cases)
-        for start in range(0, len(given), self.IMPORT_CHUNK):
-            chunk = given[start : start + self.IMPORT_CHUNK]
-            vectors = np.vstack(
-                [
-                    self.embedder.embed([case_text(c) for c in chunk[i : i + batch_size]])
-                    for i in range(0, len(chunk), batch_size)
-                ]
-            )
-            with self._session() as ops:
-                ops.upsert(chunk, vectors)
-        return len(given)
-
-    def learn(self, case: PastCase) -> bool:
-        self.import_cases([case])
-        return True
-
-    def count(self) -> int:
-        if self._empty():
-            return 0
-        with self._session() as ops:
-            return ops.count()
-
-    def reset(self) -> None:
-        """Forget every case (e.g. before importing them again with another model)."""
-        with self._lock:
-            shutil.rmtree(self.path, ignore_errors=True)
-
-    def close(self) -> None:
-        """Nothing stays open between calls."""

@@ -7,6 +7,7 @@ The pages live in ``service.pages`` on the same app.
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -27,12 +28,15 @@ from domain.errors import (
     ToolError,
 )
 from domain.models import Kind, Order, ProposalStatus, Tier, User, World
+from knowledge.errors import CaseMemoryUnavailable
 from service import review, usecases
 from service.pages import TOKEN_COOKIE, mount_pages
 from service.people import allow, authenticate
 from service.reports import case_report
 from service.settings import Settings
 from service.wiring import Exdesk
+
+log = logging.getLogger(__name__)
 
 
 class OrderIn(BaseModel):
@@ -161,6 +165,10 @@ def create_app(settings: Settings, *, sweep_interval: float | None = None) -> Fa
     async def lifespan(api: FastAPI) -> Any:
         desk = Exdesk(settings)
         api.state.exdesk = desk
+        try:
+            desk.host_case_memory()
+        except CaseMemoryUnavailable as exc:  # another process keeps it busy: serve anyway
+            log.warning("the case memory is not hosted here: %s", exc)
         sweeper = Sweeper(
             desk, settings.sweep_interval_s if sweep_interval is None else sweep_interval
         )

@@ -33,7 +33,8 @@ from domain.policy import Policy, default_policy, parse_policy
 from knowledge.cases import PastCase
 from knowledge.embedder import make_embedder
 from knowledge.memory import CaseStore, SimilarCase
-from knowledge.store import SharedFolderMemory, open_memory
+from knowledge.shared import SharedFolderMemory
+from knowledge.store import open_memory
 from service.settings import Settings
 from store.db import make_engine, sqlite_path
 from store.holds import HoldDates
@@ -195,6 +196,13 @@ class Exdesk:
             self._memory = memory_for(self.settings, persistent=True)
             self._stack.callback(self._memory.close)
         return self._memory
+
+    def host_case_memory(self) -> bool:
+        """Hold the data dir's case memory open for the other processes from now on (a
+        long-lived process does, so that short runs never pay for opening it); whether this
+        process hosts it. Nothing to do with a Qdrant server, or when another process hosts."""
+        memory = self.case_memory
+        return isinstance(memory, SharedFolderMemory) and memory.serve()
 
     @cached_property
     def checkers(self) -> Checkers:

@@ -1,4 +1,4 @@
-"""Fixtures for the case-memory tests: both engines, a counting embedder, past cases."""
+"""Fixtures for the case-memory tests: every backend, a counting embedder, past cases."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
 
 from domain.models import Kind, Order, Strategy
 from knowledge.cases import PastCase
-from knowledge.engines import EdgeEngine, ServerEngine
-from knowledge.store import QdrantCaseMemory
+from knowledge.memory import CaseStore
+from tests.knowledge.backends import NAMES, Backend, HostProcess
 from tests.knowledge.support import ORDER, CountingEmbedder, case
 
 
@@ -31,20 +30,26 @@ def embedder() -> CountingEmbedder:
     return CountingEmbedder()
 
 
-@pytest.fixture(params=["edge", "server-api"])
-def memory(
-    request: pytest.FixtureRequest, embedder: CountingEmbedder, tmp_path: Path
-) -> Iterator[QdrantCaseMemory]:
-    """The memory on Qdrant's embedded engine, and on qdrant-client (local mode stands in for
-    a server: the same client calls, no network)."""
-    if request.param == "edge":
-        memory = QdrantCaseMemory(EdgeEngine(tmp_path / "shard"), embedder)
-    else:
-        memory = QdrantCaseMemory(
-            ServerEngine(QdrantClient(location=":memory:"), "exdesk_cases"), embedder
-        )
-    yield memory
-    memory.close()
+@pytest.fixture(scope="session")
+def host_process() -> Iterator[HostProcess]:
+    """Another process that hosts shared folders (started once)."""
+    host = HostProcess()
+    yield host
+    host.close()
+
+
+@pytest.fixture(params=NAMES)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Every backend of the case-memory port, on a fresh store (``tests.knowledge.backends``)."""
+    host = request.getfixturevalue("host_process") if request.param == "shared-client" else None
+    found = Backend(request.param, tmp_path, host)
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def memory(backend: Backend, embedder: CountingEmbedder) -> CaseStore:
+    return backend.open(embedder)
 
 
 @pytest.fixture
