@@ -30,6 +30,7 @@ from domain.reading import Intent, Reading, ReadingRejected, read_answer
 from tools.model import Attempt, GuardedModel, ModelRequest
 
 READ_EVENT = "model.read"
+READING_TOOL = "reading"  # the one tool a model may call (``agent.prompts``)
 NOTE_ALLOWED = frozenset(Intent(i) for i in NOTE_INTENTS)
 Status = Literal["read", "dropped", "failed"]
 
@@ -47,10 +48,20 @@ def needs_reading(order: Order) -> bool:
     return bool((order.notes or "").strip()) and order.status not in ("cancelled", "fulfilled")
 
 
-def judge(failure: str | None, answer: str, text: str, allowed: frozenset[Intent]) -> Judged:
-    """What an answer (or its absence) comes to: the same function at run time and in replay."""
+def judge(
+    failure: str | None,
+    answer: str,
+    text: str,
+    allowed: frozenset[Intent],
+    *,
+    tool: str | None = None,
+) -> Judged:
+    """What an answer (or its absence) comes to: the same function at run time and in replay.
+    ``tool``: the tool the model called, when it answered with a tool call (only one exists)."""
     if failure is not None:
         return Judged("failed", None, failure)
+    if tool is not None and tool != READING_TOOL:
+        return Judged("dropped", None, f"the model called {tool[:60]!r}, not {READING_TOOL}")
     try:
         return Judged("read", read_answer(answer, text, allowed=allowed))
     except ReadingRejected as exc:
@@ -76,7 +87,8 @@ def ask_and_record(
         return judged_entry(payload, text, allowed)
     attempt = model.ask(request)
     answer = attempt.answer.text if attempt.answer is not None else ""
-    judged = judge(_failure(attempt), answer, text, allowed)
+    called = attempt.answer.tool if attempt.answer is not None else None
+    judged = judge(_failure(attempt), answer, text, allowed, tool=called)
     model.stats.outcome(judged.status)
     audit.append("agent", READ_EVENT, read_entry(model, request, attempt, judged, about), key=key)
     return judged
@@ -105,6 +117,7 @@ def read_entry(
         "why": judged.why,
         "intent": judged.reading.intent.value if judged.reading else None,
         "via": answer.via if answer else None,
+        "tool": answer.tool if answer else None,
         "tries": attempt.tries,
         "seconds": round(attempt.seconds, 3),
         "prompt_tokens": answer.prompt_tokens if answer else 0,
@@ -123,7 +136,8 @@ def judged_entry(payload: Mapping[str, Any], text: str, allowed: frozenset[Inten
     answer = str(payload.get("model_answer") or "")
     if is_ref(answer):
         return Judged("failed", None, "the recorded answer was erased")
-    return judge(None, answer, text, allowed)
+    tool = payload.get("tool")
+    return judge(None, answer, text, allowed, tool=str(tool) if tool is not None else None)
 
 
 def read_notes(model: GuardedModel, audit: AuditLog, ctx: Context, thread_id: str) -> Judged:

@@ -32,6 +32,7 @@ from service.cli_common import (
     progress,
 )
 from service.cli_knowledge import knowledge_app
+from service.cli_reply import reply_command
 from service.cli_review import review_app
 from service.cli_users import serve, users_app
 from service.inputs import read_json, read_jsonl, unique_by
@@ -49,6 +50,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(users_app, name="users")
 app.command("serve")(serve)
+app.command("reply")(reply_command)
 
 
 @app.command("run")

@@ -29,7 +29,7 @@ from domain.errors import (
 )
 from domain.models import Kind, Order, ProposalStatus, Tier, User, World
 from knowledge.errors import CaseMemoryUnavailable
-from service import review, usecases
+from service import replies, review, usecases
 from service.pages import TOKEN_COOKIE, mount_pages
 from service.people import allow, authenticate
 from service.reports import case_report
@@ -73,6 +73,13 @@ class EditIn(BaseModel):
     digest: str = Field(min_length=12, max_length=200)
     changes: list[ActionEditIn] = Field(min_length=1, max_length=100)
     reason: str | None = Field(default=None, max_length=4000)
+
+
+class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=4000, description="the customer's words")
+    world_id: str = Field(default="default", min_length=1, max_length=200)
 
 
 class ResolveIn(BaseModel):
@@ -330,6 +337,22 @@ def create_app(settings: Settings, *, sweep_interval: float | None = None) -> Fa
             "order_id": order_id,
             "status": order.status,
             "holds": [h.kind for h in order.holds],
+        }
+
+    @api.post("/orders/{order_id}/replies", tags=["orders"])
+    def reply(order_id: str, body: ReplyIn, app: Desk, who: Who) -> dict[str, Any]:
+        """Hand over a customer's reply to an order waiting on them (contract §8.2). A
+        confirmation of the address they were asked about writes it and lifts the hold;
+        another valid address asks again; anything else goes to a person with the quote."""
+        guarded(allow, who, "reply")
+        got, new = guarded(replies.receive, app, body.world_id, order_id, body.text, by=who.name)
+        app.checkpoint()
+        order = app.orders.current(body.world_id, order_id)
+        return {
+            **got.as_json(),
+            "new": new,
+            "order_status": order.status if order else None,
+            "holds": [h.kind for h in order.holds] if order else [],
         }
 
     @api.get("/orders/{order_id}/timeline", tags=["orders"])

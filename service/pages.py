@@ -60,6 +60,11 @@ Desk = Annotated[Exdesk, Depends(_desk)]
 PageUser = Annotated[User | None, Depends(_page_user)]
 
 
+def _still_held(app: Exdesk, world_id: str, order_id: str) -> bool:
+    order = app.orders.current(world_id, order_id)
+    return order is not None and bool(order.holds)
+
+
 def mount_pages(api: FastAPI) -> None:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     # JSON as readable text (Chinese as Chinese); autoescaping then makes it safe HTML.
@@ -169,6 +174,9 @@ def mount_pages(api: FastAPI) -> None:
             kind=kind,
             tier=tier,
             status=status,
+            replies=[
+                r for r in app.replies.for_people() if _still_held(app, r.world_id, r.order_id)
+            ],
         )
 
     @api.get("/ui/proposals/{proposal_id}", include_in_schema=False, response_class=HTMLResponse)

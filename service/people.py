@@ -14,6 +14,8 @@ CAN: dict[str, frozenset[Role]] = {
     "read": frozenset({"auditor", "operator", "approver", "supervisor"}),
     "submit": frozenset({"operator"}),
     "resolve": frozenset({"operator"}),
+    # a customer's reply (contract §8.2): operators, and those above them
+    "reply": frozenset({"operator", "approver", "supervisor"}),
     "decide": frozenset({"approver", "supervisor"}),
 }
 

@@ -40,6 +40,7 @@ from store.db import make_engine, sqlite_path
 from store.holds import HoldDates
 from store.migrate import schema_lock, upgrade
 from store.orders import OrderBook
+from store.replies import Replies
 from store.review import ReviewQueue
 from store.users import Users
 from store.world import WorldRows
@@ -176,6 +177,7 @@ class Exdesk:
             self.review = ReviewQueue(self.engine)
             self.users = Users(self.engine)
             self.holds = HoldDates(self.engine)
+            self.replies = Replies(self.engine)
             self.policy = load_policy(settings.policy_file)
             self.faults = parse_faults(settings.simulated_faults)
             self.model = model_for(settings, model)

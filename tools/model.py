@@ -66,6 +66,7 @@ class ModelAnswer:
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tool: str | None = None  # the tool the model called, for an answer given as a tool call
 
     @property
     def tokens(self) -> int:

@@ -91,7 +91,7 @@ class OpenAIChatModel:
 
 def _answer(response: Any, model: str) -> ModelAnswer:
     usage = getattr(response, "usage", None)
-    tokens = {
+    tokens: dict[str, Any] = {
         "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
         "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
     }
@@ -105,5 +105,6 @@ def _answer(response: Any, model: str) -> ModelAnswer:
         arguments = getattr(getattr(calls[0], "function", None), "arguments", "")
         if not isinstance(arguments, str):  # some servers send an object, not its JSON
             arguments = json.dumps(arguments, ensure_ascii=False)
-        return ModelAnswer(text=arguments, via="tool_call", model=name, **tokens)
+        tool = str(getattr(getattr(calls[0], "function", None), "name", "") or "")
+        return ModelAnswer(text=arguments, via="tool_call", model=name, tool=tool, **tokens)
     return ModelAnswer(text=str(message.content or ""), via="content", model=name, **tokens)

@@ -31,6 +31,7 @@ ROUTES = {
     ("post", "/proposals/{proposal_id}/reject"),
     ("post", "/proposals/{proposal_id}/edit"),
     ("post", "/orders/{order_id}/resolve"),
+    ("post", "/orders/{order_id}/replies"),
     ("get", "/orders/{order_id}/timeline"),
     ("get", "/audit/verify"),
 }
