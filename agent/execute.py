@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from sqlalchemy import Connection
 
+from agent import words
 from agent.desk import AGENT, Desk
 from domain.digest import digest, plan_digest
 from domain.errors import ExdeskError
 from domain.models import WAITING_STRATEGIES, Action, Plan, Strategy
+from store.words import Words, WordsCache
 from tools.ports import Result
 
 
@@ -139,13 +142,43 @@ def _schedule_release(desk: Desk, order_id: str, plan: Plan, prefix: str) -> Non
         )
 
 
+def customer_words(
+    desk: Desk, order_id: str, plan: Plan, template: str, data: dict[str, Any]
+) -> Words:
+    order = desk.order(order_id)
+    return words.write(
+        desk.model,
+        WordsCache(desk.engine),
+        desk.audit,
+        purpose="customer_message",
+        subject=f"{desk.world_id}/{order_id}",
+        plan_digest=plan_digest(plan),
+        lang=words.language_of(order),
+        context=words.message_facts(order, template, data),
+        template=words.customer_template(template, data, words.language_of(order)),
+    )
+
+
+def with_message(desk: Desk, order_id: str, plan: Plan, action: Action) -> Action:
+    """A message to the customer asking them for something carries its words, written for
+    them in their language (by the model, marked, or by the template: ``agent.words``)."""
+    template = action.args.get("template")
+    if (action.tool, action.op) != ("notify", "send") or template not in words.WAITING_TEMPLATES:
+        return action
+    data = dict(action.args.get("data") or {})
+    said = customer_words(desk, order_id, plan, str(template), data)
+    message = {"message_text": said.text, "language": said.language, "by": said.by}
+    return action.model_copy(update={"args": {**action.args, "data": {**data, "message": message}}})
+
+
 def _run_steps(
     desk: Desk, order_id: str, plan: Plan, prefix: str, note: dict[str, object]
 ) -> Outcome:
     done: list[tuple[Action, Result, str]] = []
-    for i, action in enumerate(plan.actions):
+    for i, planned in enumerate(plan.actions):
         key = f"{prefix}:{i}"
         try:
+            action = with_message(desk, order_id, plan, planned)
             result = call_tool(desk, action, key, **note)
         except ExdeskError as exc:
             left = _compensate(desk, done)

@@ -10,7 +10,7 @@ import typer
 
 from agent.runner import RunResult
 from domain.models import ProposalStatus
-from service import review, usecases
+from service import explain, review, usecases
 from service.cli_common import DataDir, PolicyFile, err, fail, opened, out
 from service.people import authenticate
 from service.render import proposal_view, safe
@@ -18,6 +18,14 @@ from service.render import proposal_view, safe
 review_app = typer.Typer(
     no_args_is_help=True, help="The review queue: L2/L3 plans waiting for people."
 )
+
+
+def _by(by: str) -> str:
+    return (
+        f"written by a model, {safe(by[6:])}; it decides nothing"
+        if by.startswith("model:")
+        else "template"
+    )
 
 
 @review_app.command("list")
@@ -50,10 +58,30 @@ def review_list(
 
 
 @review_app.command("show")
-def review_show(proposal_id: str, data_dir: DataDir = None, policy: PolicyFile = None) -> None:
+def review_show(
+    proposal_id: str,
+    data_dir: DataDir = None,
+    policy: PolicyFile = None,
+    explain_it: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="The plan in plain words (a model's, marked, if one is set)."
+        ),
+    ] = False,
+    lang: Annotated[str, typer.Option("--lang", help="Your language: en or zh.")] = "en",
+) -> None:
     """Everything an approver needs to see: the plan, each action, the evidence, the votes."""
     with opened(data_dir, policy) as desk:
         proposal = desk.review.get(proposal_id)
+        lang = explain.language(lang)
+        said = explain.summary(desk, proposal, lang)
+        if said is not None:
+            out.print(
+                f"[bold]summary and a next step[/] ({_by(said.by)}):\n{safe(said.text, True)}"
+            )
+        if explain_it:
+            said = explain.explanation(desk, proposal, lang)
+            out.print(f"[bold]in plain words[/] ({_by(said.by)}):\n{safe(said.text, True)}")
         votes = desk.review.votes(proposal_id)
         digest = usecases.current_digest(desk, proposal)
         found = review.cited(desk, proposal.plan.similar_cases)

@@ -29,7 +29,7 @@ from domain.errors import (
 )
 from domain.models import Kind, Order, ProposalStatus, Tier, User, World
 from knowledge.errors import CaseMemoryUnavailable
-from service import replies, review, usecases
+from service import explain, replies, review, usecases
 from service.pages import TOKEN_COOKIE, mount_pages
 from service.people import allow, authenticate
 from service.reports import case_report
@@ -271,6 +271,26 @@ def create_app(settings: Settings, *, sweep_interval: float | None = None) -> Fa
         proposal = guarded(app.review.get, proposal_id)
         detail: dict[str, Any] = guarded(review.detail, app, proposal)
         return detail
+
+    @api.get("/proposals/{proposal_id}/explanation", tags=["proposals"])
+    def explain_proposal(
+        proposal_id: str, request: Request, app: Desk, who: Who, lang: str | None = None
+    ) -> dict[str, Any]:
+        """The plan in plain language, in your language (``lang``, else Accept-Language),
+        marked as the model's when a model wrote it; written once per plan."""
+        guarded(allow, who, "read")
+        proposal = guarded(app.review.get, proposal_id)
+        said = guarded(
+            explain.explanation,
+            app,
+            proposal,
+            explain.language(lang or request.headers.get("accept-language")),
+        )
+        return {
+            "proposal_id": proposal_id,
+            "plan_digest": proposal.plan_digest,
+            **(explain.shown(said) or {}),
+        }
 
     def _vote(
         app: Exdesk, who: User, proposal_id: str, decision: str, body: ApproveIn | RejectIn

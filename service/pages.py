@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from domain.errors import ExdeskError, NotAllowed
 from domain.models import Kind, ProposalStatus, User, VoteDecision
-from service import review, usecases
+from service import explain, review, usecases
 from service.people import CAN, allow, authenticate
 from service.wiring import Exdesk
 
@@ -180,11 +180,18 @@ def mount_pages(api: FastAPI) -> None:
         )
 
     @api.get("/ui/proposals/{proposal_id}", include_in_schema=False, response_class=HTMLResponse)
-    def proposal_page(request: Request, proposal_id: str, app: Desk, who: PageUser) -> Response:
+    def proposal_page(
+        request: Request, proposal_id: str, app: Desk, who: PageUser, explain_it: str = ""
+    ) -> Response:
         if who is None:
             return login_first()
+        lang = explain.language(request.headers.get("accept-language"))
         try:
-            detail = review.detail(app, app.review.get(proposal_id))
+            proposal = app.review.get(proposal_id)
+            detail = review.detail(app, proposal, lang=lang)
+            explained = (
+                explain.shown(explain.explanation(app, proposal, lang)) if explain_it else None
+            )
         except ExdeskError as exc:
             return back("/ui/queue", str(exc), "error")
         return render(
@@ -193,6 +200,7 @@ def mount_pages(api: FastAPI) -> None:
             user=who,
             nav="queue",
             p=detail,
+            explained=explained,
             can_decide=who.role in CAN["decide"],
         )
 

@@ -20,7 +20,7 @@ from domain.digest import plan_digest, what_changed
 from domain.errors import ApprovalError, InputError, StaleDigest, ToolRejected
 from domain.models import Action, Draft, Order, Plan, Proposal, ProposalStatus, Tier, User
 from knowledge.errors import CaseMemoryUnavailable
-from service import holds, usecases
+from service import explain, holds, usecases
 from service.people import allow
 from service.wiring import Exdesk
 from store.db import write
@@ -75,8 +75,9 @@ def tier_reasons(plan: Draft, tier: Tier, app: Exdesk) -> list[str]:
     return reasons
 
 
-def detail(app: Exdesk, proposal: Proposal) -> dict[str, Any]:
-    """Everything an approver needs to decide, as JSON."""
+def detail(app: Exdesk, proposal: Proposal, *, lang: str = "en") -> dict[str, Any]:
+    """Everything an approver needs to decide, as JSON (``lang``: the approver's language, for
+    the words written for them)."""
     order = app.orders.current(proposal.world_id, proposal.order_id)
     if order is None:
         raise InputError(f"order {proposal.order_id} of {proposal.proposal_id} is gone")
@@ -115,6 +116,11 @@ def detail(app: Exdesk, proposal: Proposal) -> dict[str, Any]:
         "voters": sorted(valid),
         "still_needed": usecases.missing(app, proposal),
         "promised_by": order.fulfillment.promised_by.isoformat(),
+        # manual_review only: what the problem is and a next step (the model's, marked)
+        "summary": explain.shown(explain.summary(app, proposal, lang)),
+        "replies": [
+            r.as_json() for r in app.replies.for_order(proposal.world_id, proposal.order_id)
+        ],
     }
 
 

@@ -77,7 +77,7 @@ def test_an_address_change_is_asked_never_written(make: Any) -> None:
     after = result.order_after
     assert after.ship_to.street_address == "Dam 1"  # never written before the customer confirms
     assert after.status == "on_hold" and [h.kind for h in after.holds] == ["customer_request"]
-    assert len(fake.requests) == 1
+    assert [r.purpose for r in fake.requests] == ["notes", "customer_message"]
     # the untrusted text is data in a message of its own, never in the instructions
     messages = fake.requests[0].messages
     assert notes not in messages[0]["content"] and messages[0]["role"] == "system"
@@ -212,7 +212,7 @@ def test_the_same_order_again_asks_the_model_nothing(make: Any) -> None:
     app, fake = make([reading("cancel", "cancel it")])
     first = start(app, case_with("cancel it"))
     again = start(app, case_with("cancel it"))
-    assert len(fake.requests) == 1
+    assert [r.purpose for r in fake.requests] == ["notes"]
     assert first.decisions == again.decisions
 
 

@@ -32,6 +32,7 @@ ROUTES = {
     ("post", "/proposals/{proposal_id}/edit"),
     ("post", "/orders/{order_id}/resolve"),
     ("post", "/orders/{order_id}/replies"),
+    ("get", "/proposals/{proposal_id}/explanation"),
     ("get", "/orders/{order_id}/timeline"),
     ("get", "/audit/verify"),
 }
