@@ -366,6 +366,9 @@ class SharedFolderMemory(MemoryBase):
             if self._idle:
                 return self._idle.pop()
             if self._address is None:
+                # The data dir holds the lock and the socket even when the store is elsewhere
+                # (PostgreSQL): make it, as the folder's first user.
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._address = socket_path(self.path)
             while True:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
