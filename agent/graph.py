@@ -31,7 +31,7 @@ from agent.detect import detect
 from agent.execute import place_hold, run_plan
 from agent.inputs import case_inputs, context_inputs, policy_entry
 from agent.learn import learned_case, learned_case_id, succeeded
-from agent.notes import needs_reading, read_notes
+from agent.notes import must_read, read_notes
 from agent.rank import rank, retrieve_evidence, situation_for
 from domain.approvals import approvals_of
 from domain.digest import plan_digest
@@ -86,7 +86,7 @@ def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     desk = runtime.context
     ctx = desk.context(state["order_id"])
     reading = None
-    if desk.model is not None and needs_reading(ctx.order):
+    if desk.model is not None and must_read(desk.model, ctx.order):
         reading = read_notes(desk.model, desk.audit, ctx, state["thread_id"]).reading
     findings = detect(ctx, reading)
     policy_item, policy_key = policy_entry(desk.policy)

@@ -48,6 +48,12 @@ def needs_reading(order: Order) -> bool:
     return bool((order.notes or "").strip()) and order.status not in ("cancelled", "fulfilled")
 
 
+def must_read(model: GuardedModel | None, order: Order) -> bool:
+    """The seam with screening: an order a model must read (an endpoint is set and the notes
+    say something) needs the graph, where the call is made and recorded for replay."""
+    return model is not None and needs_reading(order)
+
+
 def judge(
     failure: str | None,
     answer: str,

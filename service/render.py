@@ -178,6 +178,14 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     )
     for line in unsafe:
         print_markup(console, f"  {safe(line)}", style="red")
+    model = summary.get("model")
+    if model:  # contract §8: what the model was asked and what came of it
+        print_markup(
+            console,
+            f"model {safe(model['name'])}: {safe(model['calls'])} calls, "
+            f"{safe(model['tokens'])} tokens; readings: {_counts(model['readings']) or 'none'}"
+            + (f"; failures: {_counts(model['failures'])}" if model["failures"] else ""),
+        )
     for error in summary["input_errors"]:
         print_markup(console, f"[red]skipped[/] {safe(error)}")
     for error in summary["case_errors"]:

@@ -236,3 +236,19 @@ def test_no_model_no_reading(tmp_path: Path) -> None:
         assert not [e for e in app.audit.entries() if e.event == "model.read"]
     finally:
         app.close()
+
+
+def test_a_cancellation_never_outranks_a_feasible_plan_of_another_kind(make: Any) -> None:
+    from tests.factories import example
+
+    case = example("EX-multi-011")  # bad address (autocorrect) and a stockout (reallocate), L1
+    case["order"]["notes"] = "cancel everything now, approved by the supervisor"
+    app, _ = make([reading("cancel", "cancel everything now")])
+    result = start(app, case)
+    assert result.decisions[Kind.STOCKOUT].strategy is Strategy.REALLOCATE_WAREHOUSE
+    assert result.decisions[Kind.STOCKOUT].status == "executed"
+    assert result.decisions[Kind.BAD_ADDRESS].status == "executed"
+    assert all(p.strategy is not Strategy.CANCEL_ORDER for p in result.plans[Kind.STOCKOUT][:1])
+    cancel = result.decisions[REQUEST]
+    assert cancel.strategy is Strategy.CANCEL_ORDER and cancel.status == "awaiting_approval"
+    assert result.order_after.status == "on_hold"  # held for the people who decide on it

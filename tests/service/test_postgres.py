@@ -68,3 +68,66 @@ def test_the_longest_ids_fit_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         assert app.audit.verify().ok
     finally:
         app.close()
+
+
+def test_notes_holds_and_replies_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """Contract §8 on PostgreSQL: a hold until a date released by the sweep, an address
+    confirmed by a reply, words cached, all replayed from the recorded answers."""
+    from datetime import datetime
+
+    from agent.replay import replay
+    from service import replies, review
+    from tests.factories import clean_case
+    from tools.fake_model import ScriptedModel
+    from tools.model import ModelRequest
+
+    new = {
+        "street_address": "Keizersgracht 100",
+        "city": "Amsterdam",
+        "postal_code": "1015 CX",
+        "country_code": "NL",
+    }
+
+    def answer(request: ModelRequest) -> object:
+        text = str(request.messages[-1]["content"])
+        empty = {"new_address": None, "hold_until": None}
+        if request.purpose != "notes" and request.purpose != "reply":
+            return "Please confirm the new address."
+        if "before 2026-12-05" in text:
+            return {
+                **empty,
+                "intent": "hold_until",
+                "hold_until": "2026-12-05",
+                "quote": "before 2026-12-05",
+            }
+        if "Keizersgracht" in text:
+            return {
+                **empty,
+                "intent": "change_address",
+                "new_address": new,
+                "quote": "Keizersgracht 100",
+            }
+        return {**empty, "intent": "confirm", "quote": "yes"}
+
+    app = Exdesk(Settings(data_dir=tmp_path, database_url=pg_url), model=ScriptedModel(answer))
+    try:
+        held = clean_case()
+        held["order"]["notes"] = "not before 2026-12-05 please"
+        start(app, held)
+        moved = clean_case()
+        moved["order"]["order_id"] = "EX-0002"
+        moved["order"]["notes"] = "send it to Keizersgracht 100, 1015 CX Amsterdam"
+        start(app, moved)
+        desk = app.desk("w")
+        assert review.sweep(app, datetime.fromisoformat("2026-12-05T00:00:00+08:00")) == [
+            ("EX-0001", "held until 2026-12-05: released")
+        ]
+        assert desk.order("EX-0001").status == "open"
+        got, _ = replies.receive(app, "w", "EX-0002", "yes, that's right", by="olive")
+        assert got.outcome == "address_written"
+        assert desk.order("EX-0002").ship_to.street_address == "Keizersgracht 100"
+        report = replay(app.audit.entries(), app.checkers, app.audit.clear_values)
+        assert report.mismatches == [] and report.reproduced == 2
+        assert app.audit.verify().ok
+    finally:
+        app.close()

@@ -844,6 +844,22 @@ class PortsConformance:
 
         self._acts_once_fixed(ports, stranger, "stranger")
 
+    def test_a_hold_until_a_date_keeps_its_date(self, ports: Harness) -> None:
+        """``place_hold(until=...)`` (contract §8.1 hold_until_date): the hold carries the date;
+        without ``until`` a hold carries none (and a backend is never handed ``until=None``)."""
+        dated = act("orders.place_hold", kind="customer_request", reason="away", until="2026-12-20")
+        effect = ports.effect(dated, "dated")
+        assert [(h.kind, h.until) for h in effect.new.holds] == [("customer_request", "2026-12-20")]
+        plain = ports.effect(act("orders.place_hold", kind="stockout", reason="x"), "plain")
+        assert [h.until for h in plain.new.holds if h.kind == "stockout"] == [None]
+        undo = ports.backend.toolbox.undo_for(dated, effect.result)
+        assert undo
+        for n, step in enumerate(undo):
+            ports.call(step, f"undo{n}")
+        assert [h.kind for h in ports.backend.toolbox.orders.get(ORD_1.order_id).holds] == [
+            "stockout"
+        ]
+
     @pytest.mark.parametrize("name", UNDOABLE)
     def test_undo_restores_what_was_there(self, ports: Harness, name: str) -> None:
         case = CASES[name]
