@@ -21,8 +21,13 @@ demo: $(STAMP)
 	$(BIN)/exdesk review list --data-dir $(DEMO)
 	$(BIN)/exdesk audit verify --data-dir $(DEMO)
 	@echo
-	@echo "Review the queue in a browser: give yourself a token, then start the service:"
+	@echo "Review the queue in a browser. Add yourself as the desk's first supervisor (the only"
+	@echo "person added without a token; it prints yours on its last line), then two approvers"
+	@echo "with your token, then start the service and sign in with a token:"
 	@echo "  $(BIN)/exdesk users add YOUR-NAME --role supervisor --data-dir $(DEMO)"
+	@echo "  export EXDESK_TOKEN=<the token it printed>"
+	@echo "  $(BIN)/exdesk users add ALICE --role approver --data-dir $(DEMO)"
+	@echo "  $(BIN)/exdesk users add BOB --role approver --data-dir $(DEMO)"
 	@echo "  $(BIN)/exdesk serve --data-dir $(DEMO)     # then open http://127.0.0.1:8000/ui"
 
 # The notes path with a real model on this machine (llama.cpp's server, a 270M GGUF from a

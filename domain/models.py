@@ -530,3 +530,7 @@ class User(Strict):
     role: Role
     created_at: datetime
     revoked_at: datetime | None = None
+    # who gave them the role they have, and when (None: the first supervisor, or a desk from
+    # before people needed a supervisor to add them)
+    added_by: str | None = None
+    added_at: datetime | None = None

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from audit.errors import AuditError
 from domain.errors import ExdeskError
 from service.render import safe
 from service.settings import Settings
@@ -68,6 +69,8 @@ def opened(
         raise fail(str(exc)) from exc
     try:
         yield desk
+    except AuditError as exc:  # the log refused the write: nothing of it was kept
+        raise fail(str(exc), 1) from exc
     except ExdeskError as exc:
         raise fail(str(exc)) from exc
     finally:

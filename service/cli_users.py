@@ -8,46 +8,88 @@ from typing import Annotated
 
 import typer
 
+from domain.models import User
 from service.cli_common import DataDir, PolicyFile, err, opened, out, settings_for
-from service.people import add_user, revoke_user
+from service.cli_review import Token
+from service.people import add_user, authenticate, revoke_user, set_role
 from service.render import safe
+from service.wiring import Exdesk
 
-users_app = typer.Typer(no_args_is_help=True, help="People who work at the desk, and tokens.")
+users_app = typer.Typer(
+    no_args_is_help=True,
+    help="People who work at the desk, and tokens. Adding, changing and revoking people "
+    "needs a supervisor's token; only the first supervisor is added without one.",
+)
+Role = Annotated[str, typer.Option("--role", help="operator, approver, supervisor or auditor.")]
+
+
+def _supervisor(desk: Exdesk, token: str | None) -> User | None:
+    """Who is asking, by their token (--token or $EXDESK_TOKEN); None without one."""
+    token = token or desk.settings.token
+    return authenticate(desk, token) if token else None
 
 
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Their name, as others know them.")],
-    role: Annotated[str, typer.Option("--role", help="operator, approver, supervisor or auditor.")],
+    role: Role,
+    token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Add a person with one role. Prints their API token once, alone on the last line: give
-    it to them; only a hash of it is kept."""
+    """Add a person with one role, with a supervisor's token (the desk's first supervisor is
+    added without one). Prints their API token once, alone on the last line: give it to
+    them; only a hash of it is kept."""
     with opened(data_dir) as desk:
-        user, token = add_user(desk, name, role)
-        out.print(f"{safe(user.name)} added as {user.role}. Their token (shown only now):")
-    sys.stdout.write(token + "\n")
+        user, secret = add_user(desk, name, role, by=_supervisor(desk, token))
+        if user.added_by is None:
+            out.print(
+                f"{safe(user.name)} added as the desk's first supervisor, without a token "
+                "(recorded in the audit log as the bootstrap). From now on adding, changing "
+                "or revoking people needs a supervisor's token."
+            )
+        else:
+            out.print(f"{safe(user.name)} added as {user.role} by {safe(user.added_by)}.")
+        out.print("Their token (shown only now):")
+    sys.stdout.write(secret + "\n")
 
 
 @users_app.command("list")
 def users_list(data_dir: DataDir = None) -> None:
-    """Everyone who was added, and whether their token still works."""
+    """Everyone who was added, who gave them their role, and whether their token works."""
     with opened(data_dir) as desk:
         people = desk.users.list()
         for user in people:
             state = f"revoked {user.revoked_at:%Y-%m-%d}" if user.revoked_at else "active"
-            out.print(f"{safe(user.name):<30} {user.role:<11} {state}")
+            when = user.added_at or user.created_at
+            by = f"by {user.added_by}" if user.added_by else "without a token"
+            added = f"added {when:%Y-%m-%d %H:%M} {by}"
+            out.print(f"{safe(user.name):<30} {user.role:<11} {state:<19} {safe(added)}")
         out.print(f"{len(people)} user(s)")
+
+
+@users_app.command("role")
+def users_role(
+    name: Annotated[str, typer.Argument(help="Whose role changes.")],
+    role: Role,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Give a person another role (with a supervisor's token); their token stays."""
+    with opened(data_dir) as desk:
+        user = set_role(desk, name, role, by=_supervisor(desk, token))
+        out.print(f"{safe(user.name)} is now {user.role} (given by {safe(user.added_by)})")
 
 
 @users_app.command("revoke")
 def users_revoke(
     name: Annotated[str, typer.Argument(help="Whose token stops working.")],
+    token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Revoke a person's token at once; `users add` gives them a new one."""
+    """Revoke a person's token at once (with a supervisor's token); `users add` gives them a
+    new one."""
     with opened(data_dir) as desk:
-        user = revoke_user(desk, name)
+        user = revoke_user(desk, name, by=_supervisor(desk, token))
         out.print(f"{safe(user.name)}'s token is revoked")
 
 

@@ -392,5 +392,8 @@ def create_app(settings: Settings, *, sweep_interval: float | None = None) -> Fa
         error = http_error(exc)
         return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
+    from service.http_people import mount_people  # (it builds on this module's dependencies)
+
+    mount_people(api)
     mount_pages(api)
     return api

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     lock_timeout_s: float = 120.0
     # The service: how often it escalates and expires proposals past their deadlines (seconds).
     sweep_interval_s: float = 60.0
-    # An API token, for CLI votes once the desk has users (`exdesk users add`).
+    # An API token: for CLI votes once the desk has users, and (a supervisor's) to change people.
     token: str | None = None
     # The model (contract §8): any OpenAI-compatible endpoint. Off unless OPENAI_BASE_URL is
     # set (these two keep the names every OpenAI client reads, without the EXDESK_ prefix);

@@ -226,6 +226,9 @@ users = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime()),
+    # who gave them their role, and when (migration 0004_trust): none for the first supervisor
+    Column("added_by", String(MAX_ID)),
+    Column("added_at", UtcDateTime()),
     Index(
         "users_active_person",
         "person",

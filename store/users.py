@@ -2,7 +2,12 @@
 
 A token is shown once, when it is made; only its SHA-256 is stored. A person is found by the
 identity behind their name (``domain.approvals.person``), so two spellings of one name are one
-person and cannot be added twice.
+person and cannot be added twice. Each row says who gave the person their role and when
+(``added_by``, ``added_at``: a supervisor's name, or none for the first supervisor, added
+without a token).
+
+Writes take a connection in a transaction the caller owns, so that a change to the people and
+the audit entry that records it commit together (``service.people``).
 """
 
 from __future__ import annotations
@@ -11,12 +16,10 @@ import hashlib
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
-from domain.errors import InputError, NotFound
+from domain.errors import NotFound
 from domain.models import Role, User
-from store.db import write
 from store.schema import users
 
 TOKEN_PREFIX = "exd_"
@@ -31,38 +34,91 @@ def _user(row: object) -> User:
     return User.model_validate({k: mapping[k] for k in User.model_fields})
 
 
+def _active(person: str):  # type: ignore[no-untyped-def]
+    return (users.c.person == person) & users.c.revoked_at.is_(None)
+
+
 class Users:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def add(self, *, name: str, person: str, role: Role) -> tuple[User, str]:
-        """Add a person; returns them and their new token (shown once, never stored)."""
+    # --- writing (in the caller's transaction) --------------------------------------------
+
+    def serialize(self, conn: Connection) -> None:
+        """Make changes to the people one at a time across processes, to the end of ``conn``'s
+        transaction (on SQLite the write transaction does already; on PostgreSQL an advisory
+        lock does): two first supervisors added at once are one and a refusal."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/users'))")
+            )
+
+    def add(
+        self,
+        conn: Connection,
+        *,
+        name: str,
+        person: str,
+        role: Role,
+        added_by: str | None,
+    ) -> tuple[User, str]:
+        """Add a person; returns them and their new token (shown once, never stored). An
+        active person of that identity raises IntegrityError (the unique index)."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC)
-        row = {
-            "person": person,
-            "name": name,
-            "role": role,
-            "token_hash": token_hash(token),
-            "created_at": now,
-        }
-        try:
-            write(self.engine, lambda conn: conn.execute(insert(users).values(**row)))
-        except IntegrityError as exc:
-            raise InputError(
-                f"{name!r} is already a user (as {self.get(person).name!r}); "
-                "`exdesk users revoke` them first to give them a new token"
-            ) from exc
-        return User(name=name, person=person, role=role, created_at=now), token
+        user = User(
+            name=name, person=person, role=role, created_at=now, added_by=added_by, added_at=now
+        )
+        conn.execute(
+            insert(users).values(
+                **user.model_dump(exclude={"revoked_at"}), token_hash=token_hash(token)
+            )
+        )
+        return user, token
 
-    def get(self, person: str) -> User:
-        """The active user who is ``person``."""
-        query = select(users).where(users.c.person == person, users.c.revoked_at.is_(None))
-        with self.engine.connect() as conn:
+    def revoke(self, conn: Connection, person: str) -> User:
+        """Revoke the person's token; they may be added again with a new one."""
+        user = self.get(person, conn)
+        now = datetime.now(UTC)
+        conn.execute(update(users).where(_active(person)).values(revoked_at=now))
+        return user.model_copy(update={"revoked_at": now})
+
+    def set_role(self, conn: Connection, person: str, role: Role, *, by: str) -> User:
+        """Give the person another role: ``by`` is then who gave them the role they have (as
+        ``added_by``, from now)."""
+        user = self.get(person, conn)
+        change = {"role": role, "added_by": by, "added_at": datetime.now(UTC)}
+        conn.execute(update(users).where(_active(person)).values(**change))
+        return user.model_copy(update=change)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def find(self, person: str, conn: Connection | None = None) -> User | None:
+        """The active user who is ``person``, or None."""
+        query = select(users).where(_active(person))
+        if conn is None:
+            with self.engine.connect() as own:
+                row = own.execute(query).first()
+        else:
             row = conn.execute(query).first()
-        if row is None:
+        return None if row is None else _user(row)
+
+    def get(self, person: str, conn: Connection | None = None) -> User:
+        """The active user who is ``person``; NotFound, saying what to do, otherwise."""
+        user = self.find(person, conn)
+        if user is None:
             raise NotFound(f"no user {person!r}; `exdesk users list` shows them")
-        return _user(row)
+        return user
+
+    def supervisors(self, conn: Connection) -> list[User]:
+        """The active supervisors, oldest first."""
+        query = select(users).where(users.c.role == "supervisor", users.c.revoked_at.is_(None))
+        return [_user(r) for r in conn.execute(query.order_by(users.c.id))]
+
+    def ever_a_supervisor(self, conn: Connection) -> bool:
+        """Whether anyone was ever a supervisor here (then nobody is added without a token)."""
+        query = select(func.count()).select_from(users).where(users.c.role == "supervisor")
+        return bool(conn.execute(query).scalar())
 
     def by_token(self, token: str) -> User | None:
         """The active user holding ``token``, or None."""
@@ -82,15 +138,3 @@ class Users:
         """Whether anyone was ever added (then every vote needs a token)."""
         with self.engine.connect() as conn:
             return bool(conn.execute(select(func.count()).select_from(users)).scalar())
-
-    def revoke(self, person: str) -> User:
-        """Revoke the person's token; they may be added again with a new one."""
-        user = self.get(person)
-        now = datetime.now(UTC)
-        query = (
-            update(users)
-            .where(users.c.person == person, users.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        write(self.engine, lambda conn: conn.execute(query))
-        return user.model_copy(update={"revoked_at": now})

@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.context import Checkers, Context
 from agent.runner import RunResult
-from domain.models import Order, World
+from domain.models import Order, User, World
 from domain.policy import Policy, default_policy
 from service import usecases
 from service.wiring import Exdesk
@@ -98,3 +98,20 @@ def vote(
 def held(app: Exdesk, world_id: str = "w") -> dict[tuple[str, str], int]:
     """What exdesk holds of each warehouse's stock."""
     return {(r["warehouse_id"], r["sku"]): r["held"] for r in app.worlds.stock_rows(world_id)}
+
+
+def add_people(app: Exdesk, roles: dict[str, str]) -> dict[str, str]:
+    """Add people as the desk wants them added: the first supervisor without a token (the
+    bootstrap; ``root`` when ``roles`` names none), then everyone else by that supervisor.
+    Returns each name's token (``root``'s too, when it was made)."""
+    from service.people import add_user
+
+    tokens: dict[str, str] = {}
+    ordered = sorted(roles.items(), key=lambda item: item[1] != "supervisor")
+    first: User | None = None
+    if not ordered or ordered[0][1] != "supervisor":
+        first, tokens["root"] = add_user(app, "root", "supervisor")
+    for name, role in ordered:
+        user, tokens[name] = add_user(app, name, role, by=first)
+        first = first or user
+    return tokens

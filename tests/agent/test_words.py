@@ -16,10 +16,9 @@ from agent.words import checked
 from domain.models import Kind
 from service import explain
 from service.http import create_app
-from service.people import add_user
 from service.settings import Settings
 from service.wiring import Exdesk
-from tests.factories import clean_case, example, start
+from tests.factories import add_people, clean_case, example, start
 from tests.llm_servers import serve
 from tools.fake_model import ScriptedModel
 from tools.model import ModelRequest
@@ -156,7 +155,7 @@ def test_the_review_page_explains_and_summarizes(tmp: Path) -> None:
         settings = Settings(data_dir=tmp / "h", openai_base_url=server.url, llm_model="m1")
         app = Exdesk(settings)
         try:
-            token = add_user(app, "alice", "approver")[1]
+            token = add_people(app, {"alice": "approver"})["alice"]
             case = clean_case()
             case["order"]["notes"] = "Can you split it in two?"
             result = start(app, case, world_id="default")

@@ -23,7 +23,7 @@ from service.settings import Settings
 from service.wiring import Exdesk
 from store.db import in_schema, scratch_schema
 from tests.conftest import PG_ENV
-from tests.factories import example
+from tests.factories import add_people, example
 
 
 @dataclass
@@ -60,7 +60,7 @@ def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
         settings = Settings(data_dir=tmp_path / "d", database_url=database)
         app = Exdesk(settings)
         try:
-            tokens = {name: add_user(app, name, role)[1] for name, role in PEOPLE.items()}
+            tokens = add_people(app, PEOPLE)
         finally:
             app.close()
         yield Desk(settings, tokens)
@@ -169,9 +169,9 @@ def test_the_same_person_under_another_spelling_is_refused(desk: Desk) -> None:
     try:
         for alias in ("Alice", "ali ce", "ALICE\u200b", "ａｌｉｃｅ"):
             with pytest.raises(Exception, match="already a user"):
-                add_user(app, alias, "approver")
+                add_user(app, alias, "approver", by=app.users.get("sue"))
         with pytest.raises(Exception, match="agent's name"):
-            add_user(app, "ｅｘｄｅｓｋ", "supervisor")
+            add_user(app, "ｅｘｄｅｓｋ", "supervisor", by=app.users.get("sue"))
     finally:
         app.close()
 

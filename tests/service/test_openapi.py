@@ -35,6 +35,10 @@ ROUTES = {
     ("get", "/proposals/{proposal_id}/explanation"),
     ("get", "/orders/{order_id}/timeline"),
     ("get", "/audit/verify"),
+    ("get", "/users"),
+    ("post", "/users"),
+    ("post", "/users/{name}/role"),
+    ("post", "/users/{name}/revoke"),
 }
 
 

@@ -19,10 +19,9 @@ import pytest
 import uvicorn
 
 from service.http import create_app
-from service.people import add_user
 from service.settings import Settings
 from service.wiring import Exdesk
-from tests.factories import example
+from tests.factories import add_people, example
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -41,14 +40,10 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     settings = Settings(data_dir=tmp_path / "d")
     app = Exdesk(settings)
     try:
-        tokens = {
-            name: add_user(app, name, role)[1]
-            for name, role in (
-                ("张伟 Zhang Wei", "approver"),
-                ("bob", "approver"),
-                ("audrey", "auditor"),
-            )
-        }
+        tokens = add_people(
+            app,
+            {"张伟 Zhang Wei": "approver", "bob": "approver", "audrey": "auditor"},
+        )
         case = example("EX-customs-bad_hs-005")
         order: dict[str, Any] = case["order"]
         order["fulfillment"]["promised_by"] = (datetime.now(UTC) + timedelta(days=30)).isoformat()

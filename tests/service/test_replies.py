@@ -12,10 +12,9 @@ from fastapi.testclient import TestClient
 
 from service import replies
 from service.http import create_app
-from service.people import add_user
 from service.settings import Settings
 from service.wiring import Exdesk
-from tests.factories import clean_case, start
+from tests.factories import add_people, clean_case, start
 from tests.llm_servers import serve, untrusted_text
 from tools.fake_model import ScriptedModel
 
@@ -133,9 +132,7 @@ def test_the_http_reply_and_the_review_page(tmp_path: Path) -> None:
         )
         app = Exdesk(settings)
         try:
-            tokens = {
-                n: add_user(app, n, r)[1] for n, r in [("olive", "operator"), ("audrey", "auditor")]
-            }
+            tokens = add_people(app, {"olive": "operator", "audrey": "auditor"})
             case = clean_case()
             case["order"]["notes"] = NOTES
             start(app, case, world_id="default")
