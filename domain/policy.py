@@ -195,6 +195,10 @@ class TierApproval(_Section):
     approvals: int = Field(strict=True)
     roles: tuple[str, ...] = ("approver", "supervisor")
     supervisor_with_reason: bool = Field(default=False, strict=True)
+    # No two approvers of one plan given their role by the same person (`exdesk users list`
+    # shows who added whom): one supervisor cannot mint both approvers of a plan. Off by
+    # default; needs the desk's people (every vote with a token).
+    distinct_adders: bool = Field(default=False, strict=True)
 
     @field_validator("approvals")
     @classmethod

@@ -10,11 +10,13 @@ both or neither.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection
 
-from domain.approvals import AGENT_ACTORS, person
+from domain.approvals import AGENT_ACTORS, approvals_of, person
 from domain.errors import InputError, NotAllowed
-from domain.models import ROLES, Role, User
+from domain.models import ROLES, Proposal, Role, User, Vote
 from service.wiring import Exdesk
 from store.db import write
 
@@ -161,6 +163,42 @@ def set_role(app: Exdesk, name: str, role: str, *, by: User | None = None) -> Us
         return user
 
     return write(app.engine, work)
+
+
+def adder(user: User | None) -> str:
+    """Who gave ``user`` their role, as the policy's ``distinct_adders`` compares them."""
+    if user is None or user.added_by is None:
+        return "nobody (the first supervisor, or added before exdesk kept who added whom)"
+    return user.added_by
+
+
+def check_adders(
+    app: Exdesk, conn: Connection, proposal: Proposal, votes: Sequence[Vote], name: str
+) -> None:
+    """With the policy's ``distinct_adders`` on for the proposal's tier, refuse an approval
+    by someone given their role by the same person as an approver so far (NotAllowed, saying
+    who may approve instead)."""
+    rule = app.policy.approvals.get(proposal.tier)
+    if rule is None or not rule.distinct_adders:
+        return
+    key = f"approvals.{proposal.tier.value}.distinct_adders"
+    voter = app.users.find(person(name), conn)
+    if voter is None:
+        raise NotAllowed(
+            f"the policy ({key}) needs to know who added each approver, and {name} is not one "
+            "of the desk's people: add them with `exdesk users add` and vote with a token"
+        )
+    mine = adder(voter)
+    for earlier in approvals_of(proposal, votes):
+        if person(earlier.by) == voter.person:
+            continue  # the same person again: check_vote says so
+        theirs = adder(app.users.find(person(earlier.by), conn))
+        if theirs == mine:
+            raise NotAllowed(
+                f"{earlier.by} and {name} were both given their role by {mine}; the policy "
+                f"({key}) needs this plan's approvers added by different people: an approver "
+                f"or supervisor whom someone other than {mine} added may approve it"
+            )
 
 
 def authenticate(app: Exdesk, token: str | None) -> User:

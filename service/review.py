@@ -109,6 +109,7 @@ def detail(app: Exdesk, proposal: Proposal, *, lang: str = "en") -> dict[str, An
             {
                 **v.model_dump(mode="json", exclude={"person"}),
                 "counts": v.plan_digest == proposal.plan_digest,
+                **added(app, v.person),
             }
             for v in votes
         ],
@@ -122,6 +123,17 @@ def detail(app: Exdesk, proposal: Proposal, *, lang: str = "en") -> dict[str, An
             r.as_json() for r in app.replies.for_order(proposal.world_id, proposal.order_id)
         ],
     }
+
+
+def added(app: Exdesk, who: str) -> dict[str, Any]:
+    """Who gave a voter their role, and when (``added_by`` None: the first supervisor, added
+    without a token; ``known`` False: not one of the desk's people, a vote from before it
+    had any)."""
+    user = app.users.latest(who)
+    if user is None:
+        return {"added_by": None, "added_at": None, "known": False}
+    when = user.added_at or user.created_at
+    return {"added_by": user.added_by, "added_at": when.isoformat(), "known": True}
 
 
 def cited(app: Exdesk, case_ids: Sequence[str]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from domain.models import (
     VoteDecision,
     World,
 )
+from service.people import check_adders
 from service.wiring import Exdesk
 from store.db import write
 from store.orders import Submission
@@ -155,6 +156,8 @@ def vote(
             current_digest=current_digest(app, proposal),
             policy=app.policy,
         )
+        if decision == "approve":
+            check_adders(app, conn, proposal, votes, name)
         cast = Vote(
             by=name,
             person=person(name),

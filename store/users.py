@@ -110,6 +110,13 @@ class Users:
             raise NotFound(f"no user {person!r}; `exdesk users list` shows them")
         return user
 
+    def latest(self, person: str) -> User | None:
+        """The newest row of ``person``, active or revoked (who they were last)."""
+        query = select(users).where(users.c.person == person).order_by(users.c.id.desc())
+        with self.engine.connect() as conn:
+            row = conn.execute(query.limit(1)).first()
+        return None if row is None else _user(row)
+
     def supervisors(self, conn: Connection) -> list[User]:
         """The active supervisors, oldest first."""
         query = select(users).where(users.c.role == "supervisor", users.c.revoked_at.is_(None))
