@@ -3,6 +3,11 @@ read as HTML) on the same app as the API, behind a token login kept in a cookie.
 
 The cookie is HttpOnly and SameSite=Strict, and every form post must come from this site
 (its Origin, when the browser sends one, is checked), so another site cannot post for you.
+
+A page's message comes from a fixed set (``MESSAGES``), named in the query string by its id
+(``?msg=vote_recorded``) and filled in from the desk's own state, never with text from the
+query string: a link cannot make the desk say anything. An unknown id shows nothing. A refused
+form answers with the page itself and the reason, not with a redirect.
 """
 
 from __future__ import annotations
@@ -11,14 +16,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from domain.errors import ExdeskError, NotAllowed
+from domain.errors import ExdeskError, InputError, NotAllowed
 from domain.models import Kind, ProposalStatus, User, VoteDecision
 from service import explain, review, usecases
 from service.people import CAN, allow, authenticate
@@ -26,6 +31,37 @@ from service.wiring import Exdesk
 
 HERE = Path(__file__).resolve().parent
 TOKEN_COOKIE = "exdesk_token"
+
+# Every message a page shows after a redirect: id -> (text, kind). ``{name}`` fills in from
+# what the page itself shows (the proposal as it stands), never from the request.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "token_expired": (
+        "Your token is no longer valid (revoked, or the session ended): sign in again.",
+        "error",
+    ),
+    "signed_out": ("You are signed out.", "ok"),
+    "vote_recorded": ("Your vote is recorded; still needed: {still_needed}", "ok"),
+    "proposal_settled": ("This proposal is now {status}; the order is {order_status}.", "ok"),
+    "edited": ("Edited: the plan must be approved anew.", "ok"),
+    "proposal_unavailable": (
+        "That proposal cannot be shown: it is not on this desk, or its order is gone.",
+        "error",
+    ),
+}
+
+
+class _Facts(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "—"
+
+
+def page_message(msg: str | None, facts: dict[str, Any] | None = None) -> tuple[str, str] | None:
+    """The text and kind of message ``msg`` (an id of ``MESSAGES``), or None for any other."""
+    known = MESSAGES.get(msg or "")
+    if known is None:
+        return None
+    text, kind = known
+    return text.format_map(_Facts(facts or {})), kind
 
 
 def _ago(moment: datetime, now: datetime) -> str:
@@ -73,21 +109,34 @@ def mount_pages(api: FastAPI) -> None:
     )
     api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    def login_first() -> RedirectResponse:
-        return RedirectResponse("/ui/login", status_code=303)
+    def login_first(request: Request) -> RedirectResponse:
+        expired = "?msg=token_expired" if request.cookies.get(TOKEN_COOKIE) else ""
+        response = RedirectResponse(f"/ui/login{expired}", status_code=303)
+        if expired:
+            response.delete_cookie(TOKEN_COOKIE)
+        return response
 
     def same_site(request: Request) -> None:
         origin = request.headers.get("origin")
         if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
             raise HTTPException(403, "forms are accepted only from this site")
 
-    def render(request: Request, name: str, **context: Any) -> HTMLResponse:
-        context.setdefault("message", request.query_params.get("done"))
-        context.setdefault("message_kind", request.query_params.get("kind"))
-        return templates.TemplateResponse(request, name, context)
+    def render(
+        request: Request,
+        name: str,
+        *,
+        facts: dict[str, Any] | None = None,
+        status_code: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        if "message" not in context:
+            shown = page_message(request.query_params.get("msg"), facts)
+            context["message"], context["message_kind"] = shown or (None, None)
+        return templates.TemplateResponse(request, name, context, status_code=status_code)
 
-    def back(path: str, message: str, kind: str = "ok") -> RedirectResponse:
-        return RedirectResponse(f"{path}?done={quote(message)}&kind={kind}", status_code=303)
+    def back(path: str, msg: str) -> RedirectResponse:
+        assert msg in MESSAGES, msg  # (a page says only what MESSAGES holds)
+        return RedirectResponse(f"{path}?msg={msg}", status_code=303)
 
     @api.get("/", include_in_schema=False)
     @api.get("/ui", include_in_schema=False)
@@ -126,7 +175,7 @@ def mount_pages(api: FastAPI) -> None:
     @api.post("/ui/logout", include_in_schema=False)
     def logout(request: Request) -> Response:
         same_site(request)
-        response = RedirectResponse("/ui/login", status_code=303)
+        response = RedirectResponse("/ui/login?msg=signed_out", status_code=303)
         response.delete_cookie(TOKEN_COOKIE)
         return response
 
@@ -140,7 +189,7 @@ def mount_pages(api: FastAPI) -> None:
         status: str = "pending",
     ) -> Response:
         if who is None:
-            return login_first()
+            return login_first(request)
         wanted = ProposalStatus(status) if status in ProposalStatus._value2member_map_ else None
         now = datetime.now(UTC)
         rows = []
@@ -179,12 +228,17 @@ def mount_pages(api: FastAPI) -> None:
             ],
         )
 
-    @api.get("/ui/proposals/{proposal_id}", include_in_schema=False, response_class=HTMLResponse)
-    def proposal_page(
-        request: Request, proposal_id: str, app: Desk, who: PageUser, explain_it: str = ""
+    def show_proposal(
+        request: Request,
+        proposal_id: str,
+        app: Exdesk,
+        who: User,
+        *,
+        explain_it: str = "",
+        refused: ExdeskError | None = None,
     ) -> Response:
-        if who is None:
-            return login_first()
+        """The proposal page; ``refused``: a form that was refused, said on the page itself
+        (with the HTTP status of the refusal)."""
         lang = explain.language(request.headers.get("accept-language"))
         try:
             proposal = app.review.get(proposal_id)
@@ -192,28 +246,44 @@ def mount_pages(api: FastAPI) -> None:
             explained = (
                 explain.shown(explain.explanation(app, proposal, lang)) if explain_it else None
             )
-        except ExdeskError as exc:
-            return back("/ui/queue", str(exc), "error")
+        except ExdeskError:
+            return back("/ui/queue", "proposal_unavailable")
+        said: dict[str, Any] = {}
+        if refused is not None:
+            from service.http import http_error  # (service.http mounts these pages)
+
+            said = {"message": str(refused), "message_kind": "error"}
+            said["status_code"] = http_error(refused).status_code
+        facts = {
+            "still_needed": detail["still_needed"] or "nothing",
+            "status": detail["status"],
+            "order_status": detail["order"]["status"],
+        }
         return render(
             request,
             "proposal.html",
+            facts=facts,
             user=who,
             nav="queue",
             p=detail,
             explained=explained,
             can_decide=who.role in CAN["decide"],
+            **said,
         )
 
+    @api.get("/ui/proposals/{proposal_id}", include_in_schema=False, response_class=HTMLResponse)
+    def proposal_page(
+        request: Request, proposal_id: str, app: Desk, who: PageUser, explain_it: str = ""
+    ) -> Response:
+        if who is None:
+            return login_first(request)
+        return show_proposal(request, proposal_id, app, who, explain_it=explain_it)
+
     def decided(proposal_id: str, outcome: usecases.VoteOutcome) -> RedirectResponse:
-        if outcome.run is not None:
-            decision = outcome.run.decisions.get(outcome.proposal.kind)
-            status = decision.status.value if decision else "settled"
-            detail = f": {decision.detail}" if decision and decision.detail else ""
-            after = outcome.run.order_after.status
-            message = f"{proposal_id} {status}{detail}; the order is now {after}"
-        else:
-            message = f"Your vote is recorded; still needed: {outcome.missing}"
-        return back(f"/ui/proposals/{proposal_id}", message)
+        settled = outcome.run is not None
+        return back(
+            f"/ui/proposals/{proposal_id}", "proposal_settled" if settled else "vote_recorded"
+        )
 
     def vote_form(
         request: Request,
@@ -227,7 +297,7 @@ def mount_pages(api: FastAPI) -> None:
         """An approval or a rejection from a form, as the person logged in."""
         same_site(request)
         if who is None:
-            return login_first()
+            return login_first(request)
         try:
             allow(who, "decide")
             outcome = usecases.vote(
@@ -242,7 +312,7 @@ def mount_pages(api: FastAPI) -> None:
             )
             app.checkpoint()
         except ExdeskError as exc:
-            return back(f"/ui/proposals/{proposal_id}", str(exc), "error")
+            return show_proposal(request, proposal_id, app, who, refused=exc)
         return decided(proposal_id, outcome)
 
     @api.post("/ui/proposals/{proposal_id}/approve", include_in_schema=False)
@@ -279,15 +349,15 @@ def mount_pages(api: FastAPI) -> None:
     ) -> Response:
         same_site(request)
         if who is None:
-            return login_first()
+            return login_first(request)
         try:
             parsed = json.loads(args)
         except ValueError as exc:
-            page = f"/ui/proposals/{proposal_id}"
-            return back(page, f"the arguments are not JSON: {exc}", "error")
+            bad = InputError(f"the arguments are not JSON: {exc}")
+            return show_proposal(request, proposal_id, app, who, refused=bad)
         if not isinstance(parsed, dict):
-            page = f"/ui/proposals/{proposal_id}"
-            return back(page, "the arguments must be a JSON object", "error")
+            bad = InputError("the arguments must be a JSON object")
+            return show_proposal(request, proposal_id, app, who, refused=bad)
         try:
             review.edit(
                 app,
@@ -298,13 +368,13 @@ def mount_pages(api: FastAPI) -> None:
                 reason=reason.strip() or None,
             )
         except ExdeskError as exc:
-            return back(f"/ui/proposals/{proposal_id}", str(exc), "error")
-        return back(f"/ui/proposals/{proposal_id}", "Edited: the plan must be approved anew")
+            return show_proposal(request, proposal_id, app, who, refused=exc)
+        return back(f"/ui/proposals/{proposal_id}", "edited")
 
     @api.get("/ui/orders/{order_id}", include_in_schema=False, response_class=HTMLResponse)
     def order_page(request: Request, order_id: str, app: Desk, who: PageUser) -> Response:
         if who is None:
-            return login_first()
+            return login_first(request)
         return render(
             request,
             "timeline.html",
@@ -316,6 +386,6 @@ def mount_pages(api: FastAPI) -> None:
     @api.get("/ui/audit", include_in_schema=False, response_class=HTMLResponse)
     def audit_page(request: Request, app: Desk, who: PageUser) -> Response:
         if who is None:
-            return login_first()
+            return login_first(request)
         result = app.audit.verify(app.public_key())
         return render(request, "audit.html", user=who, nav="audit", result=result)
