@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 
 from audit.keys import PRIVATE_KEY_FILE
+from tools.http_backends import PORTS as TOOL_PORTS
 
 
 def config_dir() -> Path:
@@ -44,6 +45,28 @@ class Settings(BaseSettings):
     signing_key: Path | None = None
     # Drills: make simulated tool operations fail or kill the process ("notify.send=crash-after").
     simulated_faults: str | None = None
+    # The shop's systems (README, "Connecting your shop"): the base URL of the shop API
+    # (docs/shop-api.json) for every tool port, and per-port URLs that override it
+    # (EXDESK_TOOLS_INVENTORY_URL, ...; "simulated" keeps that port simulated). A port with no
+    # URL is simulated, over the store's world, as when none is set.
+    shop_url: str | None = None
+    tools_orders_url: str | None = None
+    tools_inventory_url: str | None = None
+    tools_customs_url: str | None = None
+    tools_payment_url: str | None = None
+    tools_carrier_url: str | None = None
+    tools_notify_url: str | None = None
+    tools_facts_url: str | None = None
+    # Sent as "Authorization: Bearer ..." to every port's URL, when set.
+    shop_token: str | None = None
+    # The leash on every HTTP port: a try's timeout, retries (with backoff from
+    # tools_backoff_s, doubling, jittered), and the circuit: that many failed tries in a row
+    # open it for tools_breaker_reset_s.
+    tools_timeout_s: float = Field(default=10.0, gt=0)
+    tools_retries: int = Field(default=3, ge=0, le=10)
+    tools_backoff_s: float = Field(default=0.2, ge=0)
+    tools_breaker_failures: int = Field(default=5, ge=1)
+    tools_breaker_reset_s: float = Field(default=30.0, ge=0)
     # How long a process waits for another that holds an order, or the case memory (seconds).
     lock_timeout_s: float = 120.0
     # The service: how often it escalates and expires proposals past their deadlines (seconds).
@@ -69,6 +92,15 @@ class Settings(BaseSettings):
     # What one process (a run, an eval, a service) may spend on the model.
     llm_max_calls: int = Field(default=1000, ge=0)
     llm_max_tokens: int = Field(default=1_000_000, ge=0)
+
+    def tool_urls(self) -> dict[str, str]:
+        """Port name → the URL of its system, for the ports that are over HTTP."""
+        urls: dict[str, str] = {}
+        for port in TOOL_PORTS:
+            url = getattr(self, f"tools_{port}_url") or self.shop_url
+            if url and url.strip().lower() != "simulated":
+                urls[port] = url.strip()
+        return urls
 
     @property
     def llm_enabled(self) -> bool:

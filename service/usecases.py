@@ -66,7 +66,7 @@ def submit(app: Exdesk, world_id: str, order: Order) -> Submission:
     lacks, a currency with no rate) raises InputError before anything is stored."""
     Context(
         order=order,
-        world=app.worlds.view(world_id, order),
+        world=app.facts(world_id).view(order),
         policy=app.policy,
         checkers=app.checkers,
     )

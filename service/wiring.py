@@ -46,8 +46,11 @@ from store.users import Users
 from store.world import WorldRows
 from tools.address import I18nAddressRules
 from tools.hs_codes import HsCodes
+from tools.http_backends import HttpShop
+from tools.http_client import Leash
 from tools.model import Budget, ChatModel, GuardedModel
 from tools.openai_model import OpenAIChatModel
+from tools.ports import WorldFacts
 from tools.simulated import SimulatedBackend, parse_faults
 
 # What graph checkpoints may hold: the domain models in the graph's state, nothing else.
@@ -102,6 +105,29 @@ def model_for(settings: Settings, model: ChatModel | None = None) -> GuardedMode
         concurrency=settings.llm_concurrency,
         budget=Budget(max_calls=settings.llm_max_calls, max_tokens=settings.llm_max_tokens),
     )
+
+
+def shop_for(settings: Settings) -> HttpShop | None:
+    """The ports over HTTP to the shop's systems, or None when no URL is set (every port
+    simulated, as before)."""
+    urls = settings.tool_urls()
+    if not urls:
+        return None
+    for port, url in urls.items():
+        if not url.startswith(("http://", "https://")):
+            raise InputError(
+                f"the URL of the {port} port is {url!r}: give an http:// or https:// URL "
+                f"(EXDESK_TOOLS_{port.upper()}_URL or EXDESK_SHOP_URL), or 'simulated'"
+            )
+    leash = Leash(
+        timeout_s=settings.tools_timeout_s,
+        retries=settings.tools_retries,
+        backoff_s=settings.tools_backoff_s,
+        breaker_failures=settings.tools_breaker_failures,
+        breaker_reset_s=settings.tools_breaker_reset_s,
+    )
+    headers = {"Authorization": f"Bearer {settings.shop_token}"} if settings.shop_token else {}
+    return HttpShop(urls, leash=leash, headers=headers)
 
 
 def memory_for(settings: Settings, *, persistent: bool) -> CaseStore:
@@ -181,6 +207,9 @@ class Exdesk:
             self.policy = load_policy(settings.policy_file)
             self.faults = parse_faults(settings.simulated_faults)
             self.model = model_for(settings, model)
+            self.shop = shop_for(settings)
+            if self.shop is not None:
+                self._stack.callback(self.shop.close)
             self._memory = memory
             self.runner = Runner(
                 build_graph(checkpointer=_checkpointer(self.engine, self._stack)),
@@ -213,13 +242,25 @@ class Exdesk:
     def backend(self, world_id: str) -> SimulatedBackend:
         return SimulatedBackend(self.engine, world_id, faults=self.faults)
 
+    def facts(self, world_id: str) -> WorldFacts:
+        """What the world knows: from the shop's facts port when it has a URL, else the
+        store's world."""
+        if self.shop is not None and "facts" in self.shop.urls:
+            facts: WorldFacts = self.shop.backends(world_id)["facts"]
+            return facts
+        return self.backend(world_id).facts
+
     def desk(self, world_id: str) -> Desk:
+        """The desk of ``world_id``: each port over HTTP where the settings give it a URL, the
+        others simulated over the store's world."""
         backend = self.backend(world_id)
+        http = self.shop.backends(world_id) if self.shop is not None else {}
+        facts = http.pop("facts", backend.facts)
         return Desk(
             world_id=world_id,
             engine=self.engine,
-            facts=backend.facts,
-            toolbox=backend.toolbox(),
+            facts=facts,
+            toolbox=backend.toolbox(**http),
             policy=self.policy,
             checkers=self.checkers,
             memory=_Lazy(self),

@@ -207,15 +207,17 @@ class SimulatedBackend:
             )
         return {**json.loads(row.result), "replayed": True}
 
-    def toolbox(self) -> ToolBox:
-        return ToolBox(
-            orders=SimulatedOrders(self),
-            inventory=SimulatedInventory(self),
-            customs=SimulatedCustoms(self),
-            payment=SimulatedPayment(self),
-            carrier=SimulatedCarrier(self),
-            notify=SimulatedNotify(self),
-        )
+    def toolbox(self, **others: Any) -> ToolBox:
+        """Every port simulated, but those given in ``others`` (port name → its backend)."""
+        ports: dict[str, Any] = {
+            "orders": SimulatedOrders(self),
+            "inventory": SimulatedInventory(self),
+            "customs": SimulatedCustoms(self),
+            "payment": SimulatedPayment(self),
+            "carrier": SimulatedCarrier(self),
+            "notify": SimulatedNotify(self),
+        }
+        return ToolBox(**{**ports, **others})
 
     def outbox(self, order_id: str | None = None) -> list[dict[str, Any]]:
         query = select(outbox.c.body).where(outbox.c.world_id == self.world_id)
