@@ -10,10 +10,10 @@ What a call comes out as (the caller's compensation runs on any ``ToolError``):
   that names the request that acted (``Exdesk-Replay-Of``) settles which it is, and without
   it an answer replayed to a retry of a request that may have reached the shop counts as the
   call's own.
-- 4xx (but 408 and 429): the shop refused, ``ToolRejected`` with its ``detail``. Not retried:
-  the same request would be refused again, and a refusal keeps no record of the key.
-- 408, 425, 429, 500, 502, 503, 504, a timeout or a broken connection: retried up to ``retries`` times, after
-  ``backoff_s × 2ⁿ`` seconds with jitter (or the shop's ``Retry-After``, capped), always under
+- 4xx (but 408, 425 and 429): the shop refused, ``ToolRejected`` with its ``detail``. Not
+  retried: the same request would be refused again, and a refusal keeps no record of the key.
+- 408, 425, 429, 500, 502, 503, 504, a timeout or a broken connection: retried up to
+  ``retries`` times, after ``backoff_s × 2ⁿ`` seconds with jitter (or the shop's ``Retry-After``, capped), always under
   the same ``Idempotency-Key``, so the shop acts once however many times the request arrives.
   Then ``ToolUnavailable``.
 - ``breaker_failures`` failed requests in a row open the port's circuit: for ``breaker_reset_s``
