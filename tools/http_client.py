@@ -13,9 +13,9 @@ What a call comes out as (the caller's compensation runs on any ``ToolError``):
 - 4xx (but 408, 425 and 429): the shop refused, ``ToolRejected`` with its ``detail``. Not
   retried: the same request would be refused again, and a refusal keeps no record of the key.
 - 408, 425, 429, 500, 502, 503, 504, a timeout or a broken connection: retried up to
-  ``retries`` times, after ``backoff_s × 2ⁿ`` seconds with jitter (or the shop's ``Retry-After``, capped), always under
-  the same ``Idempotency-Key``, so the shop acts once however many times the request arrives.
-  Then ``ToolUnavailable``.
+  ``retries`` times, after ``backoff_s × 2ⁿ`` seconds with jitter (or the shop's
+  ``Retry-After``, capped), always under the same ``Idempotency-Key``, so the shop acts once
+  however many times the request arrives. Then ``ToolUnavailable``.
 - ``breaker_failures`` failed requests in a row open the port's circuit: for ``breaker_reset_s``
   calls fail at once with ``ToolUnavailable``, sending nothing; then one request is let through
   and its outcome closes the circuit or opens it again.
