@@ -34,6 +34,7 @@ from service.cli_common import (
 from service.cli_knowledge import knowledge_app
 from service.cli_reply import reply_command
 from service.cli_review import review_app
+from service.cli_stream import dead_letters_command, publish_command, worker_command
 from service.cli_users import serve, users_app
 from service.inputs import read_json, read_jsonl, unique_by
 from service.render import cases_table, safe
@@ -51,6 +52,9 @@ app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(users_app, name="users")
 app.command("serve")(serve)
 app.command("reply")(reply_command)
+app.command("publish")(publish_command)
+app.command("worker")(worker_command)
+app.command("dead-letters")(dead_letters_command)
 
 
 @app.command("run")

@@ -92,6 +92,22 @@ class Settings(BaseSettings):
     # What one process (a run, an eval, a service) may spend on the model.
     llm_max_calls: int = Field(default=1000, ge=0)
     llm_max_tokens: int = Field(default=1_000_000, ge=0)
+    # Orders from a stream (README, "Deployment"): the stream's URL (nats://host:4222; unset:
+    # no stream), the JetStream stream that holds order events and the subject prefix they are
+    # published under (one subject per partition of the order ids), the durable consumer the
+    # workers share, how many events a worker takes at once, how long a delivery stays a
+    # worker's without a word from it (a live worker extends it; a dead one's events go to
+    # another after it), and how many attempts an event that fails gets before it goes to the
+    # dead-letter subject.
+    stream_url: str | None = None
+    stream_name: str = Field(default="EXDESK_ORDERS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    stream_subject: str = Field(
+        default="exdesk.orders", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )
+    stream_consumer: str = Field(default="exdesk-workers", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    stream_batch: int = Field(default=32, ge=1, le=1000)
+    stream_ack_wait_s: float = Field(default=30.0, gt=0)
+    stream_max_attempts: int = Field(default=5, ge=1, le=100)
 
     def tool_urls(self) -> dict[str, str]:
         """Port name → the URL of its system, for the ports that are over HTTP."""

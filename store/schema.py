@@ -282,3 +282,16 @@ model_words = Table(
     Column("text", Text, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
 )
+
+# Orders from a stream: per order, the stream position of the newest event submitted, so an
+# older event delivered late (another worker held it, or it was redelivered after a crash) is
+# never submitted over a newer one.
+stream_positions = Table(
+    "stream_positions",
+    metadata,
+    Column("stream", String(64), primary_key=True),
+    _id("world_id", primary_key=True),
+    _id("order_id", primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)

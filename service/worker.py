@@ -1,0 +1,220 @@
+"""The stream worker: takes order events off the stream, handles them, acks them.
+
+Any number of workers, in any number of processes and machines, share one stream and one
+database. What keeps the work right:
+
+- **Ack after commit.** An event is acked only after its order's decisions and their audit
+  entries have committed. A worker killed before that leaves the event to the stream, which
+  hands it to another worker; handling an order again replays what was done (every step is
+  checkpointed, every action and audit entry keyed), so nothing runs twice and nothing is lost.
+- **Per-order order.** Under the order's lock, an event is submitted only if no newer event
+  of the order (a higher stream position) was submitted before it (``store.streams``); an
+  older one arriving late is acked as superseded. So an order's later version is never
+  followed by an earlier one, and the run always takes the order as last submitted.
+- **Bad events.** One that is not an event at all goes to the dead-letter subject at once (its
+  bytes will never change); one the desk cannot take (a world not loaded, a currency with no
+  rate) is tried again with backoff and dead-lettered, with the reason, after
+  ``max_attempts`` deliveries. A failure of the database or another outside system is no fault
+  of the event: it is handed back with a delay and never dead-lettered.
+- **Back-pressure.** A worker fetches its next batch only when it has finished the last, so a
+  slow database slows consumption; the stream keeps the rest.
+- **Stopping.** ``stop`` (SIGTERM, Ctrl-C) lets the order in hand finish, hands the rest of the
+  batch back at once, and returns.
+- **Approved plans.** When idle, a worker resumes proposals left ``approved`` (a vote whose
+  process died before the plan ran), once: the order's lock and checkpoints see to that.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent.runner import RunResult
+from domain.digest import digest
+from domain.errors import ExdeskError, InputError
+from domain.models import ProposalStatus
+from service import usecases
+from service.render import safe
+from service.streams import CaseEvent, Delivery, Event, MalformedEvent, Stream, parse_event
+from service.wiring import Exdesk
+from store.locks import named_lock
+from store.streams import StreamPositions
+
+SWEEP_EVERY_S = 5.0
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass
+class Tally:
+    handled: int = 0  # events whose order was decided (or replayed) and acked
+    exceptions: int = 0  # of them, orders with at least one exception decided
+    superseded: int = 0  # older events of an order acked without a run
+    retried: int = 0  # handed back to be tried again
+    dead: int = 0  # sent to the dead-letter subject
+    resumed: int = 0  # approved proposals resumed
+    # publish to ack of the latest handled events, in ms
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+
+
+class _Outage(Exception):
+    """Not the event's fault: hand the batch back and wait."""
+
+
+class Worker:
+    def __init__(
+        self,
+        app: Exdesk,
+        stream: Stream,
+        *,
+        batch: int,
+        max_attempts: int,
+        say: Callable[[str], None],
+    ) -> None:
+        self.app = app
+        self.stream = stream
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.say = say
+        self.positions = StreamPositions(app.engine, stream.name)
+        self.tally = Tally()
+        self._pause = 0.5
+        self._last_sweep = 0.0
+
+    def run(self, stop: threading.Event, *, until_idle_s: float | None = None) -> Tally:
+        """Work until ``stop`` is set (or nothing came for ``until_idle_s``)."""
+        idle_since = time.monotonic()
+        while not stop.is_set():
+            try:
+                deliveries = self.stream.fetch(self.batch, timeout=1.0)
+            except ExdeskError as exc:  # the stream is away: it comes back, we wait
+                self.say(f"stream: {safe(exc)}; trying again")
+                stop.wait(2.0)
+                continue
+            if deliveries:
+                self._handle_batch(deliveries, stop)
+                idle_since = time.monotonic()
+                continue
+            self._sweep_approved()
+            if until_idle_s is not None and time.monotonic() - idle_since >= until_idle_s:
+                break
+        return self.tally
+
+    # --- one batch -----------------------------------------------------------------------
+
+    def _handle_batch(self, deliveries: list[Delivery], stop: threading.Event) -> None:
+        for index, delivery in enumerate(deliveries):
+            if stop.is_set():
+                self._hand_back(deliveries[index:], 0.0)
+                return
+            try:
+                self._handle(delivery)
+                self._pause = 0.5
+            except _Outage as exc:
+                self.say(
+                    f"{safe(exc)}; {len(deliveries) - index} event(s) handed back, "
+                    f"trying again in {self._pause:.1f} s"
+                )
+                self._hand_back(deliveries[index:], self._pause)
+                stop.wait(self._pause)
+                self._pause = min(self._pause * 2, MAX_BACKOFF_S)
+                return
+
+    def _hand_back(self, deliveries: list[Delivery], delay: float) -> None:
+        for delivery in deliveries:
+            self.stream.retry(delivery, delay)
+            self.tally.retried += 1
+
+    def _handle(self, delivery: Delivery) -> None:
+        try:
+            event = parse_event(delivery.data)
+        except MalformedEvent as exc:
+            self._dead(delivery, f"malformed event: {exc}")
+            return
+        try:
+            result = self._decide(event, delivery.seq)
+        except InputError as exc:  # the desk cannot take it as it stands
+            if delivery.attempt >= self.max_attempts:
+                self._dead(delivery, f"order {event.order.order_id}: {exc}")
+            else:
+                delay = min(2.0 ** (delivery.attempt - 1), MAX_BACKOFF_S)
+                self.stream.retry(delivery, delay)
+                self.tally.retried += 1
+            return
+        except Exception as exc:  # the database, a tool, a lock held too long: not the event
+            raise _Outage(f"order {event.order.order_id}: {type(exc).__name__}: {exc}") from exc
+        if result is None:
+            self.tally.superseded += 1
+        else:
+            self.tally.handled += 1
+            self.tally.exceptions += bool(result.decisions)
+        self.stream.ack(delivery)
+        if result is not None:
+            self.tally.latencies_ms.append(_ms_since(delivery))
+
+    def _decide(self, event: Event, seq: int) -> RunResult | None:
+        """Submit and handle the event's order; None when a newer event of it came first."""
+        app, world_id, order = self.app, event.world_id, event.order
+        if isinstance(event, CaseEvent):
+            self._load_world(event)
+        lock = f"order:{world_id}/{order.order_id}"
+        with named_lock(app.engine, lock, timeout=app.settings.lock_timeout_s):
+            if not self.positions.claim(world_id, order.order_id, seq):
+                return None
+            usecases.submit(app, world_id, order)
+        return app.runner.handle(app.desk(world_id), order.order_id)
+
+    def _load_world(self, event: CaseEvent) -> None:
+        """An eval case's world, loaded under the case's id the first time it is seen (the
+        same world again, redelivered or published twice, is not loaded again)."""
+        world_json = event.world.model_dump(mode="json")
+        key = f"world:{event.id}:{digest(world_json)[:32]}"
+        if self.app.audit.by_key(key) is not None:
+            return
+        self.app.worlds.load(event.id, event.world)
+        self.app.audit.append(
+            "operator",
+            "world.loaded",
+            {
+                "world_id": event.id,
+                "now": event.world.now.isoformat(),
+                "warehouses": len(event.world.warehouses),
+                "stock_rows": len(event.world.inventory),
+                "events": len(event.world.events),
+                "from": "stream",
+            },
+            key=key,
+        )
+
+    def _dead(self, delivery: Delivery, reason: str) -> None:
+        self.stream.dead_letter(delivery, reason)
+        self.tally.dead += 1
+        self.say(f"dead letter (stream position {delivery.seq}): {safe(reason)}")
+
+    # --- approved proposals --------------------------------------------------------------
+
+    def _sweep_approved(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < SWEEP_EVERY_S:
+            return
+        self._last_sweep = now
+        try:
+            approved = self.app.review.find(status=ProposalStatus.APPROVED)
+        except Exception as exc:
+            self.say(f"cannot look for approved proposals: {type(exc).__name__}: {safe(exc)}")
+            return
+        for proposal in approved:
+            try:
+                result = usecases.resume(self.app, proposal)
+            except Exception as exc:
+                self.say(f"{proposal.proposal_id}: not resumed ({type(exc).__name__}: {safe(exc)})")
+                continue
+            self.tally.resumed += 1
+            done = ", ".join(f"{d.status.value}" for d in result.decisions.values())
+            self.say(f"{proposal.proposal_id}: resumed ({done or 'nothing left to run'})")
+
+
+def _ms_since(delivery: Delivery) -> float:
+    return (time.time() - delivery.published_at.timestamp()) * 1000.0
