@@ -222,10 +222,11 @@ def worker_command(
 
 def dead_letters_command(
     stream: StreamUrl = None,
+    data_dir: DataDir = None,
     limit: Annotated[int, typer.Option("--limit", help="How many to show.")] = 50,
 ) -> None:
     """List the events the workers gave up on, with the reason."""
-    settings = Settings()
+    settings = _settings(data_dir, None, None)
     with _stream(stream, settings) as source:
         try:
             dead = source.dead_letters(limit)

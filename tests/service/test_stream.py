@@ -1,0 +1,205 @@
+"""Orders from a stream: `exdesk publish` and `exdesk worker` over NATS JetStream on 127.0.0.1,
+on SQLite and (when EXDESK_TEST_DATABASE_URL is set) PostgreSQL. Skipped, saying so, when no
+NATS answers there."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from domain.models import Order, ProposalStatus
+from service.settings import Settings
+from service.streams import CaseEvent, MalformedEvent, OrderEvent, event_body, parse_event
+from service.wiring import Exdesk
+from service.worker import Worker
+from store.streams import StreamPositions
+from tests.factories import example
+from tests.service.stream_support import NATS_URL, OnStream, on_stream_for
+from tests.service.test_processes import _check_consistent, _crash_scenario, _write_jsonl
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def on_stream(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnStream]:
+    yield from on_stream_for(request.param, tmp_path)
+
+
+def _decided(app: Exdesk) -> Counter[str]:
+    return Counter(e.payload["order_id"] for e in app.audit.entries() if e.event == "gate.decided")
+
+
+def test_two_workers_share_the_stream_each_order_once(on_stream: OnStream, tmp_path: Path) -> None:
+    world, orders, template_of = _crash_scenario(tmp_path, per_template=4)  # 28 orders
+    code, output = on_stream.publish(str(orders), "--world", str(world))
+    assert code == 0 and "28 events published" in output, output
+    workers = [on_stream.worker("--until-idle", "4", "--batch", "5") for _ in range(2)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    handled = [int(o.split(" orders handled")[0].split()[-1]) for o in outputs]
+    assert sum(handled) == 28 and all(handled), outputs  # both took part, none twice
+    app = on_stream.install.app()
+    try:
+        _check_consistent(app)
+        assert set(_decided(app)) == set(template_of) and set(_decided(app).values()) == {1}
+    finally:
+        app.close()
+    code, output = on_stream.publish(str(orders))  # the same file again, at once
+    assert code == 0 and "0 events published" in output and "28 already there" in output
+    code, output = on_stream.install.call("audit", "verify")
+    assert code == 0 and output.startswith("ok: "), output
+
+
+def test_a_bad_line_publishes_nothing(on_stream: OnStream, tmp_path: Path) -> None:
+    good = example("EX-clean-001")["order"]
+    bad = json.loads(json.dumps(good))
+    bad["order_id"] = "EX-bad"
+    bad["lines"][0]["qty"] = 0
+    path = _write_jsonl(tmp_path / "orders.jsonl", [good, bad])
+    code, output = on_stream.publish(str(path))
+    assert code == 1, output
+    assert f"{path} line 2: lines.0.qty" in output and "nothing was published" in output
+    assert "Traceback" not in output
+    code, output = on_stream.install.call("worker", "--stream", NATS_URL, "--until-idle", "1")
+    assert code == 0 and "0 orders handled" in output, output
+
+
+def _raw_publish(subject: str, bodies: list[bytes]) -> None:
+    async def send() -> None:
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        for body in bodies:
+            await js.publish(subject, body)
+        await nc.close()
+
+    asyncio.run(send())
+
+
+def test_poison_events_go_to_dead_letters_with_the_reason(on_stream: OnStream) -> None:
+    """Garbage at once; an order of a world never loaded after its attempts (2 here); a good
+    order beside them is handled."""
+    case = example("EX-clean-001")
+    orphan = OrderEvent(world_id="nowhere", order=Order.model_validate(case["order"]))
+    fine = CaseEvent.model_validate(case)
+    subject = f"test.{on_stream.name.lower()}.0"
+    on_stream.worker("--until-idle", "0.5").communicate(timeout=120)  # makes the streams
+    _raw_publish(
+        subject, [b"{not json", event_body(orphan), b'{"world_id": "w"}', event_body(fine)]
+    )
+    proc = on_stream.worker("--until-idle", "6")
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, output
+    assert "1 orders handled" in output and "3 dead-lettered" in output, output
+    code, listing = on_stream.install.call("dead-letters", "--stream", NATS_URL)
+    assert code == 0 and "3 dead letter(s)" in listing, listing
+    assert "malformed event: not valid JSON" in listing
+    assert "malformed event: order: Field required" in listing
+    assert "order EX-0001:" in listing and "nowhere" in listing
+
+
+def test_sigterm_finishes_the_order_in_hand_and_hands_back_the_rest(
+    on_stream: OnStream, tmp_path: Path
+) -> None:
+    world, orders, template_of = _crash_scenario(tmp_path, per_template=6)  # 42 orders
+    assert on_stream.publish(str(orders), "--world", str(world))[0] == 0
+    first = on_stream.worker("--batch", "40")
+    deadline = time.monotonic() + 120
+    app = on_stream.install.app()
+    try:
+        while not _decided(app) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        first.send_signal(signal.SIGTERM)
+        output = first.communicate(timeout=120)[0]
+        assert first.returncode == 0 and "; stopped" in output, output
+        done = int(output.split(" orders handled")[0].split()[-1])
+        assert 0 < done < len(template_of), output
+        # the rest was handed back at once: another worker finishes without waiting ack_wait
+        second = on_stream.worker("--until-idle", "2")
+        rest = second.communicate(timeout=300)[0]
+        assert second.returncode == 0, rest
+        assert f"{len(template_of) - done} orders handled" in rest, (output, rest)
+        _check_consistent(app)
+        assert set(_decided(app).values()) == {1} and set(_decided(app)) == set(template_of)
+    finally:
+        app.close()
+
+
+def test_an_older_event_never_follows_a_newer_one(tmp_path: Path) -> None:
+    """Events of one order delivered out of order: the older is acked as superseded, and the
+    order stays as the newer one left it."""
+    app = Exdesk(Settings(data_dir=tmp_path / "desk", embedding_model="hash"))
+    try:
+        case = example("EX-clean-001")
+        old = CaseEvent.model_validate(case)
+        newer_order = json.loads(json.dumps(case["order"]))
+        newer_order["lines"][0]["qty"] = 2
+        newer = CaseEvent.model_validate({**case, "order": newer_order})
+        worker = Worker(app, _NoStream(), batch=1, max_attempts=1, say=print)
+        assert worker._decide(newer, seq=20) is not None
+        assert worker._decide(old, seq=10) is None  # came late: superseded
+        assert worker._decide(newer, seq=20) is not None  # redelivered: replays
+        assert app.orders.current(old.id, "EX-0001").lines[0].qty == 2  # type: ignore[union-attr]
+        assert app.orders.version(old.id, "EX-0001") == 1
+        assert StreamPositions(app.engine, "none").position(old.id, "EX-0001") == 20
+        assert set(_decided(app).values()) == {1}
+    finally:
+        app.close()
+
+
+class _NoStream:
+    name = "none"
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"\xff", "not UTF-8"),
+        (b"[1]", "not a JSON object"),
+        (b'{"world_id": "w", "order": {"order_id": "A"}}', "order.channel: Field required"),
+        (b'{"world_id": "", "order": {}}', "world_id: String should have at least 1 character"),
+    ],
+)
+def test_malformed_events_name_the_field(data: bytes, problem: str) -> None:
+    with pytest.raises(MalformedEvent, match=problem):
+        parse_event(data)
+
+
+def test_a_paused_plan_is_approved_through_the_service_and_resumed_once(
+    on_stream: OnStream, tmp_path: Path
+) -> None:
+    """A worker drafts an L2 plan; the service approves it and dies before the plan ran; an
+    idle worker resumes it; approving it again afterwards runs nothing more."""
+    case = example("EX-customs-bad_hs-005")
+    cases = _write_jsonl(tmp_path / "cases.jsonl", [case])
+    assert on_stream.publish(str(cases), "--cases")[0] == 0
+    out = on_stream.worker("--until-idle", "1").communicate(timeout=300)[0]
+    assert "1 orders handled (1 with exceptions)" in out, out
+    app = on_stream.install.app()
+    try:
+        (proposal,) = app.review.find()
+    finally:
+        app.close()
+    pid = proposal.proposal_id
+    first_op = "{tool}.{op}".format(**proposal.plan.actions[0].model_dump())
+    assert on_stream.install.call("review", "approve", pid, "--by", "alice")[0] == 0
+    crash = {"EXDESK_SIMULATED_FAULTS": f"{first_op}=crash-after"}
+    code, output = on_stream.install.call("review", "approve", pid, "--by", "bob", extra=crash)
+    assert code == -signal.SIGKILL, output
+    out = on_stream.worker("--until-idle", "7").communicate(timeout=300)[0]
+    assert f"{pid}: resumed (executed)" in out, out
+    code, output = on_stream.install.call("review", "approve", pid, "--by", "bob")
+    assert code == 0 and f"{pid}: executed" in output, output
+    app = on_stream.install.app()
+    try:
+        _check_consistent(app)
+        assert app.review.get(pid).status is ProposalStatus.EXECUTED
+        calls = [e.payload["key"] for e in app.audit.entries() if e.event == "tool.called"]
+        assert len(calls) == len(set(calls))
+    finally:
+        app.close()

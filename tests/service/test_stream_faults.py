@@ -1,0 +1,164 @@
+"""The fault test of the stream workers: ten SIGKILLs at random points of a run, and NATS
+restarted once in the middle of it. Every order is decided exactly once, every executed action
+ran once, no message went out twice, the audit log verifies and replays every decision.
+
+NATS here is a server of the test's own (``nats-server -js`` on a free port of 127.0.0.1, with
+a store dir in the test's folder), so that restarting it touches nothing else; the test is
+skipped, saying so, where no ``nats-server`` is installed. On PostgreSQL when
+EXDESK_TEST_DATABASE_URL is set (the database several machines share), else on SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.wiring import Exdesk
+from store.db import in_schema, scratch_schema
+from tests.conftest import PG_ENV
+from tests.service.stream_support import base_env, reachable, stream_env
+from tests.service.test_processes import MESSAGES, Install, _check_consistent, _crash_scenario
+
+NATS_SERVER = shutil.which("nats-server") or (
+    "/usr/sbin/nats-server" if os.path.exists("/usr/sbin/nats-server") else None
+)
+
+
+class OwnNats:
+    """A nats-server with JetStream for one test, which it may stop and start again."""
+
+    def __init__(self, folder: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.folder = folder
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert NATS_SERVER is not None
+        self.proc = subprocess.Popen(
+            [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while not reachable(self.url):
+            assert time.monotonic() < deadline, "nats-server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[OwnNats]:
+    if NATS_SERVER is None:
+        pytest.skip("no nats-server installed: the fault test restarts a NATS of its own")
+    server = OwnNats(tmp_path / "nats")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
+    own_nats: OwnNats, tmp_path: Path
+) -> None:
+    _name, extra = stream_env(own_nats.url)
+    env = {**base_env(), **extra, "EXDESK_STREAM_ACK_WAIT_S": "2"}
+    base = os.environ.get(PG_ENV)
+    with scratch_schema(base, "exdesk_faults") if base else contextlib.nullcontext() as schema:
+        if schema:
+            env["EXDESK_DATABASE_URL"] = in_schema(str(base), schema)
+        install = Install(tmp_path / "desk", env)
+        world, orders, template_of = _crash_scenario(tmp_path, per_template=20)  # 140 orders
+        code, output = install.call(
+            "publish", str(orders), "--world", str(world), "--stream", own_nats.url
+        )
+        assert code == 0 and f"{len(template_of)} events published" in output, output
+
+        def worker() -> subprocess.Popen[str]:
+            return install.run("worker", "--stream", own_nats.url, "--batch", "8")
+
+        rng = random.Random(16)
+        workers = [worker(), worker()]
+        started = [time.monotonic()] * 2
+        kills = 0
+        for round_ in range(10):
+            victim = rng.randrange(2)
+            # past the worker's start-up (imports, migrations), into its orders
+            time.sleep(max(0.0, started[victim] + rng.uniform(2.5, 4.5) - time.monotonic()))
+            if workers[victim].poll() is None:
+                workers[victim].send_signal(signal.SIGKILL)
+                kills += 1
+            workers[victim].communicate(timeout=60)
+            if round_ == 4:
+                own_nats.stop()  # NATS restarts while the other worker is in its orders
+                time.sleep(rng.uniform(0.5, 1.5))
+                own_nats.start()
+            workers[victim], started[victim] = worker(), time.monotonic()
+        assert kills == 10
+        app = install.app()
+        try:
+            decided_midway = len(_decided(app))
+        finally:
+            app.close()
+        assert decided_midway < len(template_of)  # the kills fell inside the run
+        finishers = [*workers]
+        time.sleep(max(0.0, max(started) + 4.0 - time.monotonic()))  # past their start-up
+        for proc in finishers:
+            proc.send_signal(signal.SIGTERM)
+        outputs = [p.communicate(timeout=120)[0] for p in finishers]
+        # stopped cleanly, or by SIGTERM itself while still starting up (nothing in hand)
+        assert {p.returncode for p in finishers} <= {0, -signal.SIGTERM}, outputs
+        last = install.run("worker", "--stream", own_nats.url, "--until-idle", "4")
+        output = last.communicate(timeout=600)[0]
+        assert last.returncode == 0, output
+
+        app = install.app()
+        try:
+            entries = _check_consistent(app)  # actions logged == stored, log verifies
+            decided = _decided(app)
+            assert set(decided) == set(template_of) and set(decided.values()) == {1}
+            sent = Counter(
+                (m["order_id"], m["channel"], m.get("template"))
+                for m in app.backend("default").outbox()
+            )
+            assert set(sent.values()) == {1}  # no message twice
+            for order_id, name in template_of.items():
+                if name in MESSAGES:
+                    assert (order_id, MESSAGES[name]) in {(o, c) for (o, c, _t) in sent}
+            executed = Counter(e.payload["key"] for e in entries if e.event == "tool.called")
+            assert set(executed.values()) == {1}
+            held = {
+                (r["warehouse_id"], r["sku"]): r["held"] for r in app.worlds.stock_rows("default")
+            }
+            reallocations = sum(1 for n in template_of.values() if n == "EX-inject-stock-012")
+            assert held[("WH-SZX", "HDP-BT-200")] == 3 * reallocations
+        finally:
+            app.close()
+        code, output = install.call("audit", "verify")
+        assert code == 0 and output.startswith("ok: "), output
+        code, output = install.call("audit", "replay")
+        assert code == 0, output
+        count = output.split(" of ")[0].strip()
+        assert f"{count} of {count} decisions reproduced" in output and int(count) > 0, output
+
+
+def _decided(app: Exdesk) -> Counter[str]:
+    return Counter(e.payload["order_id"] for e in app.audit.entries() if e.event == "gate.decided")
