@@ -27,8 +27,8 @@ from audit.checkpoint import SignedCheckpoint
 from audit.keys import KeyFile
 from audit.log import AuditLog
 from domain import models
-from domain.errors import InputError
-from domain.models import Kind, Strategy
+from domain.errors import InputError, ToolRejected
+from domain.models import Kind, Order, Strategy
 from domain.policy import Policy, default_policy, parse_policy
 from knowledge.cases import PastCase
 from knowledge.embedder import make_embedder
@@ -199,7 +199,10 @@ class Exdesk:
             self.signing_key = KeyFile(settings.signing_key_path())
             self.audit = AuditLog(self.engine, signer=self.signing_key)
             self.worlds = WorldRows(self.engine)
-            self.orders = OrderBook(self.engine)
+            self.shop = shop_for(settings)
+            if self.shop is not None:
+                self._stack.callback(self.shop.close)
+            self.orders = OrderBook(self.engine) if self.shop is None else ShopOrders(self)
             self.review = ReviewQueue(self.engine)
             self.users = Users(self.engine)
             self.holds = HoldDates(self.engine)
@@ -207,9 +210,6 @@ class Exdesk:
             self.policy = load_policy(settings.policy_file)
             self.faults = parse_faults(settings.simulated_faults)
             self.model = model_for(settings, model)
-            self.shop = shop_for(settings)
-            if self.shop is not None:
-                self._stack.callback(self.shop.close)
             self._memory = memory
             self.runner = Runner(
                 build_graph(checkpointer=_checkpointer(self.engine, self._stack)),
@@ -285,6 +285,26 @@ class Exdesk:
 
     def close(self) -> None:
         self._stack.close()
+
+
+class ShopOrders(OrderBook):
+    """Orders as submitted, in the store (their versions); the order as it stands now from the
+    orders port, so that what people review is what the shop holds when that port is over
+    HTTP (the store's copy changes only through simulated ports)."""
+
+    def __init__(self, app: Exdesk) -> None:
+        super().__init__(app.engine)
+        self._app = app
+
+    def current(self, world_id: str, order_id: str) -> Order | None:
+        shop = self._app.shop
+        if shop is None or "orders" not in shop.urls:
+            return super().current(world_id, order_id)
+        try:
+            found: Order = shop.backend("orders", world_id).get(order_id)
+            return found
+        except ToolRejected:
+            return None
 
 
 class _Lazy:

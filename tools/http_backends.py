@@ -176,6 +176,10 @@ class HttpShop:
         """Port name → its HTTP backend for ``world_id``, for the ports that have a URL."""
         return {name: _CLASSES[name](port, world_id) for name, port in self._ports.items()}
 
+    def backend(self, name: str, world_id: str) -> Any:
+        """The HTTP backend of one port for ``world_id``."""
+        return _CLASSES[name](self._ports[name], world_id)
+
     def port(self, name: str) -> HttpPort:
         return self._ports[name]
 

@@ -16,7 +16,7 @@ from service import usecases
 from service.settings import Settings
 from service.wiring import Exdesk
 from store.db import make_engine
-from tests.factories import example, start
+from tests.factories import example, start, vote
 from tests.tools.shop_server import HttpPorts, Shop, serve_shop
 from tools.http_backends import HttpFacts, HttpInventory, HttpOrders
 from tools.reference_server import Fault
@@ -110,6 +110,9 @@ def test_over_http_the_desk_decides_as_with_simulated_ports(
             m["channel"] for m in simulated.backend("w").outbox(order_id)
         ]
         assert over_http.backend("w").outbox(order_id) == []
+        # What people review is the order as the shop holds it, not the store's copy.
+        assert over_http.orders.current("w", order_id) == got.order_after
+        assert over_http.orders.current("w", "NO-SUCH-ORDER") is None
         assert [r for r in shop.requests() if r["key"]], "nothing acted through the shop"
         # Handling the same order again replays: nothing more happens in the shop.
         requests = len(shop.requests())
@@ -149,5 +152,38 @@ def test_a_step_the_shop_cannot_do_is_compensated_in_the_shop(tmp_path: Path, sh
         assert app.audit.verify().ok
     finally:
         shop.arm()
+        app.close()
+        ports.close()
+
+
+def test_a_plan_approved_later_runs_in_the_shop_once(tmp_path: Path, shop: Shop) -> None:
+    """An L2 plan paused over HTTP is approved by two people; the resumed run acts in the
+    shop, and a second process approving again changes nothing there."""
+    case = example("EX-customs-bad_hs-005")
+    ports = into_shop(shop, case)
+    order_id = case["order"]["order_id"]
+    app = desk_on(tmp_path, "http", shop_url=shop.url)
+    try:
+        waiting = start(app, case)
+        decision = waiting.decisions[Kind.CUSTOMS_BLOCK]
+        assert decision.status == "awaiting_approval" and decision.proposal_id
+        held = ports.toolbox.orders.get(order_id)
+        assert held.status == "on_hold"
+        vote(app, decision.proposal_id, "alice")
+        done = vote(app, decision.proposal_id, "bob").run
+        assert done is not None
+        assert done.decisions[Kind.CUSTOMS_BLOCK].status == "executed"
+        after = ports.toolbox.orders.get(order_id)
+        assert after == done.order_after
+        assert [line.hs_code for line in after.lines] != [line.hs_code for line in held.lines]
+        keys = {r["key"] for r in shop.requests() if r["key"]}
+        sent = ports.messages(order_id)
+        again = usecases.resume(app, app.review.get(decision.proposal_id))
+        assert again.order_after == after
+        # Resuming again replays: any request it makes carries a key already used.
+        assert {r["key"] for r in shop.requests() if r["key"]} == keys
+        assert ports.messages(order_id) == sent
+        assert app.audit.verify().ok
+    finally:
         app.close()
         ports.close()
