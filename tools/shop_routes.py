@@ -52,8 +52,10 @@ _REFUSED: dict[int | str, dict[str, Any]] = {
     422: {"model": m.Problem, "description": "malformed request; nothing done"},
     503: {"model": m.Problem, "description": "unavailable; nothing done: try again, same key"},
 }
+_VIEW_REFUSED: dict[int | str, dict[str, Any]] = {422: _REFUSED[422], 503: _REFUSED[503]}
 _ORDER_REFUSED: dict[int | str, dict[str, Any]] = {
     404: {"model": m.Problem, "description": "no such order"},
+    422: _REFUSED[422],
     503: _REFUSED[503],
 }
 
@@ -441,7 +443,7 @@ def add_shop_routes(app: FastAPI, act: Act) -> None:
         operation_id="facts.view",
         tags=["facts"],
         response_model=World,
-        responses=_ORDER_REFUSED,
+        responses=_VIEW_REFUSED,
     )
     def view(order: Order, world: World_ = DEFAULT_WORLD, rid: RequestId = None) -> JSONResponse:
         """What the world knows that bears on the order (contract §2): every warehouse, stock of
