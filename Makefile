@@ -71,6 +71,7 @@ bench: $(STAMP)
 	$(BIN)/python -m evals.bench_address
 	$(BIN)/python -m evals.bench_knowledge
 	$(BIN)/python -m evals.bench_processes
+	$(BIN)/python -m evals.bench_tools
 
 dev-set: $(STAMP)
 	$(BIN)/python -m evals.generate --n 320 --seed 7 --out evals/data/dev.jsonl

@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -132,6 +137,44 @@ def create_shop_app(engine: Engine, *, faults: Faults | None = None) -> FastAPI:
         return list(plan.requests)
 
     return app
+
+
+@contextmanager
+def serve_in_thread(engine: Engine, *, faults: Faults | None = None) -> Iterator[Served]:
+    """The reference shop over ``engine`` (migrated here) in a thread of this process, on a
+    free port of 127.0.0.1, until the block ends: for tests and benchmarks."""
+    import uvicorn
+
+    upgrade(engine)
+    plan = faults or Faults()
+    app = create_shop_app(engine, faults=plan)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Set on the listening socket so that every connection has it: asyncio sets it only on
+    # sockets it makes itself, and without it each answer waits ~40 ms for a delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            sock.close()
+            raise RuntimeError("the reference shop did not start")
+        time.sleep(0.02)
+    try:
+        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", plan)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    faults: Faults
 
 
 def shop_document(app: FastAPI) -> dict[str, Any]:

@@ -3,9 +3,6 @@ as the conformance spec drives them."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,15 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy import Engine
 
 from domain.models import Order, World
-from store.migrate import upgrade
 from tools.http_backends import PORTS, HttpShop
 from tools.http_client import WORLD_HEADER, Leash
 from tools.ports import WorldFacts
-from tools.reference_server import Fault, Faults, create_shop_app
+from tools.reference_server import Fault, Faults, serve_in_thread
 from tools.registry import ToolBox
 
 
@@ -41,29 +36,8 @@ class Shop:
 @contextmanager
 def serve_shop(engine: Engine) -> Iterator[Shop]:
     """The reference shop over ``engine`` in a thread, on a port of its own."""
-    upgrade(engine)
-    faults = Faults()
-    app = create_shop_app(engine, faults=faults)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the reference shop did not start")
-        time.sleep(0.02)
-    try:
-        yield Shop(f"http://127.0.0.1:{port}", faults, engine)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(engine) as served:
+        yield Shop(served.url, served.faults, engine)
 
 
 # Short enough that an injected timeout costs a test little, long enough for a loaded machine.
