@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -180,7 +181,7 @@ class HttpPort:
         """One call (see the module): the answer's JSON object, or a ``ToolError``."""
         headers = {KEY_HEADER: key} if key is not None else {}
         if world_id is not None:
-            headers[WORLD_HEADER] = world_id
+            headers[WORLD_HEADER] = quote(world_id, safe="")  # header values are ASCII
         request_id = uuid.uuid4().hex  # the same for every try of this call
         headers[REQUEST_HEADER] = request_id
         sent = False  # an earlier try may have reached the shop

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -97,7 +98,7 @@ def create_shop_app(engine: Engine, *, faults: Faults | None = None) -> FastAPI:
         run: Callable[[SimulatedBackend], Result],
     ) -> JSONResponse:
         with faulted(plan.take(op, key, request_id)) as answer:
-            result = dict(run(SimulatedBackend(engine, world)))
+            result = dict(run(SimulatedBackend(engine, unquote(world))))
             headers: dict[str, str] = {}
             if result.pop("replayed", False):
                 headers[REPLAYED_HEADER] = "true"
@@ -113,19 +114,19 @@ def create_shop_app(engine: Engine, *, faults: Faults | None = None) -> FastAPI:
 
     @app.put("/_reference/world", include_in_schema=False)
     def load_world(world_body: World, world: World_ = DEFAULT_WORLD) -> dict[str, str]:
-        worlds.load(world, world_body)
+        worlds.load(unquote(world), world_body)
         return {"loaded": world}
 
     @app.put("/_reference/orders", include_in_schema=False)
     def submit(order: Order, world: World_ = DEFAULT_WORLD) -> dict[str, Any]:
-        done = books.submit(world, order)
+        done = books.submit(unquote(world), order)
         return {"order_id": order.order_id, "version": done.version, "changed": done.changed}
 
     @app.get("/_reference/messages", include_in_schema=False)
     def messages(
         order_id: Annotated[str | None, Query()] = None, world: World_ = DEFAULT_WORLD
     ) -> list[dict[str, Any]]:
-        return SimulatedBackend(engine, world).outbox(order_id)
+        return SimulatedBackend(engine, unquote(world)).outbox(order_id)
 
     @app.put("/_reference/faults", include_in_schema=False)
     def arm(faults: list[Fault]) -> dict[str, int]:

@@ -29,7 +29,10 @@ Act = Callable[
     [str, str, str | None, str | None, Callable[[SimulatedBackend], Result]], JSONResponse
 ]
 
-World_ = Annotated[str, Header(alias=WORLD_HEADER, description="the world (default: default)")]
+World_ = Annotated[
+    str,
+    Header(alias=WORLD_HEADER, description="exdesk's world, percent-encoded (default: default)"),
+]
 Key = Annotated[
     str,
     Header(

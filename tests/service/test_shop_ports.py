@@ -70,6 +70,7 @@ def test_per_port_urls_override_the_shop_url(tmp_path: Path) -> None:
         shop_url="http://127.0.0.1:9",
         tools_notify_url="simulated",
         tools_inventory_url="http://127.0.0.1:8",
+        shop_token="s3cret",
     )
     try:
         assert app.shop is not None
@@ -80,6 +81,9 @@ def test_per_port_urls_override_the_shop_url(tmp_path: Path) -> None:
         assert isinstance(desk.toolbox.inventory, HttpInventory)
         assert isinstance(desk.toolbox._ports["notify"], SimulatedNotify)
         assert isinstance(desk.facts, HttpFacts)
+        for name in ("orders", "inventory", "facts"):
+            headers = app.shop.port(name)._client.headers
+            assert headers["Authorization"] == "Bearer s3cret"
     finally:
         app.close()
 

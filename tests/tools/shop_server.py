@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy import Engine
@@ -55,7 +56,9 @@ class HttpPorts:
         ports = self.shop.backends(self.world_id)
         self.facts: WorldFacts = ports.pop("facts")
         self.toolbox = ToolBox(**ports)
-        self._admin = httpx.Client(base_url=shop.url, headers={WORLD_HEADER: self.world_id})
+        self._admin = httpx.Client(
+            base_url=shop.url, headers={WORLD_HEADER: quote(self.world_id, safe="")}
+        )
 
     def _ok(self, response: httpx.Response) -> Any:
         response.raise_for_status()

@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from store.db import make_engine
-from tests.tools.conformance import ORD_1, Harness
+from tests.tools.conformance import ORD_1, Harness, act
 from tests.tools.shop_server import HttpPorts, Shop, serve_shop
 from tools import http_backends
 from tools.http_client import KEY_HEADER, REPLAYED_HEADER, WORLD_HEADER
-from tools.reference_server import create_shop_app, shop_document
+from tools.reference_server import create_shop_app, main, shop_document
 from tools.registry import ACTIONS
 
 DOCUMENT = Path(__file__).parents[2] / "docs" / "shop-api.json"
@@ -98,3 +98,30 @@ def test_an_unknown_order_is_404_and_a_malformed_body_422(shop: Shop) -> None:
         )
     assert unknown.status_code == 404 and "NOPE" in unknown.json()["detail"]
     assert bad.status_code == 422 and bad.json()["detail"].startswith("body.qty")
+
+
+def test_a_world_named_in_any_script_reaches_its_world(shop: Shop) -> None:
+    """World ids are exdesk's (any text); the header carries them percent-encoded."""
+    ports = HttpPorts(shop, world_id="上海 shop/1")
+    harness = Harness(ports).seed()
+    harness.call(act("orders.place_hold", kind="stockout", reason="x"), "hold")
+    assert ports.toolbox.orders.get(ORD_1.order_id).status == "on_hold"
+    other = HttpPorts(shop, world_id="上海 shop/2")
+    Harness(other).seed()
+    assert other.toolbox.orders.get(ORD_1.order_id).status == "open"
+    ports.close()
+    other.close()
+
+
+def test_the_reference_shop_reports_load_errors_in_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orders = tmp_path / "orders.jsonl"
+    bad = {**ORD_1.as_json(), "lines": [{**ORD_1.as_json()["lines"][0], "qty": 0}]}
+    orders.write_text(json.dumps(ORD_1.as_json()) + "\n" + json.dumps(bad) + "\n")
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    assert main(["--database-url", url, "--orders", str(orders)]) == 2
+    said = capsys.readouterr().err
+    assert f"{orders} line 2: lines.0.qty:" in said and "Traceback" not in said
+    assert main(["--database-url", url, "--world", str(tmp_path / "nope.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
