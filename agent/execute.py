@@ -34,7 +34,15 @@ class Outcome:
 def call_tool(desk: Desk, action: Action, key: str, **note: object) -> Result:
     """One tool call, audited before and after (failures too)."""
     actor = f"tool:{action.tool}"
-    step = {"tool": action.tool, "op": action.op, "args": action.args, "key": key, **note}
+    step = {
+        "tool": action.tool,
+        "op": action.op,
+        "args": action.args,
+        "key": key,
+        "world_id": desk.world_id,  # what events out say (service.events)
+        "policy": desk.policy.ref,
+        **note,
+    }
     desk.audit.append(actor, "tool.requested", step, key=f"{key}:requested")
     try:
         result = desk.toolbox.call(action, key=key)
@@ -45,7 +53,7 @@ def call_tool(desk: Desk, action: Action, key: str, **note: object) -> Result:
     return result
 
 
-def _compensate(desk: Desk, done: list[tuple[Action, Result, str]]) -> list[str]:
+def _compensate(desk: Desk, order_id: str, done: list[tuple[Action, Result, str]]) -> list[str]:
     """Undo the steps that ran, newest first. Returns the steps that could not be undone."""
     left: list[str] = []
     for action, result, key in reversed(done):
@@ -56,7 +64,9 @@ def _compensate(desk: Desk, done: list[tuple[Action, Result, str]]) -> list[str]
             continue
         try:
             for n, step in enumerate(undo):
-                call_tool(desk, step, f"{key}:undo{n or ''}", compensates=name)
+                call_tool(
+                    desk, step, f"{key}:undo{n or ''}", compensates=name, order_id=order_id
+                )
         except ExdeskError as exc:
             left.append(f"{name} ({exc})")
     return left
@@ -87,6 +97,9 @@ def run_plan(
         "plan.finished",
         {
             "order_id": order_id,
+            "world_id": desk.world_id,
+            "order_version": desk.version(order_id),
+            "policy": desk.policy.ref,
             "kind": plan.kind.value,
             "strategy": plan.strategy.value,
             "tier": plan.tier.value,
@@ -179,9 +192,9 @@ def _run_steps(
         key = f"{prefix}:{i}"
         try:
             action = with_message(desk, order_id, plan, planned)
-            result = call_tool(desk, action, key, **note)
+            result = call_tool(desk, action, key, order_id=order_id, **note)
         except ExdeskError as exc:
-            left = _compensate(desk, done)
+            left = _compensate(desk, order_id, done)
             detail = f"{action.tool}.{action.op} failed: {exc}"
             if left:
                 detail += f"; not undone: {', '.join(left)}"

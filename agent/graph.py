@@ -92,6 +92,7 @@ def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     policy_item, policy_key = policy_entry(desk.policy)
     detected = {
         "order_id": ctx.order.order_id,
+        "world_id": desk.world_id,
         "order_version": state["order_version"],
         "thread_id": state["thread_id"],
         "policy": desk.policy.ref,

@@ -46,6 +46,7 @@ from audit.verify import HeadRow, LogVerifier, Trust
 
 __all__ = [
     "GENESIS_HASH",
+    "AppendHook",
     "AuditEntry",
     "AuditLog",
     "Checkpoint",
@@ -72,12 +73,18 @@ class KeySource(Protocol):
     def reload(self) -> None: ...
 
 
+AppendHook = Callable[[Connection, str, Sequence[AuditEntry]], None]
+"""Called in the appending transaction with the log's origin and the entries just written
+(personal values already replaced): what it writes commits with them, or not at all, and an
+error it raises rolls the append back. The events outbox is one (``service.events``)."""
+
+
 class AuditLog:
     """Append, sign, verify, prove and export the audit log kept in ``engine``'s database.
 
     ``signer``: the key that signs a checkpoint at every commit that appends (needed to
     append; reading and verifying need none). ``personal_data``: keep personal values out of
-    the entries (see :mod:`audit.personal`).
+    the entries (see :mod:`audit.personal`). ``on_append``: see :data:`AppendHook`.
     """
 
     def __init__(
@@ -87,8 +94,10 @@ class AuditLog:
         signer: KeySource | None = None,
         clock: Callable[[], datetime] | None = None,
         personal_data: bool = True,
+        on_append: AppendHook | None = None,
     ) -> None:
         self._engine = engine
+        self._on_append = on_append
         self._signer = signer
         self._clock = clock or _utc_now
         self._personal = personal_data
@@ -286,6 +295,8 @@ class AuditLog:
         )
         if redactor is not None:
             redactor.flush()
+        if self._on_append is not None:
+            self._on_append(conn, head.origin, entries)
         return entries
 
     # --- reading -----------------------------------------------------------------------------

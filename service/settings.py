@@ -118,6 +118,36 @@ class Settings(BaseSettings):
                 urls[port] = url.strip()
         return urls
 
+    # Events out (docs/events.md): every event is written to the outbox with the audit entry
+    # it describes (unless events_outbox is off); the relay (`exdesk events relay`, and
+    # `exdesk serve` when a sink is set) publishes them to NATS JetStream (subject
+    # <events_subject>.<type>, stream events_stream) and/or POSTs them to a webhook, signed
+    # with HMAC-SHA256 under events_webhook_secret.
+    events_outbox: bool = True
+    events_nats_url: str | None = None
+    events_subject: str = Field(
+        default="exdesk.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )
+    events_stream: str = Field(default="EXDESK_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
+    events_webhook_url: str | None = None
+    events_webhook_secret: str | None = None
+    events_timeout_s: float = Field(default=10.0, gt=0)
+    # Tries per event and round (the first included), waiting backoff × 2^n with full jitter,
+    # at most events_backoff_max_s; an event still refused waits and is tried again later.
+    events_tries: int = Field(default=5, ge=1, le=20)
+    events_backoff_s: float = Field(default=0.5, ge=0)
+    events_backoff_max_s: float = Field(default=30.0, ge=0)
+    events_batch: int = Field(default=100, ge=1, le=10_000)
+    # How long a relay's claim on the events it publishes lasts (another relay takes over
+    # the events of one that died after this), and how often an idle relay looks again.
+    events_lease_s: float = Field(default=60.0, gt=0)
+    events_poll_s: float = Field(default=1.0, gt=0)
+
+    @property
+    def events_sinks(self) -> bool:
+        """Whether anywhere to publish events is configured."""
+        return bool(self.events_nats_url or self.events_webhook_url)
+
     @property
     def llm_enabled(self) -> bool:
         return bool(self.openai_base_url)

@@ -35,8 +35,10 @@ from knowledge.embedder import make_embedder
 from knowledge.memory import CaseStore, SimilarCase
 from knowledge.shared import SharedFolderMemory
 from knowledge.store import open_memory
+from service.events import OutboxWriter
 from service.settings import Settings
 from store.db import make_engine, sqlite_path
+from store.events import Outbox
 from store.holds import HoldDates
 from store.migrate import schema_lock, upgrade
 from store.orders import OrderBook
@@ -197,7 +199,9 @@ class Exdesk:
             self._stack.callback(self.engine.dispose)
             upgrade(self.engine)
             self.signing_key = KeyFile(settings.signing_key_path())
-            self.audit = AuditLog(self.engine, signer=self.signing_key)
+            hook = OutboxWriter(self._policy_ref) if settings.events_outbox else None
+            self.audit = AuditLog(self.engine, signer=self.signing_key, on_append=hook)
+            self.outbox = Outbox(self.engine)
             self.worlds = WorldRows(self.engine)
             self.shop = shop_for(settings)
             if self.shop is not None:
@@ -219,6 +223,10 @@ class Exdesk:
         except BaseException:
             self._stack.close()
             raise
+
+    def _policy_ref(self, world_id: str | None, order_id: str) -> str | None:
+        """The policy version an event names when its audit entry names none."""
+        return self.policy.ref
 
     @property
     def case_memory(self) -> CaseStore:

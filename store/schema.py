@@ -295,3 +295,29 @@ stream_positions = Table(
     Column("seq", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# --- events out (migration 0004_events) -------------------------------------------------------
+
+events_outbox = Table(
+    "events_outbox",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),  # audit seq
+    Column("type", String(50), nullable=False),
+    _id("subject", nullable=False),  # the order id
+    Column("body", Text, nullable=False),  # the CloudEvent, JSON
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime()),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", UtcDateTime()),  # not tried again before this moment (after a failure)
+    Column("claimed_by", String(64)),  # the relay publishing it now ...
+    Column("claimed_until", UtcDateTime()),  # ... until its claim runs out
+    Column("last_error", Text),
+    Index("events_outbox_seq", "seq"),
+    Index(
+        "events_outbox_pending",
+        "seq",
+        sqlite_where=text("sent_at IS NULL"),
+        postgresql_where=text("sent_at IS NULL"),
+    ),
+)
