@@ -64,9 +64,7 @@ def _compensate(desk: Desk, order_id: str, done: list[tuple[Action, Result, str]
             continue
         try:
             for n, step in enumerate(undo):
-                call_tool(
-                    desk, step, f"{key}:undo{n or ''}", compensates=name, order_id=order_id
-                )
+                call_tool(desk, step, f"{key}:undo{n or ''}", compensates=name, order_id=order_id)
         except ExdeskError as exc:
             left.append(f"{name} ({exc})")
     return left
