@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import Connection
+
 from agent.prompts import PROMPT_VERSION, prompt_text, words_request
 from audit.log import AuditLog
 from domain.models import Order, Plan
@@ -187,6 +189,7 @@ def write(
     if kept is not None:
         return kept
     words = Words(text=template, by="template", language=lang)
+    entry: dict[str, Any] | None = None  # the model's call, recorded with the words it wrote
     if model is not None:
         instructions = _INSTRUCTIONS[purpose].format(language=_LANGUAGE_NAMES[lang])
         request = words_request(purpose, instructions, {**context, "language": lang})
@@ -197,22 +200,22 @@ def write(
         status = "written" if text else ("dropped" if attempt.answer is not None else "failed")
         if text:
             words = Words(text=text, by=f"model:{attempt.answer.model}", language=lang)  # type: ignore[union-attr]
-        audit.append(
-            "agent",
-            WROTE_EVENT,
-            {
-                "order_id": context.get("order_id"),
-                "purpose": purpose,
-                "subject": subject,
-                "plan_digest": plan_digest,
-                "language": lang,
-                "status": status,
-                "why": attempt.failure or ("" if text else "the words failed the checks"),
-                "prompt_version": PROMPT_VERSION,
-                "model": model.name,
-                "model_prompt": prompt_text(request),
-                "model_answer": answer,
-            },
-            key=f"words:{key}",
-        )
-    return cache.put(key, purpose, subject, words)
+        entry = {
+            "order_id": context.get("order_id"),
+            "purpose": purpose,
+            "subject": subject,
+            "plan_digest": plan_digest,
+            "language": lang,
+            "status": status,
+            "why": attempt.failure or ("" if text else "the words failed the checks"),
+            "prompt_version": PROMPT_VERSION,
+            "model": model.name,
+            "model_prompt": prompt_text(request),
+            "model_answer": answer,
+        }
+
+    def record(conn: Connection) -> None:
+        if entry is not None:
+            audit.append("agent", WROTE_EVENT, entry, key=f"words:{key}", conn=conn)
+
+    return cache.put(key, purpose, subject, words, then=record)

@@ -310,6 +310,14 @@ class AuditLog:
             raise AuditError(_NO_HEAD)
         return int(row.seq), str(row.hash)
 
+    def signed_with(self, key: Ed25519PrivateKey) -> bool:
+        """Whether the log names ``key`` as the key that signs it now (after a rotation to it
+        committed, say, even if the key file was not put in place)."""
+        hd = self._t.head
+        with self._engine.connect() as conn:
+            named = conn.execute(select(hd.c.log_key).where(hd.c.id == HEAD_ID)).scalar()
+        return named is not None and named == _b64_private(key)
+
     def origin(self) -> str:
         """The log's name: the first line of its checkpoints, the name of its keys."""
         hd = self._t.head

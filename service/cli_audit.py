@@ -21,9 +21,11 @@ from agent.replay import WhatIf
 from audit.errors import AuditError
 from audit.export import verify_export
 from audit.keys import load_or_create_signing_key, public_key_path, public_key_pem
+from audit.log import AuditEntry, AuditLog
 from audit.models import VerifyResult
 from audit.personal import refs_in
 from audit.proof import about_order, build_bundle, verify_bundle
+from audit.rotation import ROTATION_EVENT
 from domain.errors import ExdeskError
 from service.audit_access import Opened, build_trust, existing_log
 from service.cli_common import DataDir, err, fail, opened, out, settings_for
@@ -299,8 +301,14 @@ def audit_rotate_key(
         path = opened.key.path
         pending = path.with_name(path.stem + ".next" + path.suffix)
         try:
+            resumed = pending.exists()
             new_key = load_or_create_signing_key(pending)
-            entry = opened.log.rotate_key(new_key, actor="operator", reason=reason)
+            if resumed and opened.log.signed_with(new_key):
+                # an earlier rotation was announced (committed) but its key file was not put
+                # in place: finish it, and announce nothing twice
+                entry = _announcement(opened.log)
+            else:
+                entry = opened.log.rotate_key(new_key, actor="operator", reason=reason)
             _install_key(path, pending, new_key)
             opened.key.reload()
             verifier = opened.own_verifier()
@@ -308,6 +316,14 @@ def audit_rotate_key(
             raise fail(str(error)) from error
     out.print(f"entry {entry.seq} announces the new key; give auditors:")
     sys.stdout.write((verifier.vkey() if verifier else "") + "\n")
+
+
+def _announcement(log: AuditLog) -> AuditEntry:
+    """The entry that announced the key the log is signed with now (the newest rotation)."""
+    found = [e for e in log.entries() if e.event == ROTATION_EVENT]
+    if not found:
+        raise AuditError("the log names a new key but holds no rotation entry; run verify")
+    return found[-1]
 
 
 def _install_key(path: Path, pending: Path, new_key: Ed25519PrivateKey) -> None:

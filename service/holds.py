@@ -1,9 +1,11 @@
 """Holds until a date (contract §8.1 ``hold_until_date``), released when the date comes: by the
 service's sweep every ``EXDESK_SWEEP_INTERVAL_S``, or by ``exdesk review sweep``.
 
-A release lifts the order's hold through the orders port (keyed: once, whoever sweeps) and then
-marks the date released in one transaction with its audit entry. A hold a person lifted
-earlier, or one an order resubmitted since no longer carries, is marked done with a note.
+A release lifts the order's hold through the orders port (keyed: once, whoever sweeps; the log
+brackets the call) and then marks the date released in one transaction with its audit entry.
+A release cut short between the two is finished by the next sweep, under the same key. A hold
+a person lifted earlier, or one an order resubmitted since no longer carries, is marked done
+with a note.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ def _release(app: Exdesk, hold: DatedHold, now: datetime) -> str | None:
     key = "dated:" + digest([hold.world_id, hold.order_id, hold.kind, hold.plan_key])[:32]
     order = desk.order(hold.order_id)
     held = [h for h in order.holds if h.kind == hold.kind and h.until == hold.until]
-    if held:
+    # a release cut short after its call (the mark's entry not written): replay it, so its
+    # outcome is the release, not "no longer on the order"
+    cut_short = desk.audit.by_key(f"{key}:release:requested") is not None
+    if held or cut_short:
         action = Action(
             tool="orders",
             op="release_hold",

@@ -218,12 +218,15 @@ def create_app(settings: Settings, *, sweep_interval: float | None = None) -> Fa
                 policy=app.policy,
                 checkers=app.checkers,
             )
-            guarded(usecases.load_world, app, body.world_id, body.world)
-        result = guarded(usecases.handle, app, body.world_id, body.order)
-        app.audit.append(
-            f"person:{who.name}",
-            "order.submitted",
-            {"order_id": body.order.order_id, "world_id": body.world_id, "role": who.role},
+            actor = f"person:{who.name}"
+            guarded(usecases.load_world, app, body.world_id, body.world, actor=actor)
+        result = guarded(
+            usecases.handle,
+            app,
+            body.world_id,
+            body.order,
+            actor=f"person:{who.name}",
+            role=who.role,
         )
         return case_report(body.order.order_id, result)
 

@@ -58,6 +58,13 @@ def asked_address(app: Exdesk, desk: Desk, order_id: str) -> dict[str, str] | No
     return None
 
 
+def _cut_short(app: Exdesk, reply_id: str) -> bool:
+    """Whether this reply lifted the hold already, and was not recorded (a crash, an append
+    that failed, between the tool calls and the reply's entry): then taking it again finishes
+    it (the calls replay under their keys; the reading is the one recorded)."""
+    return app.audit.by_key(f"reply:{reply_id}:release:requested") is not None
+
+
 def _read(app: Exdesk, desk: Desk, order_id: str, reply_id: str, text: str, asked: Any) -> Judged:
     if app.model is None:
         return Judged("failed", None, "no model is configured")
@@ -99,7 +106,8 @@ def _decide(
         if not check.valid:
             return "for_person", "the confirmed address does not validate", None
         order = desk.order(order_id)
-        if not any(h.kind == REQUEST for h in order.holds):
+        held = any(h.kind == REQUEST for h in order.holds)
+        if not held and not _cut_short(app, reply_id):
             return "for_person", "the order no longer holds for this question", None
         key = f"reply:{reply_id}"
         fields = dict(asked)
@@ -161,7 +169,7 @@ def receive(app: Exdesk, world_id: str, order_id: str, text: str, *, by: str) ->
     earlier = app.replies.get(reply_id)
     if earlier is not None:
         return earlier, False
-    if not current.holds:
+    if not current.holds and not _cut_short(app, reply_id):
         raise InputError(f"order {order_id} is not waiting on the customer (it has no hold)")
     asked = asked_address(app, desk, order_id)
     judged = _read(app, desk, order_id, reply_id, text, asked)

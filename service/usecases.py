@@ -45,37 +45,57 @@ from store.db import write
 from store.orders import Submission
 
 
-def load_world(app: Exdesk, world_id: str, world: World) -> None:
-    """Load a world file's facts (merged as ``store.world`` says) and record it."""
-    app.worlds.load(world_id, world)
-    app.audit.append(
-        "operator",
-        "world.loaded",
-        {
-            "world_id": world_id,
-            "now": world.now.isoformat(),
-            "warehouses": len(world.warehouses),
-            "stock_rows": len(world.inventory),
-            "events": len(world.events),
-        },
+def load_world(app: Exdesk, world_id: str, world: World, *, actor: str = "operator") -> None:
+    """Load a world file's facts (merged as ``store.world`` says) and record it, in one
+    transaction."""
+    payload = {
+        "world_id": world_id,
+        "now": world.now.isoformat(),
+        "warehouses": len(world.warehouses),
+        "stock_rows": len(world.inventory),
+        "events": len(world.events),
+    }
+    app.worlds.load(
+        world_id,
+        world,
+        then=lambda conn: app.audit.append(actor, "world.loaded", payload, conn=conn),
     )
 
 
-def submit(app: Exdesk, world_id: str, order: Order) -> Submission:
-    """Take an order as submitted. An order its world cannot serve (a warehouse the world
-    lacks, a currency with no rate) raises InputError before anything is stored."""
+def submit(
+    app: Exdesk, world_id: str, order: Order, *, actor: str = "operator", role: str | None = None
+) -> Submission:
+    """Take an order as submitted, and record it (``order.submitted``, once per version) in
+    the same transaction. An order its world cannot serve (a warehouse the world lacks, a
+    currency with no rate) raises InputError before anything is stored."""
     Context(
         order=order,
         world=app.facts(world_id).view(order),
         policy=app.policy,
         checkers=app.checkers,
     )
-    return app.orders.submit(world_id, order)
+
+    def record(conn: Connection, taken: Submission) -> None:
+        if not taken.changed:
+            return  # the same content again: nothing was stored, nothing to record
+        payload: dict[str, object] = {
+            "order_id": order.order_id,
+            "world_id": world_id,
+            "version": taken.version,
+        }
+        if role is not None:
+            payload["role"] = role
+        key = "submitted:" + digest([world_id, order.order_id, taken.version])[:32]
+        app.audit.append(actor, "order.submitted", payload, key=key, conn=conn)
+
+    return app.orders.submit(world_id, order, then=record)
 
 
-def handle(app: Exdesk, world_id: str, order: Order) -> RunResult:
+def handle(
+    app: Exdesk, world_id: str, order: Order, *, actor: str = "operator", role: str | None = None
+) -> RunResult:
     """Submit the order and run it through the agent (replaying when nothing changed)."""
-    submit(app, world_id, order)
+    submit(app, world_id, order, actor=actor, role=role)
     return app.runner.handle(app.desk(world_id), order.order_id)
 
 
@@ -215,21 +235,38 @@ def resolve_hold(
 ) -> Order:
     """A person lifts the order's hold of ``kind`` (the customer confirmed the address, sent a
     new payment method, explained the duplicate), saying why. Once: the same hold lifted again
-    changes nothing."""
+    changes nothing.
+
+    The hold is lifted through the orders port, an outside system's business that cannot
+    share the desk's transaction: the log brackets it (``tool.requested``, naming the person
+    and the reason, commits before the call; ``tool.called`` after), and ``hold.resolved``
+    closes it. A resolve cut short after the call (a crash, an append that failed) is
+    finished by the next one for that order and kind, under the same key, with the first
+    person's name and reason: nothing runs twice and the log is completed."""
     desk = app.desk(world_id)
+    # The n-th resolve of this kind for this order version: its key is known before the call
+    # and after the hold is gone, so a resolve cut short is found again.
+    base = digest([world_id, order_id, kind.value, desk.version(order_id)])[:24]
+    n = 0
+    while app.audit.by_key(f"resolve:{base}:{n}:resolved") is not None:
+        n += 1
+    key = f"resolve:{base}:{n}"
+    earlier = app.audit.by_key(f"{key}:requested")
     order = desk.order(order_id)
-    held = [h for h in order.holds if h.kind == kind.value]
-    if not held:
+    if earlier is None and not any(h.kind == kind.value for h in order.holds):
         raise InputError(f"order {order_id} has no {kind.value} hold to lift")
-    key = "resolve:" + digest([world_id, order_id, held[0].model_dump(mode="json")])[:32]
+    if earlier is not None:  # finishing a resolve cut short: it was theirs, for their reason
+        by, why = str(earlier.payload["resolved_by"]), str(earlier.payload["reason"])
+    else:
+        by, why = user.name, reason
     action = Action(
         tool="orders", op="release_hold", args={"order_id": order_id, "kind": kind.value}
     )
-    call_tool(desk, action, key, resolved_by=user.name, reason=reason)
+    call_tool(desk, action, key, resolved_by=by, reason=why)
     app.audit.append(
-        f"person:{user.name}",
+        f"person:{by}",
         "hold.resolved",
-        {"order_id": order_id, "world_id": world_id, "kind": kind.value, "reason": reason},
+        {"order_id": order_id, "world_id": world_id, "kind": kind.value, "reason": why},
         key=f"{key}:resolved",
     )
     return desk.order(order_id)

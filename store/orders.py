@@ -9,6 +9,7 @@ order afresh from what was submitted; an unchanged one changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -40,11 +41,24 @@ class OrderBook:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def submit(self, world_id: str, order: Order) -> Submission:
-        """Take an order as submitted; see the module for what a resubmission does."""
+    def submit(
+        self,
+        world_id: str,
+        order: Order,
+        *,
+        then: Callable[[Connection, Submission], object] | None = None,
+    ) -> Submission:
+        """Take an order as submitted; see the module for what a resubmission does. ``then``
+        runs in the same transaction, given what was taken (the audit entry that records it)."""
         body, seal = _body(order), digest(order.as_json())
 
         def work(conn: Connection) -> Submission:
+            taken = take(conn)
+            if then is not None:
+                then(conn, taken)
+            return taken
+
+        def take(conn: Connection) -> Submission:
             row = conn.execute(
                 select(orders.c.version, orders.c.submitted_digest)
                 .where(_key(world_id, order.order_id))

@@ -4,6 +4,7 @@ model twice."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,10 +40,23 @@ class WordsCache:
             row = conn.execute(select(model_words).where(model_words.c.key == key)).first()
         return None if row is None else Words(text=row.text, by=row.by, language=row.language)
 
-    def put(self, key: str, purpose: str, subject: str, words: Words) -> Words:
-        """Keep ``words`` under ``key``; when another process kept some first, theirs stand."""
+    def put(
+        self,
+        key: str,
+        purpose: str,
+        subject: str,
+        words: Words,
+        *,
+        then: Callable[[Connection], object] | None = None,
+    ) -> Words:
+        """Keep ``words`` under ``key``, and run ``then`` (the audit entry of the model's call
+        that wrote them) in the same transaction: both commit or neither does. When another
+        process kept some first, theirs stand (and ``then`` is not run)."""
 
-        def work(conn: Connection) -> None:
+        def work(conn: Connection) -> Words:
+            row = conn.execute(select(model_words).where(model_words.c.key == key)).first()
+            if row is not None:
+                return Words(text=row.text, by=row.by, language=row.language)
             conn.execute(
                 insert(model_words).values(
                     key=key,
@@ -54,9 +68,11 @@ class WordsCache:
                     created_at=datetime.now(UTC),
                 )
             )
+            if then is not None:
+                then(conn)
+            return words
 
         try:
-            write(self.engine, work)
-        except IntegrityError:
+            return write(self.engine, work)
+        except IntegrityError:  # another process inserted it a moment ago
             return self.get(key) or words
-        return words

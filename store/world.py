@@ -10,7 +10,7 @@ file lacks keeps exdesk's holds with nothing on hand, or goes when nothing is he
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,8 +96,11 @@ class WorldRows:
 
     # --- loading ---------------------------------------------------------------------------
 
-    def load(self, world_id: str, world: World) -> None:
-        """Take a world file's facts and stock, merged as the module says. One transaction."""
+    def load(
+        self, world_id: str, world: World, *, then: Callable[[Connection], object] | None = None
+    ) -> None:
+        """Take a world file's facts and stock, merged as the module says. One transaction;
+        ``then`` runs in it last (the audit entry that records the load)."""
         rows = _check_stock(world)
         facts = _facts_rows(world_id, world)
 
@@ -113,6 +116,8 @@ class WorldRows:
                 if values:
                     conn.execute(insert(table), values)
             self._merge_stock(conn, world_id, rows)
+            if then is not None:
+                then(conn)
 
         try:
             write(self.engine, work)
