@@ -31,6 +31,7 @@ from service.cli_common import (
     print_problems,
     progress,
 )
+from service.cli_events import events_app
 from service.cli_knowledge import knowledge_app
 from service.cli_reply import reply_command
 from service.cli_review import review_app
@@ -50,6 +51,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(review_app, name="review")
 app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(users_app, name="users")
+app.add_typer(events_app, name="events")
 app.command("serve")(serve)
 app.command("reply")(reply_command)
 app.command("publish")(publish_command)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from domain.models import User
-from service.cli_common import DataDir, PolicyFile, err, opened, out, settings_for
+from service.cli_common import DataDir, PolicyFile, err, fail, opened, out, settings_for
 from service.cli_review import Token
 from service.people import add_user, authenticate, revoke_user, set_role
 from service.render import safe
@@ -103,8 +103,16 @@ def serve(
     import uvicorn
 
     from service.http import create_app
+    from service.relay import sinks_for
+    from tools.event_sinks import SinkError
 
     settings = settings_for(data_dir, policy)
+    if settings.events_sinks:  # a sink misconfigured is said now, not in a log later
+        try:
+            for sink in sinks_for(settings):
+                sink.close()
+        except SinkError as exc:
+            raise fail(str(exc)) from exc
     app = create_app(settings)
     err.print(
         f"exdesk review desk on http://{host}:{port}/ui (API docs at /docs); "

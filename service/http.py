@@ -32,9 +32,11 @@ from knowledge.errors import CaseMemoryUnavailable
 from service import explain, replies, review, usecases
 from service.pages import TOKEN_COOKIE, mount_pages
 from service.people import allow, authenticate
+from service.relay import Relay, RelayThread, sinks_for
 from service.reports import case_report
 from service.settings import Settings
 from service.wiring import Exdesk
+from tools.event_sinks import SinkError
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,20 @@ class Sweeper:
             self._thread.join(timeout=10)
 
 
+def relay_thread(app: Exdesk) -> RelayThread | None:
+    """The events relay in the background, when a sink is configured (docs/events.md)."""
+    if not app.settings.events_sinks:
+        return None
+    try:
+        relay = Relay.from_settings(app.outbox, app.settings, sinks_for(app.settings))
+    except SinkError as exc:
+        log.error("events are not relayed: %s", exc)
+        return None
+    thread = RelayThread(relay, app.settings.events_poll_s)
+    thread.start()
+    return thread
+
+
 def desk(request: Request) -> Exdesk:
     """The app's exdesk (one per service process, opened at start)."""
     app: Exdesk = request.app.state.exdesk
@@ -180,9 +196,12 @@ def create_app(settings: Settings, *, sweep_interval: float | None = None) -> Fa
             desk, settings.sweep_interval_s if sweep_interval is None else sweep_interval
         )
         sweeper.start()
+        relay = relay_thread(desk)
         try:
             yield
         finally:
+            if relay is not None:
+                relay.stop()
             sweeper.stop()
             desk.close()
 
