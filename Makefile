@@ -66,12 +66,7 @@ eval: $(STAMP)
 	$(BIN)/exdesk eval evals/data/dev.jsonl --out .exdesk/dev/report.json --data-dir .exdesk/dev
 
 bench: $(STAMP)
-	$(BIN)/python -m evals.bench_eval
-	$(BIN)/python -m evals.bench_audit
-	$(BIN)/python -m evals.bench_address
-	$(BIN)/python -m evals.bench_knowledge
-	$(BIN)/python -m evals.bench_processes
-	$(BIN)/python -m evals.bench_tools
+	$(BIN)/exdesk bench --out bench-results.json
 
 dev-set: $(STAMP)
 	$(BIN)/python -m evals.generate --n 320 --seed 7 --out evals/data/dev.jsonl

@@ -336,6 +336,80 @@ def proof_figures(log: AuditLog, runs: int) -> dict[str, float]:
     }
 
 
+# --- figures (exdesk bench) ------------------------------------------------------------------
+
+APPEND_BATCH = 100  # entries a commit, as a batch of orders appends them
+
+
+def sizes(quick: bool) -> dict[str, int]:
+    return {
+        "append_entries": 2_000 if quick else 20_000,
+        "append_batch": APPEND_BATCH,
+        "verify_entries": 5_000 if quick else 100_000,
+        "runs": 3,
+    }
+
+
+def append_once(count: int, batch: int, bare: bool) -> float:
+    """Seconds for one writer in this process to append ``count`` entries to a fresh SQLite
+    log in commits of ``batch`` (``bare``: plain INSERTs of the same rows, no log)."""
+    with sqlite_url() as url, tempfile.TemporaryDirectory() as keys:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+            work = items(count)
+            if bare:
+                with engine.begin() as conn:
+                    conn.execute(text(BARE))
+                rows = _bare_rows(work, 0)
+                began = time.perf_counter()
+                for at in range(0, count, batch):
+                    with engine.begin() as conn:
+                        conn.execute(text(_INSERT), rows[at : at + batch])
+                return time.perf_counter() - began
+            key = Path(keys) / "audit-signing-key.pem"
+            load_or_create_signing_key(key)
+            log = _log(engine, key)
+            began = time.perf_counter()
+            for at in range(0, count, batch):
+                log.append_many(work[at : at + batch])
+            took = time.perf_counter() - began
+            _ok(log.verify(_trust(log)))
+            return took
+        finally:
+            engine.dispose()
+
+
+def figures(quick: bool) -> dict[str, float]:
+    """``audit.append_per_s`` beside ``audit.append_baseline_per_s`` (one writer, SQLite,
+    commits of APPEND_BATCH entries; the baseline is a bare batched INSERT of the same rows),
+    ``audit.verify_per_s`` beside ``audit.verify_baseline_per_s`` (reading the same rows and
+    SHA-256 over their bytes). Medians of 3 runs, interleaved with their baselines."""
+    size = sizes(quick)
+    count, entries, runs = size["append_entries"], size["verify_entries"], size["runs"]
+    ours, bare = [], []
+    for _ in range(runs):
+        ours.append(append_once(count, APPEND_BATCH, bare=False))
+        bare.append(append_once(count, APPEND_BATCH, bare=True))
+    with sqlite_url() as url:
+        engine = make_engine(url)
+        try:
+            log = build_log(engine, entries)
+            trust = _trust(log)
+            verify, read = [], []
+            for _ in range(runs):
+                verify.append(_timed(lambda: _ok(log.verify(trust))))
+                read.append(_timed(lambda: _read_and_hash(engine)))
+        finally:
+            engine.dispose()
+    return {
+        "audit.append_per_s": count / statistics.median(ours),
+        "audit.append_baseline_per_s": count / statistics.median(bare),
+        "audit.verify_per_s": entries / statistics.median(verify),
+        "audit.verify_baseline_per_s": entries / statistics.median(read),
+    }
+
+
 # --- main ------------------------------------------------------------------------------------
 
 

@@ -104,6 +104,11 @@ def http_figures(calls: int = 100, rounds: int = 3) -> dict[str, float]:
     return out
 
 
+def figures(quick: bool) -> dict[str, float]:
+    """For ``exdesk bench``: medians over every call of a kind, 3 rounds."""
+    return http_figures(calls=20 if quick else 100, rounds=3)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m evals.bench_tools")
     parser.add_argument("--calls", type=int, default=100)
