@@ -23,6 +23,12 @@ BENCH_KEYS = {
     "audit.append_baseline_per_s",
     "audit.verify_per_s",
     "audit.verify_baseline_per_s",
+    "run.orders_per_s",
+    "run.peak_rss_mb",
+    "screen.orders_per_s",
+    "screen.baseline_parse_per_s",
+    "screen.rate_1k_per_s",
+    "screen.rate_100k_per_s",
 }
 
 
@@ -53,7 +59,7 @@ def test_bench_quick_writes_the_machine_versions_and_every_figure(tmp_path: Path
 
 def test_discover_finds_figures_modules_and_only_narrows_them() -> None:
     every = {bench.area(m) for m in bench.discover()}
-    assert {"audit", "tools"} <= every
+    assert {"audit", "run", "screen", "tools"} <= every
     assert {bench.area(m) for m in bench.discover(["aud"])} == {"audit"}
     assert {bench.area(m) for m in bench.discover(["audit.verify_per_s"])} == {"audit"}
     assert bench.discover(["no-such-area"]) == []

@@ -1,0 +1,86 @@
+"""Benchmark: ``exdesk run`` end to end at a peak: generated orders (5% exceptions, one world,
+``evals.peak``) decided, stored and audited by the command itself, in a process of its own so
+that its peak RSS is its own.
+
+    python -m evals.bench_run [--orders 100000] [--runs 3]
+
+Each run starts from an empty data dir and times the whole command (start-up, loading the
+world, every order, the checkpoint), and reads the child's peak RSS from ``wait4``. The
+command must exit 0 having handled every order. ``run.orders_per_s`` and ``run.peak_rss_mb``
+are medians over the runs. ``EXDESK_BENCH_RUN_ORDERS`` overrides the size (the JSON says which
+size was run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from evals import peak
+
+EXDESK = str(Path(sys.executable).with_name("exdesk"))
+
+
+def sizes(quick: bool) -> dict[str, int]:
+    orders = int(os.environ.get("EXDESK_BENCH_RUN_ORDERS", 0)) or (300 if quick else 100_000)
+    return {"orders": orders, "exception_share_pct": 5, "runs": 1 if quick else 3}
+
+
+def one_run(folder: Path, orders: int) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of one ``exdesk run`` of ``folder``'s orders on a fresh
+    data dir."""
+    with tempfile.TemporaryDirectory() as data, (Path(data) / "stdout").open("w+") as stdout:
+        env = {**os.environ, "EXDESK_DATA_DIR": str(Path(data) / "desk")}
+        began = time.perf_counter()
+        proc = subprocess.Popen(
+            [EXDESK, "run", str(folder / "orders.jsonl"), "--world", str(folder / "world.json")],
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        took = time.perf_counter() - began
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        said = stdout.read()
+    handled = re.search(r"(\d+) orders handled, (\d+) lines skipped", said)
+    if proc.returncode != 0 or handled is None or int(handled[1]) != orders:
+        raise RuntimeError(f"exdesk run exited {proc.returncode}: {said[-600:]}")
+    return took, usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def figures(quick: bool) -> dict[str, float]:
+    size = sizes(quick)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        peak.write(folder, size["orders"], size["exception_share_pct"] / 100)
+        runs = [one_run(folder, size["orders"]) for _ in range(size["runs"])]
+    return {
+        "run.orders_per_s": size["orders"] / statistics.median(t for t, _ in runs),
+        "run.peak_rss_mb": statistics.median(rss for _, rss in runs),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m evals.bench_run", description=__doc__)
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        made = peak.write(folder, args.orders)
+        print(f"exdesk run of {args.orders} orders ({dict(made)}), {args.runs} runs")
+        for n in range(args.runs):
+            took, rss = one_run(folder, args.orders)
+            print(f"  run {n + 1}: {took:.1f} s, {args.orders / took:.0f} orders/s, {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
