@@ -271,7 +271,7 @@ def _number(value: float) -> str:
 def _bound(goal: Goal, bound: float | None) -> str:
     if bound is None:
         return ""
-    return f"{'≥' if goal.higher else '≤'} {_number(bound)}"
+    return f"{'≥' if goal.higher else '≤'} {bound:,g}"
 
 
 def table(data: Mapping[str, Any]) -> Table:

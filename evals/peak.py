@@ -162,15 +162,24 @@ def _exception(rng: random.Random, n: int, prefix: str, kind: str) -> dict[str, 
 
 
 def orders(
-    count: int, exceptions: float = 0.05, *, seed: int = 13, prefix: str = "PK"
+    count: int,
+    exceptions: float = 0.05,
+    *,
+    seed: int = 13,
+    prefix: str = "PK",
+    kinds: tuple[str, ...] = tuple(EXCEPTIONS),
 ) -> Iterator[tuple[str | None, dict[str, Any]]]:
-    """``count`` orders, ``round(count * exceptions)`` of them exceptions spread evenly; each
-    as (its exception's name, or None for a clean one; the order)."""
+    """``count`` orders, ``int(count * exceptions)`` of them exceptions spread evenly, drawn
+    from ``kinds`` by their weights; each as (its exception's name, or None for a clean one;
+    the order). Order ids are ``<prefix>-<n>``."""
+    unknown = set(kinds) - set(EXCEPTIONS)
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be some of {', '.join(EXCEPTIONS)}")
     rng = random.Random(seed)
-    kinds = [k for k, (weight, _) in EXCEPTIONS.items() for _ in range(weight)]
+    drawn = [k for k in kinds for _ in range(EXCEPTIONS[k][0])]
     for n in range(count):
         if int((n + 1) * exceptions) > int(n * exceptions):
-            kind = kinds[rng.randrange(len(kinds))]
+            kind = drawn[rng.randrange(len(drawn))]
             yield kind, _exception(rng, n, prefix, kind)
         else:
             yield None, _order(rng, n, prefix, rng.choice(DOMESTIC + DOMESTIC + CROSS))

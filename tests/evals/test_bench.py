@@ -29,6 +29,11 @@ BENCH_KEYS = {
     "screen.baseline_parse_per_s",
     "screen.rate_1k_per_s",
     "screen.rate_100k_per_s",
+    "handle.exceptions_per_s",
+    "handle.l1_p50_ms",
+    "handle.l1_p99_ms",
+    "handle.l2_p50_ms",
+    "handle.l2_p99_ms",
 }
 
 
@@ -59,7 +64,7 @@ def test_bench_quick_writes_the_machine_versions_and_every_figure(tmp_path: Path
 
 def test_discover_finds_figures_modules_and_only_narrows_them() -> None:
     every = {bench.area(m) for m in bench.discover()}
-    assert {"audit", "run", "screen", "tools"} <= every
+    assert {"audit", "handle", "run", "screen", "tools"} <= every
     assert {bench.area(m) for m in bench.discover(["aud"])} == {"audit"}
     assert {bench.area(m) for m in bench.discover(["audit.verify_per_s"])} == {"audit"}
     assert bench.discover(["no-such-area"]) == []

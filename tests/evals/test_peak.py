@@ -8,6 +8,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from agent.context import Checkers, Context
 from agent.detect import detect
 from domain.models import Order, World
@@ -52,3 +54,10 @@ def test_every_order_is_what_it_says_to_the_detectors() -> None:
     assert seen["clean"] == 570
     assert set(seen) == {"clean", *peak.EXCEPTIONS}
     assert len({order_id for order_id, _ in ids}) == len({c for _, c in ids}) == 600
+
+
+def test_kinds_narrows_the_exceptions_and_rejects_unknown_ones() -> None:
+    made = {kind for kind, _ in peak.orders(40, 1.0, kinds=("fix_hs",))}
+    assert made == {"fix_hs"}
+    with pytest.raises(ValueError, match="kinds must be some of"):
+        list(peak.orders(1, 1.0, kinds=("nothing",)))
