@@ -242,12 +242,23 @@ def judged(figures: Mapping[str, float]) -> list[dict[str, Any]]:
     return rows
 
 
-def report(outcome: Outcome, quick: bool, only: list[str]) -> dict[str, Any]:
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews the figures."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def report(
+    outcome: Outcome, quick: bool, only: list[str], load_before: list[float] | None = None
+) -> dict[str, Any]:
     return {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
         "only": only,
         "machine": machine(),
+        "load_average": {"before": load_before, "after": load_average()},
         "versions": versions(),
         "figures": dict(sorted(outcome.figures.items())),
         "goals": judged(outcome.figures),
@@ -342,6 +353,7 @@ def bench_command(
     modules = discover(prefixes)
     if not modules:
         raise fail(f"no benchmark matches --only {' '.join(prefixes)}")
+    load_before = load_average()
     names = ", ".join(area(m) for m in modules)
     err.print(f"benchmarks: {escape(names)}{' (quick)' if quick else ''}")
     with Progress(
@@ -364,13 +376,14 @@ def bench_command(
 
         outcome = run_modules(modules, quick, started)
         bar.advance(task)
-    data = report(outcome, quick, prefixes)
+    data = report(outcome, quick, prefixes, load_before)
     write_json(results, data)
     out.print(table(data))
     cpu = data["machine"]
     out.print(
         f"machine: {cpu['cores']} cores, {cpu['memory_mb']} MiB, {escape(str(cpu['cpu']))}; "
-        f"Python {data['versions']['python']}"
+        f"Python {data['versions']['python']}; load average before {load_before}, "
+        f"after {data['load_average']['after']}"
     )
     for name, problem in outcome.errors.items():
         err.print(f"[red]failed[/] bench_{escape(name)}: {escape(problem)}")
