@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -44,6 +45,7 @@ class Run:
     seq: int
     policy_ref: str
     detected: dict[str, Any]
+    at: str = ""  # when order.detected was appended
     evidence: dict[str, list[dict[str, Any]]] | None = None
     plans: dict[str, list[dict[str, Any]]] | None = None
     gate: dict[str, Any] | None = None
@@ -57,6 +59,7 @@ class Derived:
     plans: dict[str, list[dict[str, Any]]]
     run_now: list[str]
     awaiting: list[str]
+    order_usd: Decimal = Decimal(0)  # the order's value (its lines) in USD, by its facts' rate
 
 
 @dataclass
@@ -106,6 +109,30 @@ class Report:
         }
 
 
+@dataclass(frozen=True)
+class Top:
+    """The top plan for one exception of a decision."""
+
+    strategy: str
+    tier: str
+    cost_usd: Decimal
+    approvals: int
+
+
+@dataclass
+class Outcome:
+    """One decision derived under the recorded policy and under the candidate: the top
+    plan per exception kind, each way, and the order's value."""
+
+    order_id: str
+    thread_id: str
+    seq: int
+    at: str
+    order_usd: Decimal
+    before: dict[str, Top]
+    after: dict[str, Top]
+
+
 @dataclass
 class WhatIf:
     policy: str
@@ -113,6 +140,7 @@ class WhatIf:
     changed: int = 0
     changes: list[Change] = field(default_factory=list)
     not_replayable: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -161,6 +189,7 @@ def collect(entries: Iterable[AuditEntry]) -> tuple[dict[str, dict[str, Any]], l
                 seq=entry.seq,
                 policy_ref=str(payload.get("policy")),
                 detected=payload,
+                at=entry.at,
                 reading=readings.get(thread),
             )
         elif thread in runs:
@@ -210,6 +239,7 @@ def derive(run: Run, policy: Policy, checkers: Checkers, clear: Mapping[str, str
         plans={k: [p.model_dump(mode="json") for p in v] for k, v in plans.items()},
         run_now=run_now,
         awaiting=awaiting,
+        order_usd=ctx.to_usd(ctx.order_total()),
     )
 
 
@@ -298,12 +328,17 @@ def what_if(
     policy: Policy,
     checkers: Checkers,
     clear_values: ClearValues,
+    *,
+    keep: Callable[[Run], bool] | None = None,
 ) -> WhatIf:
-    """Every recorded decision derived again under ``policy``: which would change (the
-    exceptions found, the top strategy, its tier, the approvals it needs, the gate)."""
+    """Every recorded decision (those ``keep`` keeps) derived again under ``policy``: which
+    would change (the exceptions found, the top strategy, its tier, the approvals it needs,
+    the gate)."""
     policies, runs = collect(entries)
     result = WhatIf(policy=policy.ref)
     for run in runs:
+        if keep is not None and not keep(run):
+            continue
         result.decisions += 1
         try:
             clear = _clear_for(run, clear_values)
@@ -316,7 +351,31 @@ def what_if(
         changes = _changes(run, before, after, old_policy, policy)
         result.changes += changes
         result.changed += bool(changes)
+        result.outcomes.append(
+            Outcome(
+                order_id=run.order_id,
+                thread_id=run.thread_id,
+                seq=run.seq,
+                at=run.at,
+                order_usd=after.order_usd,
+                before=_tops(before, old_policy),
+                after=_tops(after, policy),
+            )
+        )
     return result
+
+
+def _tops(derived: Derived, policy: Policy) -> dict[str, Top]:
+    return {
+        kind: Top(
+            strategy=str(plans[0]["strategy"]),
+            tier=str(plans[0]["tier"]),
+            cost_usd=Decimal(str(plans[0].get("cost_usd", 0))),
+            approvals=approvals_needed(policy, str(plans[0]["tier"])),
+        )
+        for kind, plans in derived.plans.items()
+        if plans
+    }
 
 
 def _changes(run: Run, before: Derived, after: Derived, old: Policy, new: Policy) -> list[Change]:

@@ -33,6 +33,7 @@ from service.cli_common import (
 )
 from service.cli_events import events_app
 from service.cli_knowledge import knowledge_app
+from service.cli_policy import policy_app
 from service.cli_reply import reply_command
 from service.cli_review import review_app
 from service.cli_stream import dead_letters_command, publish_command, worker_command
@@ -52,6 +53,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(users_app, name="users")
 app.add_typer(events_app, name="events")
+app.add_typer(policy_app, name="policy")
 app.command("serve")(serve)
 app.command("reply")(reply_command)
 app.command("publish")(publish_command)
