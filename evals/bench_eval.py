@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from evals import embedded
 from evals.cases import EvalCase
 from evals.harness import run_eval
 from service.inputs import read_jsonl
-from service.settings import Settings
 from service.wiring import Exdesk
 
 DEV = Path(__file__).parent / "data" / "dev.jsonl"
@@ -26,7 +26,7 @@ DEV = Path(__file__).parent / "data" / "dev.jsonl"
 def one_run(cases: list[EvalCase], durability: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        app = Exdesk(Settings(data_dir=Path(tmp), durability=durability))
+        app = Exdesk(embedded.settings(Path(tmp), durability=durability))
         try:
             report = run_eval(app, cases)
         finally:

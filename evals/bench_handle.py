@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from domain.models import DecisionStatus, Order, Tier, World
-from evals import peak
+from evals import embedded, peak
 from evals.history import generate
 from service import usecases
-from service.settings import Settings
 from service.wiring import Exdesk
 
 L1_KINDS = tuple(k for k, (_, tier) in peak.EXCEPTIONS.items() if tier == "L1")
@@ -100,7 +99,7 @@ def one_run(desk: Exdesk, run: int, size: dict[str, int]) -> dict[str, float]:
 def figures(quick: bool) -> dict[str, float]:
     size = sizes(quick)
     with tempfile.TemporaryDirectory() as data:
-        desk = Exdesk(Settings(data_dir=Path(data)))
+        desk = Exdesk(embedded.settings(Path(data)))
         try:
             desk.case_memory.import_cases(generate(size["past_cases"]))
             usecases.load_world(desk, "peak", World.model_validate(peak.world()))

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from evals import peak
+from evals import embedded, peak
 
 EXDESK = str(Path(sys.executable).with_name("exdesk"))
 
@@ -37,13 +37,12 @@ def one_run(folder: Path, orders: int) -> tuple[float, float]:
     """(seconds, peak RSS in MiB) of one ``exdesk run`` of ``folder``'s orders on a fresh
     data dir."""
     with tempfile.TemporaryDirectory() as data, (Path(data) / "stdout").open("w+") as stdout:
-        env = {**os.environ, "EXDESK_DATA_DIR": str(Path(data) / "desk")}
         began = time.perf_counter()
         proc = subprocess.Popen(
             [EXDESK, "run", str(folder / "orders.jsonl"), "--world", str(folder / "world.json")],
             stdout=stdout,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=embedded.environment(Path(data) / "desk"),
         )
         _, status, usage = os.wait4(proc.pid, 0)
         took = time.perf_counter() - began

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from evals import bench
+from evals import bench, embedded
 
 EXDESK = str(Path(sys.executable).with_name("exdesk"))
 
@@ -106,3 +107,20 @@ def test_a_failing_or_malformed_module_is_reported_and_the_others_still_count() 
     assert outcome.figures == {"a.per_s": 3.0}
     assert outcome.errors["b"] == "RuntimeError: no database"
     assert "not a finite number" in outcome.errors["c"]
+
+
+def test_benchmarks_ignore_the_users_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXDESK_DATABASE_URL", "postgresql+psycopg://someone@prod/desk")
+    monkeypatch.setenv("EXDESK_SHOP_URL", "https://shop.example")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://model.example")
+    monkeypatch.setenv("PATH_OF_SOMETHING_ELSE", "kept")
+    settings = embedded.settings(tmp_path, durability="exit")
+    assert settings.database_url is None and settings.shop_url is None
+    assert settings.openai_base_url is None and settings.data_dir == tmp_path
+    assert os.environ["EXDESK_DATABASE_URL"].startswith("postgresql")  # put back
+    env = embedded.environment(tmp_path / "d")
+    assert env["EXDESK_DATA_DIR"] == str(tmp_path / "d")
+    assert env["PATH_OF_SOMETHING_ELSE"] == "kept"
+    assert not {"EXDESK_DATABASE_URL", "EXDESK_SHOP_URL", "OPENAI_BASE_URL"} & env.keys()
