@@ -22,15 +22,32 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from evals import embedded, peak
 
 EXDESK = str(Path(sys.executable).with_name("exdesk"))
+TIMEOUT_S = 4 * 3600
 
 
 def sizes(quick: bool) -> dict[str, int]:
     orders = int(os.environ.get("EXDESK_BENCH_RUN_ORDERS", 0)) or (300 if quick else 100_000)
     return {"orders": orders, "exception_share_pct": 5, "runs": 1 if quick else 3}
+
+
+def _waited(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int, Any]:
+    """The child's wait status and resource usage (its own peak RSS), killing it at the
+    deadline."""
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            return status, usage
+        if time.perf_counter() > deadline:
+            proc.kill()
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            raise RuntimeError(f"exdesk run took longer than {TIMEOUT_S} s: killed")
+        time.sleep(0.05)
 
 
 def one_run(folder: Path, orders: int) -> tuple[float, float]:
@@ -44,7 +61,7 @@ def one_run(folder: Path, orders: int) -> tuple[float, float]:
             stderr=subprocess.STDOUT,
             env=embedded.environment(Path(data) / "desk"),
         )
-        _, status, usage = os.wait4(proc.pid, 0)
+        status, usage = _waited(proc, began + TIMEOUT_S)
         took = time.perf_counter() - began
         proc.returncode = os.waitstatus_to_exitcode(status)
         stdout.seek(0)
