@@ -7,7 +7,9 @@ Each run submits and handles fresh exception orders of the peak world (``evals.p
 ``service.usecases.handle``, the way ``POST /orders`` and ``exdesk run`` hand an exception to
 the agent: L1 orders (a payment retried, a warehouse reallocated, an address repaired, an
 invoice attached: the plan executes) and L2 orders (an HS code to fix: the plan waits for two
-approvals), interleaved. Each order's latency is timed from submit to the result.
+approvals), interleaved. Each order's latency is timed from submit to the result, and counts
+as L1 or L2 by what the order's plans did (the past cases move a few orders' top plan to
+another tier).
 
 - ``handle.exceptions_per_s``: exception orders handled per second in a run;
 - ``handle.l1_p50_ms``, ``handle.l1_p99_ms``, ``handle.l2_p50_ms``, ``handle.l2_p99_ms``:
@@ -70,22 +72,26 @@ def _orders(run: int, size: dict[str, int]) -> list[tuple[Tier, Order]]:
     return mixed
 
 
-def _check(tier: Tier, result: Any) -> None:
-    want = DecisionStatus.EXECUTED if tier == Tier.L1 else DecisionStatus.AWAITING_APPROVAL
+def tier_of(result: Any) -> Tier:
+    """L1 when every plan of the order executed at once; L2 when one waits for approvals at
+    L2 (the past cases may move an order's top plan to one of another tier). Anything else
+    (a plan failed or was skipped) is a broken run, not a figure."""
     got = [(d.tier, d.status) for d in result.decisions.values()]
-    if not got or any(status != want or t != tier for t, status in got):
-        raise RuntimeError(f"{result.order_id}: expected {tier.value} {want.value}, got {got}")
+    if got and all(t == Tier.L1 and s == DecisionStatus.EXECUTED for t, s in got):
+        return Tier.L1
+    if any(t == Tier.L2 and s == DecisionStatus.AWAITING_APPROVAL for t, s in got):
+        return Tier.L2
+    raise RuntimeError(f"{result.order_id}: neither L1 executed nor L2 waiting: {got}")
 
 
 def one_run(desk: Exdesk, run: int, size: dict[str, int]) -> dict[str, float]:
     latencies: dict[Tier, list[float]] = {Tier.L1: [], Tier.L2: []}
     orders = _orders(run, size)
     began = time.perf_counter()
-    for tier, order in orders:
+    for _, order in orders:
         start = time.perf_counter()
         result = usecases.handle(desk, "peak", order)
-        latencies[tier].append((time.perf_counter() - start) * 1000)
-        _check(tier, result)
+        latencies[tier_of(result)].append((time.perf_counter() - start) * 1000)
     took = time.perf_counter() - began
     return {
         "handle.exceptions_per_s": len(orders) / took,
