@@ -396,5 +396,28 @@ def register(app: typer.Typer) -> None:
     app.command("bench")(bench_command)
 
 
+def markdown(data: Mapping[str, Any]) -> str:
+    """The goals and then the other figures of a results file, as Markdown tables."""
+    lines = ["| figure | measured | must reach | aim | |", "|---|--:|--:|--:|---|"]
+    for goal, row in zip(GOALS, data["goals"], strict=True):
+        if row["value"] is None:
+            lines.append(
+                f"| `{goal.label}` | not measured | {_bound(goal, goal.must)} | "
+                f"{_bound(goal, goal.aim)} | |"
+            )
+            continue
+        mark = "aim met" if row["aim_met"] else "met" if row["met"] else "**missed**"
+        lines.append(
+            f"| `{goal.label}` | {_number(row['value'])} | {_bound(goal, goal.must)} | "
+            f"{_bound(goal, goal.aim)} | {mark} |"
+        )
+    lines += ["", "| figure | measured |", "|---|--:|"]
+    lines += [f"| `{key}` | {_number(value)} |" for key, value in data["figures"].items()]
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    sys.stdout.write(json.dumps({"machine": machine(), "versions": versions()}, indent=2) + "\n")
+    # python -m evals.bench bench-results.json: the results file as Markdown (for the README)
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m evals.bench RESULTS.json")
+    sys.stdout.write(markdown(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))

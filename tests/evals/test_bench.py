@@ -124,3 +124,13 @@ def test_benchmarks_ignore_the_users_settings(
     assert env["EXDESK_DATA_DIR"] == str(tmp_path / "d")
     assert env["PATH_OF_SOMETHING_ELSE"] == "kept"
     assert not {"EXDESK_DATABASE_URL", "EXDESK_SHOP_URL", "OPENAI_BASE_URL"} & env.keys()
+
+
+def test_a_results_file_reads_as_markdown_tables() -> None:
+    figures = {"run.orders_per_s": 1500.0, "audit.verify_per_s": 40.0}
+    figures["audit.verify_baseline_per_s"] = 100.0
+    text = bench.markdown({"figures": figures, "goals": bench.judged(figures)})
+    assert "| `run.orders_per_s` | 1,500 | ≥ 1,000 | ≥ 2,117 | met |" in text
+    assert "| `audit.verify_per_s / audit.verify_baseline_per_s` | 0.4 |" in text
+    assert "**missed**" in text and "| `handle.l1_p99_ms` | not measured |" in text
+    assert "| `audit.verify_baseline_per_s` | 100 |" in text
