@@ -352,7 +352,8 @@ def bench_command(
     prefixes = only or []
     modules = discover(prefixes)
     if not modules:
-        raise fail(f"no benchmark matches --only {' '.join(prefixes)}")
+        areas = ", ".join(area(m) for m in discover())
+        raise fail(f"no benchmark matches --only {' '.join(prefixes)}; there are: {areas}")
     load_before = load_average()
     names = ", ".join(area(m) for m in modules)
     err.print(f"benchmarks: {escape(names)}{' (quick)' if quick else ''}")

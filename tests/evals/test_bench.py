@@ -134,3 +134,14 @@ def test_a_results_file_reads_as_markdown_tables() -> None:
     assert "| `audit.verify_per_s / audit.verify_baseline_per_s` | 0.4 |" in text
     assert "**missed**" in text and "| `handle.l1_p99_ms` | not measured |" in text
     assert "| `audit.verify_baseline_per_s` | 100 |" in text
+
+
+def test_only_naming_no_benchmark_says_which_there_are(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--only", "nothing", "--out", str(tmp_path / "f")])
+    assert result.exit_code == 2
+    assert "no benchmark matches --only nothing; there are: address, audit" in result.output
+    assert not (tmp_path / "f").exists()
