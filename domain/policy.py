@@ -356,6 +356,19 @@ def _find_line(text: str, loc: tuple[str | int, ...]) -> int | None:
     return best[1] if best else None
 
 
+def problems_of(exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every problem a policy's validation found: (the field's path, what is wrong and what
+    to do), the path down to the exact item a validator refused."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for err in exc.errors():
+        path: tuple[str | int, ...] = tuple(err["loc"])
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, _Refused):
+            path += cause.loc
+        out.append((path, err["msg"].removeprefix("Value error, ")))
+    return out
+
+
 def parse_policy(text: str, source: str) -> Policy:
     """Parse policy text; ``source`` names the file in errors."""
     try:
@@ -366,15 +379,10 @@ def parse_policy(text: str, source: str) -> Policy:
     try:
         return Policy.model_validate({**raw, "digest": digest})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        path: tuple[str | int, ...] = tuple(err["loc"])
-        cause = err.get("ctx", {}).get("error")
-        if isinstance(cause, _Refused):
-            path += cause.loc
+        path, message = problems_of(exc)[0]
         loc = ".".join(str(p) for p in path) or "(top level)"
         line = _find_line(text, path) if path else None
         where = f"{source} line {line}" if line else source
-        message = err["msg"].removeprefix("Value error, ")
         raise PolicyError(f"{where}: {loc}: {message}; correct it and reload") from exc
 
 

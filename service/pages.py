@@ -389,3 +389,7 @@ def mount_pages(api: FastAPI) -> None:
             return login_first(request)
         result = app.audit.verify(app.public_key())
         return render(request, "audit.html", user=who, nav="audit", result=result)
+
+    from service.policy_pages import mount_policy_pages  # (it imports this module)
+
+    mount_policy_pages(api, render=render, login_first=login_first, same_site=same_site)

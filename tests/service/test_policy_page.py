@@ -1,0 +1,251 @@
+"""The policy page (service/policy_pages.py) over HTTP: the form as a browser submits it (every
+field the page renders, collected from its HTML), reviewed: what changes, the what-if summary,
+problems next to the field they name, escaping, roles, the move buttons."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.audit_access import existing_log
+from service.http import create_app
+from service.pages import TOKEN_COOKIE
+from service.policy_whatif import whatif_on_history
+from service.settings import Settings
+from service.wiring import Exdesk, load_policy
+from tests.factories import add_people
+from tests.service.policy_support import record_history
+
+HOSTILE = "<script>alert('policy')</script>"
+
+
+class _FormFields(HTMLParser):
+    """The name/value pairs a browser submits for the page's form, as rendered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._option: dict[str, str | None] | None = None
+        self._first: str | None = None
+        self._chosen: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        name = a.get("name")
+        if tag == "input" and name:
+            if a.get("type") == "checkbox":
+                if "checked" in a:
+                    self.items.append((name, a.get("value") or "on"))
+            else:
+                self.items.append((name, a.get("value") or ""))
+        elif tag == "select" and name:
+            self._select, self._first, self._chosen = name, None, None
+        elif tag == "option" and self._select:
+            self._option = a
+
+    def handle_data(self, data: str) -> None:
+        if self._option is not None and self._select:
+            value = self._option.get("value")
+            value = data if value is None else value
+            self._first = value if self._first is None else self._first
+            if "selected" in self._option:
+                self._chosen = value
+            self._option = None
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select" and self._select:
+            chosen = self._chosen if self._chosen is not None else self._first
+            self.items.append((self._select, chosen or ""))
+            self._select = None
+
+
+def form_of(page: str) -> list[tuple[str, str]]:
+    parser = _FormFields()
+    parser.feed(page[page.index('id="policy-form"') :])
+    return parser.items
+
+
+def changed(items: list[tuple[str, str]], **values: str) -> list[tuple[str, str]]:
+    names = {k.replace("__", "."): v for k, v in values.items()}
+    return [(k, names.get(k, v)) for k, v in items]
+
+
+def text_of(fragment: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", fragment))).strip()
+
+
+def field_errors(page: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, message in re.findall(r'data-field="([^"]*)">([^<]*)</p>', page):
+        out.setdefault(html.unescape(name), []).append(html.unescape(message))
+    return out
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, str]]:
+    data = tmp_path_factory.mktemp("policy-page")
+    record_history(data)
+    settings = Settings(data_dir=data)
+    app = Exdesk(settings)
+    try:
+        tokens = add_people(app, {"sam": "supervisor", "alice": "approver", "audrey": "auditor"})
+    finally:
+        app.close()
+    return settings, tokens
+
+
+@pytest.fixture
+def client(desk: tuple[Settings, dict[str, str]]) -> Iterator[TestClient]:
+    settings, tokens = desk
+    with TestClient(create_app(settings, sweep_interval=0)) as client:
+        client.cookies.set(TOKEN_COOKIE, tokens["alice"])
+        yield client
+
+
+def review(client: TestClient, items: list[tuple[str, str]], **headers: str) -> str:
+    answer = client.post(
+        "/ui/policy/review",
+        content=urlencode(items),
+        headers={"content-type": "application/x-www-form-urlencoded", **headers},
+    )
+    assert answer.status_code in (200, 422), answer.text[:500]
+    return answer.text
+
+
+def test_the_active_policy_as_a_form_comes_back_unchanged(client: TestClient) -> None:
+    page = client.get("/ui/policy")
+    assert page.status_code == 200
+    items = form_of(page.text)
+    names = {k for k, _ in items}
+    assert {"limits.l1_usd", "tiers.cancel_order", "customs.embargoed", "ranking.stockout"} <= names
+    assert {"approvals.L2.approvals", "deadlines.L3_hours", "customs.required_by_hs.hs_prefix"} <= (
+        names
+    )
+    assert "Korea, Democratic People&#39;s Republic of" in page.text  # names beside the codes
+    answer = review(client, items)
+    assert 'id="no-change"' in answer and 'id="problems"' not in answer
+
+
+def test_a_lower_l1_limit_is_reviewed_with_its_what_if_summary(
+    client: TestClient, desk: tuple[Settings, dict[str, str]], tmp_path: Path
+) -> None:
+    items = changed(form_of(client.get("/ui/policy").text), limits__l1_usd="5", version="low")
+    page = review(client, items)
+    diff = text_of(
+        page[page.index('id="policy-diff"') : page.index("</table>", page.index("policy-diff"))]
+    )
+    assert "limits.l1_usd 50 5" in diff and "version 2026-12-06.1 low" in diff
+
+    # the summary is what `exdesk policy whatif` gives for the same text
+    policy_file = tmp_path / "low.toml"
+    text = (Path(__file__).resolve().parents[2] / "domain" / "policy.toml").read_text()
+    policy_file.write_text(
+        text.replace("l1_usd = 50", "l1_usd = 5").replace('"2026-12-06.1"', '"low"'),
+        encoding="utf-8",
+    )
+    with existing_log(desk[0]) as opened:
+        summary = whatif_on_history(
+            opened.log.entries(), opened.log.clear_values, load_policy(policy_file)
+        )
+    assert summary.changed == 3 and summary.approvals_added == 6
+    shown = dict(re.findall(r'id="whatif-([a-z0-9-]+)">([^<]*)<', page))
+    assert shown["decisions"] == str(summary.decisions)
+    assert shown["changed"] == str(summary.changed)
+    assert shown["tier"] == str(summary.tier_changed)
+    assert shown["approvals"] == str(summary.approvals_added)
+    assert shown["l1-l2"] == f"{summary.moved_usd('L1→L2')} USD"
+    listed = text_of(page[page.index('id="whatif-orders"') :])
+    for decision in summary.decisions_changed:
+        assert decision.order_id in listed
+
+
+def test_problems_are_named_beside_their_fields_and_the_values_stay(client: TestClient) -> None:
+    items = changed(form_of(client.get("/ui/policy").text), limits__l1_usd="-3")
+    items = [(k, v) for k, v in items if not (k == "approvals.L3.roles" and v == "supervisor")]
+    items += [("customs.embargoed", "XX")]
+    answer = client.post(
+        "/ui/policy/review",
+        content=urlencode(items),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 422
+    errors = field_errors(answer.text)
+    assert set(errors) == {"limits.l1_usd", "customs.embargoed", "approvals.L3.roles"}
+    assert "greater than or equal to 0" in errors["limits.l1_usd"][0]
+    assert "'XX' is not an assigned ISO 3166-1 alpha-2 code" in errors["customs.embargoed"][0]
+    assert "L3 needs a supervisor" in errors["approvals.L3.roles"][0]
+    assert re.search(
+        r'name="limits.l1_usd" id="l1_usd" value="-3"[^>]*aria-invalid="true"', answer.text
+    )
+    assert 'value="XX" checked' in answer.text  # what was typed stays, to correct
+    assert 'id="whatif"' not in answer.text  # nothing is tested until it is a policy
+
+
+def test_untrusted_text_is_escaped(client: TestClient) -> None:
+    items = changed(form_of(client.get("/ui/policy").text), version=HOSTILE)
+    items += [
+        ("customs.required_by_hs.hs_prefix", "9303"),
+        ("customs.required_by_hs.document", HOSTILE),
+    ]
+    page = review(client, items)
+    assert HOSTILE not in page
+    assert html.escape(HOSTILE, quote=True) in page or "&lt;script&gt;" in page
+    assert "9303: " in text_of(page)
+
+
+def test_the_move_buttons_reorder_a_ranking_without_script(client: TestClient) -> None:
+    items = form_of(client.get("/ui/policy").text)
+    before = [v for k, v in items if k == "ranking.carrier_delay"]
+    moved = review(client, [*items, ("move", "ranking.carrier_delay:0:down")])
+    after = [v for k, v in form_of(moved) if k == "ranking.carrier_delay"]
+    assert after == [before[1], before[0], *before[2:]]
+    assert 'id="review"' not in moved  # moving is not reviewing
+    page = review(client, form_of(moved))
+    assert "ranking.carrier_delay" in text_of(page[page.index('id="policy-diff"') :])
+    # nonsense moves change nothing
+    for how in ("ranking.carrier_delay:0:up", "ranking.carrier_delay:99:down", "limits:0:up", "x"):
+        again = review(client, [*items, ("move", how)])
+        assert [v for k, v in form_of(again) if k == "ranking.carrier_delay"] == before
+
+
+def test_a_country_added_by_name_is_reviewed(client: TestClient) -> None:
+    items = form_of(client.get("/ui/policy").text)
+    items = [(k, "RU" if k == "customs.embargoed" and v == "" else v) for k, v in items]
+    page = review(client, items)
+    assert "RU (Russian Federation)" in text_of(page[page.index('id="policy-diff"') :])
+
+
+def test_roles_sign_in_and_origin(
+    client: TestClient, desk: tuple[Settings, dict[str, str]]
+) -> None:
+    items = form_of(client.get("/ui/policy").text)
+    client.cookies.set(TOKEN_COOKIE, desk[1]["audrey"])
+    page = client.get("/ui/policy").text
+    assert "<fieldset disabled>" in page and 'id="review-button"' not in page
+    answer = client.post(
+        "/ui/policy/review",
+        content=urlencode(items),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 403
+    client.cookies.set(TOKEN_COOKIE, desk[1]["alice"])
+    answer = client.post(
+        "/ui/policy/review",
+        content=urlencode(items),
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "origin": "https://evil.example",
+        },
+    )
+    assert answer.status_code == 403
+    client.cookies.clear()
+    answer = client.get("/ui/policy", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login")
