@@ -6,8 +6,10 @@ that its peak RSS is its own.
 
 Each run starts from an empty data dir and times the whole command (start-up, loading the
 world, every order, the checkpoint), and reads the child's peak RSS from ``wait4``. The
-command must exit 0 having handled every order. ``run.orders_per_s`` and ``run.peak_rss_mb``
-are medians over the runs. ``EXDESK_BENCH_RUN_ORDERS`` overrides the size (the JSON says which
+command must exit 0 having handled every order, and ``exdesk audit verify`` of what it wrote
+(not timed) must pass. ``run.orders_per_s``, ``run.peak_rss_mb`` and
+``run.audit_entries_per_order`` (what the log holds after the run, per order) are medians over
+the runs. ``EXDESK_BENCH_RUN_ORDERS`` overrides the size (the JSON says which
 size was run).
 """
 
@@ -50,9 +52,9 @@ def _waited(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int, Any]:
         time.sleep(0.05)
 
 
-def one_run(folder: Path, orders: int) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of one ``exdesk run`` of ``folder``'s orders on a fresh
-    data dir."""
+def one_run(folder: Path, orders: int) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MiB, audit entries) of one ``exdesk run`` of ``folder``'s orders
+    on a fresh data dir; then, not timed, ``exdesk audit verify`` of what it wrote must pass."""
     with tempfile.TemporaryDirectory() as data, (Path(data) / "stdout").open("w+") as stdout:
         began = time.perf_counter()
         proc = subprocess.Popen(
@@ -66,10 +68,20 @@ def one_run(folder: Path, orders: int) -> tuple[float, float]:
         proc.returncode = os.waitstatus_to_exitcode(status)
         stdout.seek(0)
         said = stdout.read()
-    handled = re.search(r"(\d+) orders handled, (\d+) lines skipped", said)
-    if proc.returncode != 0 or handled is None or int(handled[1]) != orders:
-        raise RuntimeError(f"exdesk run exited {proc.returncode}: {said[-600:]}")
-    return took, usage.ru_maxrss / 1024  # KiB on Linux
+        handled = re.search(r"(\d+) orders handled, (\d+) lines skipped", said)
+        if proc.returncode != 0 or handled is None or int(handled[1]) != orders:
+            raise RuntimeError(f"exdesk run exited {proc.returncode}: {said[-600:]}")
+        verified = subprocess.run(
+            [EXDESK, "audit", "verify"],
+            capture_output=True,
+            text=True,
+            env=embedded.environment(Path(data) / "desk"),
+            check=False,
+        )
+    entries = re.search(r"ok: (\d+) entries", verified.stdout)
+    if verified.returncode != 0 or entries is None or int(entries[1]) < orders:
+        raise RuntimeError(f"exdesk audit verify after the run: {verified.stdout[-600:]}")
+    return took, usage.ru_maxrss / 1024, int(entries[1])  # ru_maxrss: KiB on Linux
 
 
 def figures(quick: bool) -> dict[str, float]:
@@ -79,8 +91,9 @@ def figures(quick: bool) -> dict[str, float]:
         peak.write(folder, size["orders"], size["exception_share_pct"] / 100)
         runs = [one_run(folder, size["orders"]) for _ in range(size["runs"])]
     return {
-        "run.orders_per_s": size["orders"] / statistics.median(t for t, _ in runs),
-        "run.peak_rss_mb": statistics.median(rss for _, rss in runs),
+        "run.orders_per_s": size["orders"] / statistics.median(r[0] for r in runs),
+        "run.peak_rss_mb": statistics.median(r[1] for r in runs),
+        "run.audit_entries_per_order": statistics.median(r[2] for r in runs) / size["orders"],
     }
 
 
@@ -94,8 +107,11 @@ def main(argv: list[str] | None = None) -> None:
         made = peak.write(folder, args.orders)
         print(f"exdesk run of {args.orders} orders ({dict(made)}), {args.runs} runs")
         for n in range(args.runs):
-            took, rss = one_run(folder, args.orders)
-            print(f"  run {n + 1}: {took:.1f} s, {args.orders / took:.0f} orders/s, {rss:.0f} MiB")
+            took, rss, entries = one_run(folder, args.orders)
+            print(
+                f"  run {n + 1}: {took:.1f} s, {args.orders / took:.0f} orders/s, "
+                f"peak RSS {rss:.0f} MiB, {entries} audit entries"
+            )
 
 
 if __name__ == "__main__":
