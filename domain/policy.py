@@ -389,3 +389,123 @@ def parse_policy(text: str, source: str) -> Policy:
 def default_policy() -> Policy:
     text = resources.files("domain").joinpath(DEFAULT_POLICY_NAME).read_text(encoding="utf-8")
     return parse_policy(text, DEFAULT_POLICY_NAME)
+
+
+# --- contract §4's floors: a policy may be stricter, never weaker ---------------------------
+
+CONTRACT_TIERS: dict[Strategy, Tier] = {
+    Strategy.ADDRESS_AUTOCORRECT: Tier.L1,
+    Strategy.ADDRESS_CONFIRM_WITH_CUSTOMER: Tier.L1,
+    Strategy.CUSTOMS_ATTACH_DOCUMENT: Tier.L1,
+    Strategy.CUSTOMS_FIX_HS_CODE: Tier.L2,
+    Strategy.REALLOCATE_WAREHOUSE: Tier.L1,
+    Strategy.SPLIT_SHIPMENT: Tier.L1,
+    Strategy.BACKORDER: Tier.L1,
+    Strategy.SUBSTITUTE_ITEM: Tier.L2,
+    Strategy.PAYMENT_RETRY: Tier.L1,
+    Strategy.PAYMENT_REQUEST_NEW_METHOD: Tier.L1,
+    Strategy.NOTIFY_DELAY: Tier.L1,
+    Strategy.UPGRADE_SHIPPING: Tier.L2,
+    Strategy.HOLD_DUPLICATE: Tier.L1,
+    Strategy.MANUAL_REVIEW: Tier.L2,
+    Strategy.CANCEL_ORDER: Tier.L3,
+    Strategy.HOLD_UNTIL_DATE: Tier.L1,  # §8.1
+}
+# How a strategy runs that the contract tiers at least L2 (§4, §8.1).
+CONTRACT_VARIANT_FLOORS: dict[str, Tier] = {
+    "reallocate_warehouse:cross_border": Tier.L2,
+    "split_shipment:cross_border": Tier.L2,
+    "backorder:late": Tier.L2,
+    "hold_until_date:late": Tier.L2,
+}
+CONTRACT_L1_USD = Decimal(50)
+CONTRACT_L2_USD = Decimal(2000)
+CONTRACT_EMBARGOED = ("KP", "IR", "SY", "CU")
+CONTRACT_DOCUMENTS = ("commercial_invoice",)
+CONTRACT_HS_DOCUMENTS = (("8507", "battery_declaration"),)
+_WEAKER = "a policy may be stricter than contract §4, never weaker"
+
+
+def contract_problems(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
+    """Where ``policy`` is weaker than contract §4: (field, what is wrong and what to write)."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    if policy.limits.l1_usd > CONTRACT_L1_USD:
+        out.append(
+            (
+                ("limits", "l1_usd"),
+                f"{policy.limits.l1_usd} is above the contract's L1 limit of {CONTRACT_L1_USD} "
+                f"USD; {_WEAKER}: write {CONTRACT_L1_USD} or less",
+            )
+        )
+    if policy.limits.l2_usd > CONTRACT_L2_USD:
+        out.append(
+            (
+                ("limits", "l2_usd"),
+                f"{policy.limits.l2_usd} is above the contract's L2 limit of {CONTRACT_L2_USD} "
+                f"USD; {_WEAKER}: write {CONTRACT_L2_USD} or less",
+            )
+        )
+    for strategy, floor in CONTRACT_TIERS.items():
+        tier = policy.tiers[strategy]
+        if tier.level < floor.level:
+            out.append(
+                (
+                    ("tiers", strategy.value),
+                    f"{tier.value} is below the contract's tier for {strategy.value} "
+                    f"({floor.value}); {_WEAKER}: write {floor.value} or higher",
+                )
+            )
+    for key, floor in CONTRACT_VARIANT_FLOORS.items():
+        base = policy.tiers[Strategy(key.split(":", 1)[0])]
+        tier = Tier.at_least(base, policy.tier_floors.get(key, Tier.L1))
+        if tier.level < floor.level:
+            out.append(
+                (
+                    ("tier_floors", key),
+                    f"{key} would be {tier.value}, below the contract's {floor.value}; "
+                    f'{_WEAKER}: write "{key}" = "{floor.value}" under [tier_floors]',
+                )
+            )
+    for code in CONTRACT_EMBARGOED:
+        if code not in policy.customs.embargoed:
+            out.append(
+                (
+                    ("customs", "embargoed"),
+                    f"{code} is not embargoed; the contract embargoes "
+                    f"{', '.join(CONTRACT_EMBARGOED)}; {_WEAKER}: add {code!r}",
+                )
+            )
+    for doc in CONTRACT_DOCUMENTS:
+        if doc not in policy.customs.always_required:
+            out.append(
+                (
+                    ("customs", "always_required"),
+                    f"{doc} is not required; every cross-border order needs it (contract §4); "
+                    f"{_WEAKER}: add {doc!r}",
+                )
+            )
+    for heading, doc in CONTRACT_HS_DOCUMENTS:
+        rules = policy.customs.required_by_hs
+        if not any(r.document == doc and heading.startswith(r.hs_prefix) for r in rules):
+            out.append(
+                (
+                    ("customs", "required_by_hs"),
+                    f"no rule requires {doc} for HS heading {heading} (contract §4); {_WEAKER}: "
+                    f'add [[customs.required_by_hs]] hs_prefix = "{heading}" document = "{doc}"',
+                )
+            )
+    return out
+
+
+def check_contract(policy: Policy, text: str, source: str) -> None:
+    """PolicyError naming the file, line and field where ``policy`` (parsed from ``text``) is
+    weaker than the contract; nothing when it is not."""
+    problems = contract_problems(policy)
+    if not problems:
+        return
+    loc, message = problems[0]
+    line = _find_line(text, loc)
+    where = f"{source} line {line}" if line else source
+    more = f" ({len(problems) - 1} more after it)" if len(problems) > 1 else ""
+    name = ".".join(str(p) for p in loc)
+    raise PolicyError(f"{where}: {name}: {message}{more}; correct it and import again")

@@ -1,6 +1,6 @@
-"""`exdesk policy`: policies as a product. This module holds `whatif` (test a policy file on
-the decisions recorded over the last N days); the policy versions' commands join the same
-group."""
+"""`exdesk policy`: policies as a product. The versions in the store and which one is in
+force (list, show, diff, import, activate, rollback, shadow, rollout, kill: ``service.policies``),
+and `whatif` (test a policy file on the decisions recorded over the last N days)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,27 @@ from typing import Annotated
 import typer
 
 from domain.errors import ExdeskError
+from domain.models import User
+from service import policies
 from service.cli_audit import opened_log
-from service.cli_common import DataDir, fail, out
+from service.cli_common import DataDir, fail, opened, out
+from service.cli_review import Token
+from service.people import authenticate
 from service.policy_whatif import DEFAULT_DAYS, Summary, whatif_on_history
 from service.render import safe
-from service.wiring import load_policy
+from service.wiring import Exdesk, load_policy, read_policy
+from store.policies import PolicyState
 
-policy_app = typer.Typer(no_args_is_help=True, help="Policies: test a policy on history.")
+policy_app = typer.Typer(
+    no_args_is_help=True,
+    help="Policy versions: import a draft, compare, test it on history, activate (a "
+    "supervisor's token), roll back, run a candidate in shadow or for a share of the orders, "
+    "and stop it at once.",
+)
 
 LIST_LIMIT = 100
+Comment = Annotated[str | None, typer.Option("--comment", help="Why (kept with the change).")]
+Version = Annotated[str, typer.Argument(help="A version number, or a ref as decisions record it.")]
 
 
 @policy_app.command("whatif")
@@ -92,3 +104,156 @@ def print_summary(summary: Summary) -> None:
         out.print(f"  … and {more} more (--json lists them all)")
     for skipped in summary.not_replayable[:20]:
         out.print(f"  not replayed: entry {skipped['seq']} {safe(skipped['why'])}")
+
+
+def _who(desk: Exdesk, token: str | None) -> User | None:
+    token = token or desk.settings.token
+    return authenticate(desk, token) if token else None
+
+
+def _said(desk: Exdesk, state: PolicyState) -> None:
+    active = desk.policy_store.get(state.active)
+    line = f"policy version {active.id} ({safe(active.ref)}) is active"
+    if state.candidate is not None:
+        candidate = desk.policy_store.get(state.candidate)
+        share = "in shadow" if state.mode == "shadow" else f"for {state.percent}% of orders"
+        line += f"; version {candidate.id} ({safe(candidate.ref)}) runs {share}"
+    out.print(line)
+
+
+@policy_app.command("list")
+def policy_list(data_dir: DataDir = None) -> None:
+    """Every stored version, oldest first, and which is active (or a candidate)."""
+    with opened(data_dir) as desk:
+        state = desk.policies.state
+        for version in desk.policy_store.list():
+            row = policies.describe(desk, version, state)
+            status = row["status"] or ""
+            if status == "rollout":
+                status = f"rollout {row['percent']}%"
+            out.print(
+                f"{version.id:>4}  {safe(version.ref):<28} {status:<13} "
+                f"{version.created_at:%Y-%m-%d %H:%M}  {safe(version.author):<20} "
+                f"{safe(version.comment or '')}"
+            )
+        _said(desk, state)
+
+
+@policy_app.command("show")
+def policy_show(
+    version: Annotated[
+        str | None, typer.Argument(help="A version number or ref (default: the active one).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """A version's text, as it was imported."""
+    with opened(data_dir) as desk:
+        found = policies.resolve(desk, version)
+        out.print(
+            f"# version {found.id} · {safe(found.ref)} · by {safe(found.author)} · "
+            f"{found.created_at:%Y-%m-%d %H:%M}"
+        )
+        out.print(safe(found.content.rstrip("\n"), keep_newlines=True))
+
+
+@policy_app.command("diff")
+def policy_diff(
+    a: Version,
+    b: Version,
+    text: Annotated[bool, typer.Option("--text", help="The text's unified diff too.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """What changes from version A to version B, field by field."""
+    with opened(data_dir) as desk:
+        result = policies.diff(desk, a, b)
+        for change in result["fields"]:
+            out.print(
+                f"{safe(change['field'])}: {safe(change['before'])} -> {safe(change['after'])}"
+            )
+        if text and result["text"]:
+            out.print(safe(result["text"].rstrip("\n"), keep_newlines=True))
+        count = len(result["fields"])
+        out.print(f"{count} field(s) differ between version {result['from']} and {result['to']}")
+
+
+@policy_app.command("import")
+def policy_import(
+    file: Annotated[Path, typer.Argument(help="A policy file (TOML, as domain/policy.toml).")],
+    comment: Comment = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Store a policy file as a new version (a draft: nothing changes until a supervisor
+    activates it). Needs an approver's or supervisor's token. Prints the version's number
+    alone on the last line."""
+    with opened(data_dir) as desk:
+        given = read_policy(file)
+        done = policies.import_policy(
+            desk, given.text, str(file), by=_who(desk, token), comment=comment
+        )
+        v = done.version
+        if done.new:
+            out.print(f"stored as policy version {v.id} ({safe(v.ref)}); not active yet")
+        else:
+            out.print(f"the same content is stored already, as version {v.id} ({safe(v.ref)})")
+    sys.stdout.write(f"{v.id}\n")
+
+
+@policy_app.command("activate")
+def policy_activate(
+    version: Version, comment: Comment = None, token: Token = None, data_dir: DataDir = None
+) -> None:
+    """Put a version in force for every order from now on (a supervisor's token); running
+    exdesk processes take it up at their next order."""
+    with opened(data_dir) as desk:
+        number = policies.resolve(desk, version).id
+        state = policies.activate(desk, number, by=_who(desk, token), comment=comment)
+        _said(desk, state)
+
+
+@policy_app.command("rollback")
+def policy_rollback(comment: Comment = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """Put back the version that was active before the current one (a supervisor's token)."""
+    with opened(data_dir) as desk:
+        state = policies.rollback(desk, by=_who(desk, token), comment=comment)
+        _said(desk, state)
+
+
+@policy_app.command("shadow")
+def policy_shadow(
+    version: Version, comment: Comment = None, token: Token = None, data_dir: DataDir = None
+) -> None:
+    """Run a version in shadow: it decides every order beside the active one; its decisions
+    are recorded and compared, never executed (a supervisor's token)."""
+    with opened(data_dir) as desk:
+        number = policies.resolve(desk, version).id
+        state = policies.set_candidate(
+            desk, number, mode="shadow", by=_who(desk, token), comment=comment
+        )
+        _said(desk, state)
+
+
+@policy_app.command("rollout")
+def policy_rollout(
+    version: Version,
+    percent: Annotated[int, typer.Option("--percent", help="Share of orders: 5, 25, 100...")],
+    comment: Comment = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Let a version decide a share of the orders, chosen by a stable hash of the order id
+    (an order keeps its version; a larger share only adds orders). A supervisor's token."""
+    with opened(data_dir) as desk:
+        number = policies.resolve(desk, version).id
+        state = policies.set_candidate(
+            desk, number, mode="rollout", percent=percent, by=_who(desk, token), comment=comment
+        )
+        _said(desk, state)
+
+
+@policy_app.command("kill")
+def policy_kill(comment: Comment = None, token: Token = None, data_dir: DataDir = None) -> None:
+    """The kill switch: every order back to the active version at once."""
+    with opened(data_dir) as desk:
+        state = policies.kill(desk, by=_who(desk, token), comment=comment)
+        _said(desk, state)

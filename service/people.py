@@ -30,6 +30,9 @@ CAN: dict[str, frozenset[Role]] = {
     "reply": frozenset({"operator", "approver", "supervisor"}),
     "decide": frozenset({"approver", "supervisor"}),
     "people": frozenset({"supervisor"}),
+    # policy versions: approvers and supervisors import drafts; supervisors put one in force
+    "draft_policy": frozenset({"approver", "supervisor"}),
+    "activate_policy": frozenset({"supervisor"}),
 }
 BOOTSTRAP = "bootstrap"  # the actor of the first supervisor's entry: nobody's token
 
@@ -52,7 +55,7 @@ def _who_may(app: Exdesk, conn: Connection) -> str:
     return "a supervisor (" + ", ".join(names) + ")" if names else "a supervisor"
 
 
-def _supervisor(app: Exdesk, conn: Connection, by: User | None, doing: str) -> User:
+def acting_supervisor(app: Exdesk, conn: Connection, by: User | None, doing: str) -> User:
     """The supervisor ``by`` as the store has them now (their token may have been revoked or
     their role changed since they signed in); NotAllowed, saying who may, otherwise."""
     may = _who_may(app, conn)
@@ -88,7 +91,7 @@ def add_user(app: Exdesk, name: str, role: str, *, by: User | None = None) -> tu
                 "supervisor`, the only person added without a token), then add the others "
                 "with that supervisor's token"
             )
-        adder = None if bootstrap else _supervisor(app, conn, by, f"add {shown!r}")
+        adder = None if bootstrap else acting_supervisor(app, conn, by, f"add {shown!r}")
         earlier = app.users.find(who, conn)
         if earlier is not None:  # (the people are changed one at a time: no race)
             raise InputError(
@@ -125,7 +128,7 @@ def revoke_user(app: Exdesk, name: str, *, by: User | None = None) -> User:
 
     def work(conn: Connection) -> User:
         app.users.serialize(conn)
-        supervisor = _supervisor(app, conn, by, f"revoke {name!r}")
+        supervisor = acting_supervisor(app, conn, by, f"revoke {name!r}")
         target = app.users.get(person(name), conn)
         _last_supervisor(app, conn, target, f"revoke {target.name}")
         user = app.users.revoke(conn, target.person)
@@ -147,7 +150,7 @@ def set_role(app: Exdesk, name: str, role: str, *, by: User | None = None) -> Us
 
     def work(conn: Connection) -> User:
         app.users.serialize(conn)
-        supervisor = _supervisor(app, conn, by, f"change {name!r}")
+        supervisor = acting_supervisor(app, conn, by, f"change {name!r}")
         target = app.users.get(person(name), conn)
         if target.role == wanted:
             raise InputError(f"{target.name} is {wanted} already")
@@ -178,7 +181,7 @@ def check_adders(
     """With the policy's ``distinct_adders`` on for the proposal's tier, refuse an approval
     by someone given their role by the same person as an approver so far (NotAllowed, saying
     who may approve instead)."""
-    rule = app.policy.approvals.get(proposal.tier)
+    rule = app.policy_for(proposal.order_id).approvals.get(proposal.tier)
     if rule is None or not rule.distinct_adders:
         return
     key = f"approvals.{proposal.tier.value}.distinct_adders"

@@ -56,9 +56,10 @@ def order_diff(before: Order, after: Order) -> list[dict[str, Any]]:
     ]
 
 
-def tier_reasons(plan: Draft, tier: Tier, app: Exdesk) -> list[str]:
-    """Why the plan needs the approvals it needs: each rule that sets its tier."""
-    policy = app.policy
+def tier_reasons(plan: Draft, tier: Tier, app: Exdesk, order_id: str) -> list[str]:
+    """Why the plan needs the approvals it needs: each rule that sets its tier (under the
+    policy version that decides the order)."""
+    policy = app.policy_for(order_id)
     reasons = [f"the policy puts {plan.strategy.value} at {policy.tiers[plan.strategy].value}"]
     floor = policy.tier_floors.get(plan.rank_key)
     if floor is not None:
@@ -95,7 +96,7 @@ def detail(app: Exdesk, proposal: Proposal, *, lang: str = "en") -> dict[str, An
         "digest": usecases.current_digest(app, proposal),
         "order_version_now": app.orders.version(proposal.world_id, proposal.order_id),
         "cost_usd": str(proposal.plan.cost_usd),
-        "tier_reasons": tier_reasons(proposal.plan, proposal.tier, app),
+        "tier_reasons": tier_reasons(proposal.plan, proposal.tier, app, proposal.order_id),
         "rationale": proposal.plan.rationale,
         "evidence": list(proposal.plan.evidence),
         "similar_cases": list(proposal.plan.similar_cases),
@@ -212,7 +213,8 @@ def _feasible(app: Exdesk, proposal: Proposal, order: Order, actions: tuple[Acti
         checked_args(action)
     preview(order, actions, datetime.now(UTC))
     world = app.worlds.view(proposal.world_id, order)
-    ctx = Context(order=order, world=world, policy=app.policy, checkers=app.checkers)
+    policy = app.policy_for(proposal.order_id)
+    ctx = Context(order=order, world=world, policy=policy, checkers=app.checkers)
     wanted: dict[tuple[str, str], int] = {}
     for action in actions:
         if (action.tool, action.op) == ("inventory", "reserve"):
@@ -250,7 +252,7 @@ def edit(
     draft = Draft.model_validate(
         {**current.plan.model_dump(include=set(Draft.model_fields)), "actions": actions}
     )
-    tier = Tier.at_least(tier_of(draft, app.policy), current.tier)
+    tier = Tier.at_least(tier_of(draft, app.policy_for(current.order_id)), current.tier)
     plan = Plan.model_validate({**current.plan.model_dump(), "actions": actions, "tier": tier})
     new_digest = plan_digest(plan)
 

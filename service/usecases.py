@@ -96,7 +96,8 @@ def handle(
 ) -> RunResult:
     """Submit the order and run it through the agent (replaying when nothing changed)."""
     submit(app, world_id, order, actor=actor, role=role)
-    return app.runner.handle(app.desk(world_id), order.order_id)
+    app.refresh_policy()  # a version activated meanwhile decides this order (one small query)
+    return app.runner.handle(app.desk(world_id, order.order_id), order.order_id)
 
 
 @dataclass(frozen=True)
@@ -111,14 +112,15 @@ def missing(app: Exdesk, proposal: Proposal) -> str | None:
     if proposal.status is not ProposalStatus.PENDING:
         return None
     votes = app.review.votes(proposal.proposal_id)
-    return approvals_missing(proposal.tier, approvals_of(proposal, votes), app.policy)
+    policy = app.policy_for(proposal.order_id)
+    return approvals_missing(proposal.tier, approvals_of(proposal, votes), policy)
 
 
 def current_digest(app: Exdesk, proposal: Proposal) -> str:
     """What an approver of ``proposal`` approves now: its plan, the order's current version
     and the policy in force."""
     version = app.orders.version(proposal.world_id, proposal.order_id)
-    return review_digest(proposal.plan_digest, version, app.policy.ref)
+    return review_digest(proposal.plan_digest, version, app.policy_for(proposal.order_id).ref)
 
 
 def voter(app: Exdesk, *, user: User | None, by: str | None, role: str | None) -> tuple[str, str]:
@@ -155,6 +157,7 @@ def vote(
     user: User | None = None,
 ) -> VoteOutcome:
     """Record one person's vote (rules: ``domain.approvals``); run the plan when it is due."""
+    app.refresh_policy()
     name, role = voter(app, user=user, by=by, role=role)
     settled = (ProposalStatus.APPROVED, ProposalStatus.EXECUTED)
 
@@ -174,7 +177,7 @@ def vote(
             reason=reason,
             digest_seen=digest,
             current_digest=current_digest(app, proposal),
-            policy=app.policy,
+            policy=app.policy_for(proposal.order_id),
         )
         if decision == "approve":
             check_adders(app, conn, proposal, votes, name)
@@ -188,7 +191,7 @@ def vote(
             at=datetime.now(UTC),
         )
         app.review.add_vote(conn, proposal_id, cast)
-        status = status_after(proposal, [*votes, cast], app.policy)
+        status = status_after(proposal, [*votes, cast], app.policy_for(proposal.order_id))
         if status is not proposal.status:
             detail = (
                 f"rejected by {name}: {reason}"
@@ -220,8 +223,10 @@ def vote(
 
 def resume(app: Exdesk, proposal: Proposal) -> RunResult:
     """Wake the order's thread that drafted ``proposal``: what was approved runs."""
+    app.refresh_policy()
+    desk = app.desk(proposal.world_id, proposal.order_id)
     try:
-        return app.runner.resume(app.desk(proposal.world_id), proposal.thread_id)
+        return app.runner.resume(desk, proposal.thread_id)
     except LookupError as exc:
         raise ApprovalError(
             f"{proposal.proposal_id}: the run that drafted it ({proposal.thread_id}) is not in "

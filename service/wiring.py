@@ -36,12 +36,14 @@ from knowledge.memory import CaseStore, SimilarCase
 from knowledge.shared import SharedFolderMemory
 from knowledge.store import open_memory
 from service.events import OutboxWriter
+from service.policy_book import PolicyBook, PolicyText, seed
 from service.settings import Settings
 from store.db import make_engine, sqlite_path
 from store.events import Outbox
 from store.holds import HoldDates
 from store.migrate import schema_lock, upgrade
 from store.orders import OrderBook
+from store.policies import PolicyVersions
 from store.replies import Replies
 from store.review import ReviewQueue
 from store.users import Users
@@ -69,16 +71,21 @@ CHECKPOINT_TYPES = (
 )
 
 
-def load_policy(path: Path | None) -> Policy:
-    if path is None:
-        return default_policy()
+def read_policy(path: Path) -> PolicyText:
+    """A policy file, parsed (errors name the file, line and field)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot read the policy file ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
-    return parse_policy(text, str(path))
+    return PolicyText(parse_policy(text, str(path)), text, str(path))
+
+
+def load_policy(path: Path | None) -> Policy:
+    if path is None:
+        return default_policy()
+    return read_policy(path).policy
 
 
 def model_for(settings: Settings, model: ChatModel | None = None) -> GuardedModel | None:
@@ -211,7 +218,10 @@ class Exdesk:
             self.users = Users(self.engine)
             self.holds = HoldDates(self.engine)
             self.replies = Replies(self.engine)
-            self.policy = load_policy(settings.policy_file)
+            pinned = read_policy(settings.policy_file) if settings.policy_file else None
+            self.policy_store = PolicyVersions(self.engine)
+            seed(self.policy_store, pinned)
+            self.policies = PolicyBook(self.policy_store, pinned=pinned)
             self.faults = parse_faults(settings.simulated_faults)
             self.model = model_for(settings, model)
             self._memory = memory
@@ -226,7 +236,24 @@ class Exdesk:
 
     def _policy_ref(self, world_id: str | None, order_id: str) -> str | None:
         """The policy version an event names when its audit entry names none."""
-        return self.policy.ref
+        return self.policy_for(order_id).ref
+
+    @property
+    def policy(self) -> Policy:
+        """The active policy version (as of the last ``refresh_policy``), or the policy file
+        this process was started with."""
+        return self.policies.active
+
+    def refresh_policy(self) -> bool:
+        """Read the store's policy state again if it changed: one small query (call it once
+        per order or batch); whether it changed."""
+        return self.policies.refresh()
+
+    def policy_for(self, order_id: str) -> Policy:
+        """The policy version that decides ``order_id``: the active one, or a rollout's
+        candidate for its share of orders (``service.policy_book``). No SQL: as of the last
+        ``refresh_policy``."""
+        return self.policies.for_order(order_id)
 
     @property
     def case_memory(self) -> CaseStore:
@@ -258,9 +285,10 @@ class Exdesk:
             return facts
         return self.backend(world_id).facts
 
-    def desk(self, world_id: str) -> Desk:
+    def desk(self, world_id: str, order_id: str | None = None) -> Desk:
         """The desk of ``world_id``: each port over HTTP where the settings give it a URL, the
-        others simulated over the store's world."""
+        others simulated over the store's world; under the policy that decides ``order_id``
+        (``policy_for``), or the active one."""
         backend = self.backend(world_id)
         http = self.shop.backends(world_id) if self.shop is not None else {}
         facts = http.pop("facts", backend.facts)
@@ -269,7 +297,7 @@ class Exdesk:
             engine=self.engine,
             facts=facts,
             toolbox=backend.toolbox(**http),
-            policy=self.policy,
+            policy=self.policy if order_id is None else self.policy_for(order_id),
             checkers=self.checkers,
             memory=_Lazy(self),
             audit=self.audit,

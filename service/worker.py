@@ -164,7 +164,8 @@ class Worker:
             if not self.positions.claim(world_id, order.order_id, seq):
                 return None
             usecases.submit(app, world_id, order)
-        return app.runner.handle(app.desk(world_id), order.order_id)
+        app.refresh_policy()
+        return app.runner.handle(app.desk(world_id, order.order_id), order.order_id)
 
     def _load_world(self, event: CaseEvent) -> None:
         """An eval case's world, loaded under the case's id the first time it is seen (the

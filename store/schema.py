@@ -321,3 +321,34 @@ events_outbox = Table(
         postgresql_where=text("sent_at IS NULL"),
     ),
 )
+
+# --- policy versions (migration 0005_policy) --------------------------------------------------
+
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3, ...
+    Column("label", String(200), nullable=False),  # the policy's own `version`
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("content", Text, nullable=False),  # the TOML text, as imported
+    Column("author", String(MAX_ID), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("comment", Text),
+)
+
+# Which version is active, and which candidate runs beside it: the newest row is in force.
+policy_states = Table(
+    "policy_states",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("active", Integer, ForeignKey("policy_versions.id"), nullable=False),
+    Column("activated_seq", Integer, nullable=False),  # the row that made `active` active
+    Column("restores_seq", Integer),  # the row a rollback goes back to
+    Column("candidate", Integer, ForeignKey("policy_versions.id")),
+    Column("mode", String(10)),  # "shadow" or "rollout"
+    Column("percent", Integer),  # a rollout's share of orders
+    Column("action", String(20), nullable=False),
+    Column("by", String(MAX_ID), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("comment", Text),
+)
