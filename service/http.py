@@ -415,7 +415,9 @@ def create_app(settings: Settings, *, sweep_interval: float | None = None) -> Fa
         return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
     from service.http_people import mount_people  # (it builds on this module's dependencies)
+    from service.http_policies import mount_policies
 
     mount_people(api)
+    mount_policies(api)
     mount_pages(api)
     return api

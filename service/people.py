@@ -31,8 +31,8 @@ CAN: dict[str, frozenset[Role]] = {
     "decide": frozenset({"approver", "supervisor"}),
     "people": frozenset({"supervisor"}),
     # policy versions: approvers and supervisors import drafts; supervisors put one in force
-    "draft_policy": frozenset({"approver", "supervisor"}),
-    "activate_policy": frozenset({"supervisor"}),
+    "import policies": frozenset({"approver", "supervisor"}),
+    "change the policy in force": frozenset({"supervisor"}),
 }
 BOOTSTRAP = "bootstrap"  # the actor of the first supervisor's entry: nobody's token
 

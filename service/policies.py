@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from domain.errors import InputError, NotAllowed
+from domain.errors import InputError, NotAllowed, NotFound
 from domain.models import User
 from domain.policy import Policy, PolicyError, check_contract, parse_policy
 from service.people import acting_supervisor, allow
@@ -27,6 +27,7 @@ from store.db import write
 from store.policies import Mode, PolicyState, PolicyVersion
 
 MAX_POLICY_CHARS = 200_000
+MAX_VERSION = 2**31 - 1  # what an INTEGER column holds on every database
 ROLLOUT_STEPS = "5, 25, 100 (any whole number from 1 to 100)"
 
 
@@ -62,7 +63,7 @@ def import_policy(
     """Store a draft as a new version (not in force). The same content again is the version
     it was stored as: nothing new is written."""
     author = _author(by, "import a policy", "an approver or supervisor")
-    allow(author, "draft_policy")
+    allow(author, "import policies")
     policy = parse_draft(text, source)
     given = PolicyText(policy, text, source)
     comment = comment.strip() or None if comment is not None else None
@@ -72,7 +73,7 @@ def import_policy(
         current = app.users.find(author.person, conn)
         if current is None:
             raise NotAllowed(f"{author.name}'s token no longer works; ask a supervisor")
-        allow(current, "draft_policy")
+        allow(current, "import policies")
         version, new = store_version(
             app.policy_store, conn, given, author=current.name, comment=comment
         )
@@ -303,8 +304,11 @@ def resolve(app: Exdesk, given: str | int | None) -> PolicyVersion:
     if given is None:
         return store.get(_state_now(app).active)
     text = str(given).strip()
-    if text.isdigit():
-        return store.get(int(text))
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        if number > MAX_VERSION:
+            raise NotFound(f"no policy version {text}; `exdesk policy list` shows them")
+        return store.get(number)
     found = store.by_ref(text)
     if found is None:
         raise InputError(

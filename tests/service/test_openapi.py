@@ -39,6 +39,15 @@ ROUTES = {
     ("post", "/users"),
     ("post", "/users/{name}/role"),
     ("post", "/users/{name}/revoke"),
+    ("get", "/policies"),
+    ("post", "/policies"),
+    ("post", "/policies/rollback"),
+    ("post", "/policies/kill"),
+    ("get", "/policies/{version}"),
+    ("get", "/policies/{a}/diff/{b}"),
+    ("post", "/policies/{version}/activate"),
+    ("post", "/policies/{version}/shadow"),
+    ("post", "/policies/{version}/rollout"),
 }
 
 

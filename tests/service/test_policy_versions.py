@@ -223,7 +223,7 @@ def test_who_may_import_and_who_may_put_a_version_in_force(app: Exdesk) -> None:
     olive, _ = add_user(app, "olive", "operator", by=sam)
     with pytest.raises(NotAllowed, match="token of an approver or supervisor"):
         policies.import_policy(app, STRICT, "s.toml", by=None)
-    with pytest.raises(NotAllowed, match="olive is operator; to draft_policy"):
+    with pytest.raises(NotAllowed, match="olive is operator; to import policies"):
         policies.import_policy(app, STRICT, "s.toml", by=olive)
     done = policies.import_policy(app, STRICT, "s.toml", by=alice, comment="  ")
     assert done.new and done.version.author == "alice" and done.version.comment is None
