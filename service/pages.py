@@ -47,6 +47,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "That proposal cannot be shown: it is not on this desk, or its order is gone.",
         "error",
     ),
+    "policy_draft_saved": (
+        "Saved as policy version {version} ({ref}), a draft: it decides nothing until a "
+        "supervisor activates it.",
+        "ok",
+    ),
+    "policy_same_content": ("This policy is stored already, as version {version} ({ref}).", "ok"),
+    "policy_activated": (
+        "Policy version {version} ({ref}) is in force: the next order is decided under it.",
+        "ok",
+    ),
+    "policy_rolled_back": ("Rolled back: policy version {version} ({ref}) is in force.", "ok"),
 }
 
 

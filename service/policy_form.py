@@ -35,6 +35,7 @@ from domain.policy import (
     VOTING_ROLES,
     Policy,
     PolicyError,
+    contract_problems,
     parse_policy,
     problems_of,
 )
@@ -387,7 +388,8 @@ def field_for(path: tuple[str | int, ...]) -> str:
 
 
 def check(text: str) -> Checked:
-    """``text`` validated as a policy file is: every problem, named by its field."""
+    """``text`` validated as a policy file is imported (contract §4's floors included):
+    every problem, named by its field."""
     try:
         raw: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -405,6 +407,13 @@ def check(text: str) -> Checked:
         policy = parse_policy(text, FORM_SOURCE)
     except PolicyError as exc:  # (not expected: the same validation passed)
         return Checked(text, None, [("", str(exc))])
+    floors = contract_problems(policy)  # contract §4: stricter, never weaker
+    if floors:
+        problems = [
+            (field_for(path), f"{'.'.join(str(p) for p in path)}: {message}")
+            for path, message in floors
+        ]
+        return Checked(text, None, problems)
     return Checked(text, policy, [])
 
 

@@ -1,45 +1,48 @@
-"""The policy page of the review desk: the policy in force as a form, what a change would
+"""The policy page of the review desk: the version in force as a form, what a change would
 change (field by field, and on the decisions of the last N days), its problems beside each
-field.
+field, drafts saved as versions (``service.policies``), and a supervisor putting one in force.
 
-``GET /ui/policy`` shows the active version. ``POST /ui/policy/review`` takes the form back:
-the changed text is validated as a policy file is, the differences from the active version are
-listed, and when the text is a policy the what-if replay runs over the recorded decisions
-(``service.policy_whatif``). The ranking's up/down buttons post the form with ``move`` (so they
-work with the keyboard and without script; with script they move the entry in place, and the
-entries can be dragged).
+``GET /ui/policy`` shows the active version and the versions stored. ``POST /ui/policy/review``
+takes the form back: the changed text is validated as a policy file is (contract §4's floors
+included), the differences from the active version are listed, and when the text is a policy
+the what-if replay runs over the recorded decisions (``service.policy_whatif``).
+``POST /ui/policy/drafts`` does the same and stores the text as a version (a draft: it decides
+nothing), then shows the version's page: its differences, the what-if summary, and for a
+supervisor the button that activates it. The ranking's up/down buttons post the form with
+``move`` (so they work with the keyboard and without script; with script they move the entry
+in place, and the entries can be dragged).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from domain.errors import ExdeskError
+from domain.errors import ExdeskError, NotAllowed
 from domain.models import Strategy, User
-from domain.policy import DEFAULT_POLICY_NAME, Policy
+from domain.policy import Policy
+from service import policies
 from service import policy_form as pf
 from service.pages import Desk, PageUser
+from service.people import CAN, allow
 from service.policy_whatif import DEFAULT_DAYS, MAX_DAYS, Summary, whatif_on_history
 from service.wiring import Exdesk
-
-EDIT_ROLES = frozenset({"approver", "supervisor"})  # who drafts a policy change
+from store.policies import PolicyVersion
 
 Render = Callable[..., HTMLResponse]
+DRAFT = "import policies"  # who saves a draft (service.people.CAN)
+ACTIVATE = "change the policy in force"  # who activates, rolls back
+VERSIONS_SHOWN = 30
 
 
-def active_text(app: Exdesk) -> tuple[Policy, str]:
-    """The policy in force and its text: the policy file this process was started with, or
-    the shipped default."""
-    path = app.settings.policy_file
-    if path is not None:
-        return app.policy, path.read_text(encoding="utf-8")
-    text = resources.files("domain").joinpath(DEFAULT_POLICY_NAME).read_text(encoding="utf-8")
-    return app.policy, text
+def active_version(app: Exdesk) -> tuple[PolicyVersion, Policy]:
+    """The version in force (the store's, as of now) and its policy."""
+    app.refresh_policy()
+    version = policies.resolve(app, None)
+    return version, app.policies.version_policy(version.id)
 
 
 async def _form(request: Request) -> pf.Form:
@@ -50,9 +53,9 @@ async def _form(request: Request) -> pf.Form:
 FormData = Annotated[pf.Form, Depends(_form)]
 
 
-def _days(form: pf.Form) -> int:
+def _days(value: str | None) -> int:
     try:
-        days = int(form.one("days") or DEFAULT_DAYS)
+        days = int(value or DEFAULT_DAYS)
     except ValueError:
         return DEFAULT_DAYS
     return min(max(days, 1), MAX_DAYS)
@@ -60,6 +63,12 @@ def _days(form: pf.Form) -> int:
 
 def whatif(app: Exdesk, policy: Policy, days: int) -> Summary:
     return whatif_on_history(app.audit.entries(), app.audit.clear_values, policy, days=days)
+
+
+def _refusal(exc: ExdeskError) -> tuple[str, int]:
+    from service.http import http_error  # (service.http mounts these pages)
+
+    return str(exc), http_error(exc).status_code
 
 
 def mount_policy_pages(
@@ -74,77 +83,222 @@ def mount_policy_pages(
         app: Exdesk,
         who: User,
         *,
-        fields: dict[str, Any],
+        fields: dict[str, Any] | None = None,
         checked: pf.Checked | None = None,
         changes: list[tuple[str, str, str]] | None = None,
         summary: Summary | None = None,
         days: int = DEFAULT_DAYS,
+        comment: str = "",
         status_code: int = 200,
+        **said: Any,
     ) -> HTMLResponse:
-        active, _ = active_text(app)
+        active, policy = active_version(app)
+        state = app.policy_store.state()
+        listed = [
+            policies.describe(app, v, state)
+            for v in reversed(app.policy_store.list()[-VERSIONS_SHOWN:])
+            if state is not None
+        ]
         return render(
             request,
             "policy.html",
+            facts={"version": active.id, "ref": active.ref},
             user=who,
             nav="policy",
             active=active,
-            f=fields,
+            active_policy=policy,
+            pinned=app.settings.policy_file if app.policies.pinned else None,
+            state=policies.state_json(state) if state is not None else None,
+            versions=listed,
+            f=fields if fields is not None else pf.fields_of(policy),
             checked=checked,
             problems=checked.problems if checked else [],
             errs=checked.for_field if checked else (lambda name: []),
             changes=changes,
             summary=summary,
             days=days,
-            can_edit=who.role in EDIT_ROLES,
+            comment=comment,
+            can_edit=who.role in CAN[DRAFT],
+            can_activate=who.role in CAN[ACTIVATE],
             strategies=[s.value for s in Strategy],
             tiers=pf.TIERS,
             roles=sorted(pf.VOTING_ROLES),
             countries=pf.countries_by_name(),
             status_code=status_code,
+            **said,
         )
+
+    def may(who: User, what: str) -> None:
+        try:
+            allow(who, what)
+        except NotAllowed as exc:
+            raise HTTPException(403, str(exc)) from None
 
     @api.get("/ui/policy", include_in_schema=False, response_class=HTMLResponse)
     def policy_page(request: Request, app: Desk, who: PageUser) -> Response:
         if who is None:
             return login_first(request)
-        active, _ = active_text(app)
-        return page(request, app, who, fields=pf.fields_of(active))
+        return page(request, app, who)
+
+    def checked_form(
+        request: Request, app: Exdesk, who: User, form: pf.Form
+    ) -> tuple[pf.Checked | None, Response | None]:
+        """The form as a checked text, or the page to answer with (a move, or problems)."""
+        active, policy = active_version(app)
+        comment = form.one("comment") or ""
+        how = form.one("move")
+        if how:  # a ranking entry moved with its button: the form again, nothing checked
+            form = pf.move(form, how)
+            fields = pf.fields_from_form(policy, form)
+            return None, page(request, app, who, fields=fields, comment=comment)
+        days = _days(form.one("days"))
+        checked = pf.check(pf.apply_form(active.content, policy, form))
+        if checked.policy is None:
+            fields = pf.fields_from_form(policy, form)
+            answer = page(
+                request,
+                app,
+                who,
+                fields=fields,
+                checked=checked,
+                days=days,
+                comment=comment,
+                status_code=422,
+            )
+            return None, answer
+        return checked, None
 
     @api.post("/ui/policy/review", include_in_schema=False, response_class=HTMLResponse)
     def review_policy(request: Request, app: Desk, who: PageUser, form: FormData) -> Response:
         same_site(request)
         if who is None:
             return login_first(request)
-        if who.role not in EDIT_ROLES:
-            raise HTTPException(
-                403, f"{who.name} is {who.role}; approvers and supervisors change the policy"
-            )
-        active, text = active_text(app)
-        how = form.one("move")
-        if how:  # a ranking entry moved with its button: the form again, nothing checked
-            form = pf.move(form, how)
-            return page(request, app, who, fields=pf.fields_from_form(active, form))
-        days = _days(form)
-        checked = pf.check(pf.apply_form(text, active, form))
-        fields = pf.fields_from_form(active, form)
-        if checked.policy is None:
-            return page(
-                request, app, who, fields=fields, checked=checked, days=days, status_code=422
-            )
+        may(who, DRAFT)
+        checked, answer = checked_form(request, app, who, form)
+        if answer is not None:
+            return answer
+        assert checked is not None and checked.policy is not None
+        _, active = active_version(app)
+        days = _days(form.one("days"))
         changes = pf.diff(active, checked.policy)
-        summary = None
-        if changes:
-            try:
-                summary = whatif(app, checked.policy, days)
-            except ExdeskError as exc:
-                checked.problems.append(("", f"the what-if replay failed: {exc}"))
+        summary = whatif(app, checked.policy, days) if changes else None
         return page(
             request,
             app,
             who,
-            fields=fields,
+            fields=pf.fields_from_form(active, form),
             checked=checked,
             changes=changes,
             summary=summary,
             days=days,
+            comment=form.one("comment") or "",
         )
+
+    @api.post("/ui/policy/drafts", include_in_schema=False, response_class=HTMLResponse)
+    def save_draft(request: Request, app: Desk, who: PageUser, form: FormData) -> Response:
+        same_site(request)
+        if who is None:
+            return login_first(request)
+        may(who, DRAFT)
+        checked, answer = checked_form(request, app, who, form)
+        if answer is not None:
+            return answer
+        assert checked is not None
+        _, active = active_version(app)
+        try:
+            imported = policies.import_policy(
+                app, checked.text, pf.FORM_SOURCE, by=who, comment=form.one("comment")
+            )
+        except ExdeskError as exc:
+            message, status = _refusal(exc)
+            fields = pf.fields_from_form(active, form)
+            return page(
+                request,
+                app,
+                who,
+                fields=fields,
+                message=message,
+                message_kind="error",
+                status_code=status,
+            )
+        msg = "policy_draft_saved" if imported.new else "policy_same_content"
+        days = _days(form.one("days"))
+        return RedirectResponse(
+            f"/ui/policy/versions/{imported.version.id}?days={days}&msg={msg}", status_code=303
+        )
+
+    def version_page(
+        request: Request,
+        app: Exdesk,
+        who: User,
+        number: int,
+        *,
+        days: int,
+        refused: ExdeskError | None = None,
+    ) -> Response:
+        try:
+            version = app.policy_store.get(number)
+            policy = app.policies.version_policy(number)
+        except ExdeskError:
+            raise HTTPException(404, f"no policy version {number}") from None
+        active, active_policy = active_version(app)
+        state = app.policy_store.state()
+        assert state is not None
+        changes = pf.diff(active_policy, policy)
+        summary = whatif(app, policy, days) if changes else None
+        said: dict[str, Any] = {}
+        if refused is not None:
+            message, status = _refusal(refused)
+            said = {"message": message, "message_kind": "error", "status_code": status}
+        return render(
+            request,
+            "policy_version.html",
+            facts={"version": version.id, "ref": version.ref},
+            user=who,
+            nav="policy",
+            v=policies.describe(app, version, state),
+            active=active,
+            changes=changes,
+            summary=summary,
+            days=days,
+            can_activate=who.role in CAN[ACTIVATE] and version.id != active.id,
+            **said,
+        )
+
+    @api.get("/ui/policy/versions/{number}", include_in_schema=False, response_class=HTMLResponse)
+    def policy_version_page(
+        request: Request, number: int, app: Desk, who: PageUser, days: str = ""
+    ) -> Response:
+        if who is None:
+            return login_first(request)
+        return version_page(request, app, who, number, days=_days(days))
+
+    @api.post("/ui/policy/versions/{number}/activate", include_in_schema=False)
+    def activate_version(
+        request: Request, number: int, app: Desk, who: PageUser, form: FormData
+    ) -> Response:
+        same_site(request)
+        if who is None:
+            return login_first(request)
+        try:
+            allow(who, ACTIVATE)
+            policies.activate(app, number, by=who, comment=form.one("comment") or None)
+        except ExdeskError as exc:
+            days = _days(form.one("days"))
+            return version_page(request, app, who, number, days=days, refused=exc)
+        return RedirectResponse("/ui/policy?msg=policy_activated", status_code=303)
+
+    @api.post("/ui/policy/rollback", include_in_schema=False)
+    def rollback_policy(request: Request, app: Desk, who: PageUser, form: FormData) -> Response:
+        same_site(request)
+        if who is None:
+            return login_first(request)
+        try:
+            allow(who, ACTIVATE)
+            policies.rollback(app, by=who, comment=form.one("comment") or None)
+        except ExdeskError as exc:
+            message, status = _refusal(exc)
+            return page(
+                request, app, who, message=message, message_kind="error", status_code=status
+            )
+        return RedirectResponse("/ui/policy?msg=policy_rolled_back", status_code=303)

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,13 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         usecases.handle(app, "default", Order.model_validate(order))
     finally:
         app.close()
+    with serve(settings) as base:
+        yield base, tokens
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The service on a free port of 127.0.0.1, in a thread; its base URL."""
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -69,9 +77,11 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         if time.monotonic() > deadline:
             raise RuntimeError("the service did not start in 30 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", tokens
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def test_two_people_approve_an_l2_plan_in_the_browser(

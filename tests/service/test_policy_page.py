@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from service.audit_access import existing_log
 from service.http import create_app
@@ -249,3 +250,87 @@ def test_roles_sign_in_and_origin(
     client.cookies.clear()
     answer = client.get("/ui/policy", follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login")
+
+
+def post(client: TestClient, url: str, items: list[tuple[str, str]]) -> Response:
+    return client.post(
+        url,
+        content=urlencode(items),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+
+
+def test_a_policy_weaker_than_the_contract_is_refused_beside_its_field(
+    client: TestClient,
+) -> None:
+    items = changed(form_of(client.get("/ui/policy").text), limits__l1_usd="60")
+    items = [(k, v) for k, v in items if not (k == "customs.embargoed" and v == "CU")]
+    answer = post(client, "/ui/policy/drafts", items)
+    assert answer.status_code == 422
+    errors = field_errors(answer.text)
+    assert "above the contract's L1 limit of 50" in errors["limits.l1_usd"][0]
+    assert "CU is not embargoed" in errors["customs.embargoed"][0]
+
+
+def test_save_a_draft_see_it_tested_and_a_supervisor_activates_it(
+    desk: tuple[Settings, dict[str, str]], tmp_path: Path
+) -> None:
+    settings, tokens = desk
+    with TestClient(create_app(settings, sweep_interval=0)) as client:
+        client.cookies.set(TOKEN_COOKIE, tokens["alice"])
+        first = client.get("/ui/policy").text
+        active_before = re.search(r'id="active-ref">version (\d+)', first)
+        assert active_before is not None
+        items = changed(form_of(first), limits__l1_usd="5", version="draft-5")
+        items += [("comment", "fewer L1 plans")]  # (a textarea: not collected above)
+        saved = post(client, "/ui/policy/drafts", items)
+        assert saved.status_code == 303, saved.text[:300]
+        where = saved.headers["location"]
+        number = int(re.search(r"/ui/policy/versions/(\d+)\?", where).group(1))  # type: ignore[union-attr]
+        page = client.get(where).text
+        assert f"Saved as policy version {number}" in page and "a draft" in page
+        assert 'id="whatif"' in page and 'id="activate"' not in page  # approvers do not activate
+        assert "fewer L1 plans" in page
+        shown = dict(re.findall(r'id="whatif-([a-z0-9-]+)">([^<]*)<', page))
+        assert shown["changed"] == "3" and shown["approvals"] == "6"
+        assert (
+            post(client, "/ui/policy/drafts", items)
+            .headers["location"]
+            .endswith("msg=policy_same_content")
+        )  # the same content again: the same version
+        refused = post(client, f"/ui/policy/versions/{number}/activate", [])
+        assert (
+            refused.status_code == 403
+            and "to change the policy in force you must be supervisor" in refused.text
+        )
+
+        client.cookies.set(TOKEN_COOKIE, tokens["sam"])
+        page = client.get(where).text
+        assert 'id="activate"' in page
+        done = post(client, f"/ui/policy/versions/{number}/activate", [("comment", "try it")])
+        assert (
+            done.status_code == 303
+            and done.headers["location"] == "/ui/policy?msg=policy_activated"
+        )
+        page = client.get(done.headers["location"]).text
+        assert f"Policy version {number} (draft-5@" in page and "is in force" in page
+        assert f'id="active-ref">version {number} · draft-5@' in page
+        assert 'name="limits.l1_usd" id="l1_usd" value="5"' in page
+    app = Exdesk(settings)  # the store says so, and the log recorded who
+    try:
+        assert app.policy.limits.l1_usd == 5 and app.policy.version == "draft-5"
+        events = [(e.event, e.actor) for e in app.audit.entries()]
+        assert ("policy.imported", "person:alice") in events
+        assert ("policy.activated", "person:sam") in events
+    finally:
+        app.close()
+    with TestClient(create_app(settings, sweep_interval=0)) as client:
+        client.cookies.set(TOKEN_COOKIE, tokens["sam"])
+        back = post(client, "/ui/policy/rollback", [])
+        assert back.status_code == 303
+        page = client.get(back.headers["location"]).text
+        assert f"version {active_before.group(1)} (" in page and "Rolled back" in page
+        again = post(client, f"/ui/policy/versions/{active_before.group(1)}/activate", [])
+        assert again.status_code == 422 and "active already" in again.text
+        assert client.get("/ui/policy/versions/999").status_code == 404
