@@ -41,6 +41,10 @@ def policy_whatif(
     days: Annotated[
         int, typer.Option("--days", help="How many days of recorded decisions to replay.")
     ] = DEFAULT_DAYS,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help="Replay only the most recent N decisions of those days."),
+    ] = None,
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -54,7 +58,7 @@ def policy_whatif(
     with opened_log(data_dir) as opened:
         try:
             summary = whatif_on_history(
-                opened.log.entries(), opened.log.clear_values, policy, days=days
+                opened.log.entries(), opened.log.clear_values, policy, days=days, limit=limit
             )
         except ExdeskError as error:
             raise fail(str(error)) from error
@@ -69,6 +73,11 @@ def print_summary(summary: Summary) -> None:
         f"under {safe(summary.policy)}, of {summary.decisions} decisions since "
         f"{safe(summary.since)} ({summary.days} days), {summary.changed} would change"
     )
+    if summary.in_window > summary.decisions:
+        out.print(
+            f"  (the most recent {summary.decisions} of the {summary.in_window} decisions "
+            "of those days: --limit)"
+        )
     out.print(
         f"  {summary.strategy_changed} change strategy, {summary.tier_changed} change tier, "
         f"{summary.new_waits} would wait for approval where they ran at once"

@@ -36,6 +36,7 @@ Render = Callable[..., HTMLResponse]
 DRAFT = "import policies"  # who saves a draft (service.people.CAN)
 ACTIVATE = "change the policy in force"  # who activates, rolls back
 VERSIONS_SHOWN = 30
+PAGE_DECISIONS = 2000  # replayed for a page, most recent first (about 7 ms each)
 
 
 def active_version(app: Exdesk) -> tuple[PolicyVersion, Policy]:
@@ -43,6 +44,17 @@ def active_version(app: Exdesk) -> tuple[PolicyVersion, Policy]:
     app.refresh_policy()
     version = policies.resolve(app, None)
     return version, app.policies.version_policy(version.id)
+
+
+def base_version(app: Exdesk, given: str | None) -> tuple[PolicyVersion, Policy]:
+    """The version a form starts from (``base``: a version number), else the one in force."""
+    if not given:
+        return active_version(app)
+    try:
+        number = int(given)
+        return app.policy_store.get(number), app.policies.version_policy(number)
+    except (ValueError, ExdeskError):
+        raise HTTPException(404, f"no policy version {given!r} to start from") from None
 
 
 async def _form(request: Request) -> pf.Form:
@@ -62,7 +74,11 @@ def _days(value: str | None) -> int:
 
 
 def whatif(app: Exdesk, policy: Policy, days: int) -> Summary:
-    return whatif_on_history(app.audit.entries(), app.audit.clear_values, policy, days=days)
+    """The what-if summary the pages show: of the most recent ``PAGE_DECISIONS`` decisions
+    in the window (the CLI replays them all)."""
+    return whatif_on_history(
+        app.audit.entries(), app.audit.clear_values, policy, days=days, limit=PAGE_DECISIONS
+    )
 
 
 def _refusal(exc: ExdeskError) -> tuple[str, int]:
@@ -83,6 +99,7 @@ def mount_policy_pages(
         app: Exdesk,
         who: User,
         *,
+        base: tuple[PolicyVersion, Policy] | None = None,
         fields: dict[str, Any] | None = None,
         checked: pf.Checked | None = None,
         changes: list[tuple[str, str, str]] | None = None,
@@ -92,7 +109,8 @@ def mount_policy_pages(
         status_code: int = 200,
         **said: Any,
     ) -> HTMLResponse:
-        active, policy = active_version(app)
+        active, _ = active_version(app)
+        start, policy = base or (active, _)
         state = app.policy_store.state()
         listed = [
             policies.describe(app, v, state)
@@ -106,7 +124,7 @@ def mount_policy_pages(
             user=who,
             nav="policy",
             active=active,
-            active_policy=policy,
+            base=start,
             pinned=app.settings.policy_file if app.policies.pinned else None,
             state=policies.state_json(state) if state is not None else None,
             versions=listed,
@@ -135,30 +153,34 @@ def mount_policy_pages(
             raise HTTPException(403, str(exc)) from None
 
     @api.get("/ui/policy", include_in_schema=False, response_class=HTMLResponse)
-    def policy_page(request: Request, app: Desk, who: PageUser) -> Response:
+    def policy_page(request: Request, app: Desk, who: PageUser, start: str = "") -> Response:
+        """The form of the version in force, or of version ``start`` (``?start=V``)."""
         if who is None:
             return login_first(request)
-        return page(request, app, who)
+        return page(request, app, who, base=base_version(app, start))
 
     def checked_form(
         request: Request, app: Exdesk, who: User, form: pf.Form
     ) -> tuple[pf.Checked | None, Response | None]:
-        """The form as a checked text, or the page to answer with (a move, or problems)."""
-        active, policy = active_version(app)
+        """The form as a checked text, or the page to answer with (a move, or problems). The
+        form's values are written into the text of the version it started from (``base``)."""
+        base = base_version(app, form.one("base"))
+        start, policy = base
         comment = form.one("comment") or ""
         how = form.one("move")
         if how:  # a ranking entry moved with its button: the form again, nothing checked
             form = pf.move(form, how)
             fields = pf.fields_from_form(policy, form)
-            return None, page(request, app, who, fields=fields, comment=comment)
+            return None, page(request, app, who, base=base, fields=fields, comment=comment)
         days = _days(form.one("days"))
-        checked = pf.check(pf.apply_form(active.content, policy, form))
+        checked = pf.check(pf.apply_form(start.content, policy, form))
         if checked.policy is None:
             fields = pf.fields_from_form(policy, form)
             answer = page(
                 request,
                 app,
                 who,
+                base=base,
                 fields=fields,
                 checked=checked,
                 days=days,
@@ -179,6 +201,7 @@ def mount_policy_pages(
             return answer
         assert checked is not None and checked.policy is not None
         _, active = active_version(app)
+        base = base_version(app, form.one("base"))
         days = _days(form.one("days"))
         changes = pf.diff(active, checked.policy)
         summary = whatif(app, checked.policy, days) if changes else None
@@ -186,7 +209,8 @@ def mount_policy_pages(
             request,
             app,
             who,
-            fields=pf.fields_from_form(active, form),
+            base=base,
+            fields=pf.fields_from_form(base[1], form),
             checked=checked,
             changes=changes,
             summary=summary,
@@ -204,19 +228,19 @@ def mount_policy_pages(
         if answer is not None:
             return answer
         assert checked is not None
-        _, active = active_version(app)
+        base = base_version(app, form.one("base"))
         try:
             imported = policies.import_policy(
                 app, checked.text, pf.FORM_SOURCE, by=who, comment=form.one("comment")
             )
         except ExdeskError as exc:
             message, status = _refusal(exc)
-            fields = pf.fields_from_form(active, form)
             return page(
                 request,
                 app,
                 who,
-                fields=fields,
+                base=base,
+                fields=pf.fields_from_form(base[1], form),
                 message=message,
                 message_kind="error",
                 status_code=status,

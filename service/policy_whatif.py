@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from agent.replay import ClearValues, Outcome, Run, WhatIf, what_if
+from agent.replay import ClearValues, Outcome, Run, WhatIf, collect, what_if
 from audit.models import AuditEntry
 from domain.errors import InputError
 from domain.models import Tier
@@ -94,7 +94,8 @@ class Summary:
     policy: str
     days: int
     since: str
-    decisions: int = 0
+    decisions: int = 0  # replayed
+    in_window: int = 0  # recorded in the window (more than replayed under a limit)
     changed: int = 0
     strategy_changed: int = 0  # decisions whose top strategy changes for some exception
     tier_changed: int = 0  # decisions whose top plan's tier changes for some exception
@@ -115,6 +116,7 @@ class Summary:
             "days": self.days,
             "since": self.since,
             "decisions": self.decisions,
+            "in_window": self.in_window,
             "changed": self.changed,
             "strategy_changed": self.strategy_changed,
             "tier_changed": self.tier_changed,
@@ -141,9 +143,14 @@ def whatif_on_history(
     *,
     days: int = DEFAULT_DAYS,
     now: datetime | None = None,
+    limit: int | None = None,
 ) -> Summary:
-    """What ``policy`` would have changed in the decisions recorded over the last ``days``."""
+    """What ``policy`` would have changed in the decisions recorded over the last ``days``
+    (the most recent ``limit`` of them, when given: a replay takes some milliseconds per
+    decision, and a page should answer in seconds)."""
     since = (now or datetime.now(UTC)) - timedelta(days=check_days(days))
+    if limit is not None and limit < 1:
+        raise InputError(f"limit: {limit} is not a number of decisions; give 1 or more")
 
     def recent(run: Run) -> bool:
         try:
@@ -152,8 +159,21 @@ def whatif_on_history(
             return False
         return (at if at.tzinfo else at.replace(tzinfo=UTC)) >= since
 
-    result = what_if(entries, policy, checkers(), clear_values, keep=recent)
-    return summarize(result, days=days, since=since)
+    keep = recent
+    in_window: int | None = None
+    if limit is not None:
+        entries = list(entries)  # (read twice: which runs, then their replay)
+        window = [run.thread_id for run in collect(entries)[1] if recent(run)]
+        in_window = len(window)
+        chosen = set(window[-limit:])
+
+        def keep(run: Run) -> bool:
+            return run.thread_id in chosen
+
+    result = what_if(entries, policy, checkers(), clear_values, keep=keep)
+    summary = summarize(result, days=days, since=since)
+    summary.in_window = summary.decisions if in_window is None else in_window
+    return summary
 
 
 def summarize(result: WhatIf, *, days: int, since: datetime) -> Summary:

@@ -334,3 +334,51 @@ def test_save_a_draft_see_it_tested_and_a_supervisor_activates_it(
         again = post(client, f"/ui/policy/versions/{active_before.group(1)}/activate", [])
         assert again.status_code == 422 and "active already" in again.text
         assert client.get("/ui/policy/versions/999").status_code == 404
+
+
+def test_a_form_opened_before_another_activation_keeps_its_base(
+    desk: tuple[Settings, dict[str, str]],
+) -> None:
+    """The form's values go into the version it was opened from: a value another person
+    activated meanwhile is not reverted without a word, it shows in what would change."""
+    settings, tokens = desk
+    with TestClient(create_app(settings, sweep_interval=0)) as client:
+        client.cookies.set(TOKEN_COOKIE, tokens["sam"])
+        opened = form_of(client.get("/ui/policy").text)
+        base = dict(opened)["base"]
+        # meanwhile: a version with a lower L2 limit is saved and activated
+        other = changed(opened, limits__l2_usd="1500", version="l2-1500")
+        where = post(client, "/ui/policy/drafts", other).headers["location"]
+        number = re.search(r"/versions/(\d+)", where).group(1)  # type: ignore[union-attr]
+        assert post(client, f"/ui/policy/versions/{number}/activate", []).status_code == 303
+        # the form opened before: only the L1 limit changed in it
+        page = review(client, changed(opened, limits__l1_usd="20", version="l1-20"))
+        assert f"This form starts from version {base}" in text_of(page)
+        diff = text_of(page[page.index('id="policy-diff"') : page.index("</table>")])
+        assert "limits.l1_usd 50 20" in diff and "limits.l2_usd 1500 2000" in diff
+        # a new draft from the version in force has no such line
+        fresh = form_of(client.get("/ui/policy").text)
+        assert dict(fresh)["base"] == number
+        page = review(client, changed(fresh, limits__l1_usd="20", version="l1-20"))
+        assert "This form starts from version" not in page
+        diff = text_of(page[page.index('id="policy-diff"') : page.index("</table>")])
+        assert "limits.l1_usd 50 20" in diff and "limits.l2_usd" not in diff
+        # and from any stored version, by its page's link
+        start = client.get(f"/ui/policy?start={base}").text
+        assert dict(form_of(start))["base"] == base and 'id="base-note"' in start
+        assert client.get("/ui/policy?start=999").status_code == 404
+        # put back what the other tests expect
+        assert post(client, "/ui/policy/rollback", []).status_code == 303
+
+
+def test_the_page_replays_the_most_recent_decisions_and_says_so(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service import policy_pages
+
+    monkeypatch.setattr(policy_pages, "PAGE_DECISIONS", 2)
+    items = changed(form_of(client.get("/ui/policy").text), limits__l1_usd="5")
+    page = review(client, items)
+    shown = dict(re.findall(r'id="whatif-([a-z0-9-]+)">([^<]*)<', page))
+    assert shown["decisions"] == "2"
+    assert "Only the most recent 2 of the 4 decisions" in text_of(page)

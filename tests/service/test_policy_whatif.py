@@ -194,3 +194,41 @@ def test_bad_input_is_named(history: Path, tmp_path: Path) -> None:
         app, ["policy", "whatif", str(good), "--data-dir", str(tmp_path / "nowhere")]
     )
     assert result.exit_code == 2 and "no such data dir" in result.output
+
+
+def test_a_limit_replays_the_most_recent_decisions(opened: Opened, tmp_path: Path) -> None:
+    policy = load_policy(_policy(tmp_path, 5))
+    every = whatif_on_history(opened.log.entries(), opened.log.clear_values, policy)
+    some = whatif_on_history(opened.log.entries(), opened.log.clear_values, policy, limit=40)
+    assert some.decisions == 40 and some.in_window == every.decisions == every.in_window
+    # the last 40 decisions of the log, and of the changed ones exactly those among them
+    last = sorted(d.seq for d in every.decisions_changed)
+    detected = [e.seq for e in opened.log.entries() if e.event == "order.detected"]
+    assert [d.seq for d in some.decisions_changed] == [s for s in last if s >= detected[-40]]
+    result = runner.invoke(
+        app,
+        [
+            "policy",
+            "whatif",
+            str(_policy(tmp_path, 5)),
+            "--data-dir",
+            str(opened.settings.data_dir),
+            "--limit",
+            "40",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"the most recent 40 of the {every.decisions} decisions" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "policy",
+            "whatif",
+            str(_policy(tmp_path, 5)),
+            "--data-dir",
+            str(opened.settings.data_dir),
+            "--limit",
+            "0",
+        ],
+    )
+    assert result.exit_code == 2 and "limit: 0 is not a number of decisions" in result.output
