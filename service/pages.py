@@ -58,6 +58,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "ok",
     ),
     "policy_rolled_back": ("Rolled back: policy version {version} ({ref}) is in force.", "ok"),
+    "policy_candidate": ("Policy version {candidate} runs {share}.", "ok"),
+    "policy_killed": (
+        "Stopped: every order is decided under version {version} ({ref}) again.",
+        "ok",
+    ),
 }
 
 

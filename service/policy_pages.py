@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from domain.errors import ExdeskError, NotAllowed
+from domain.errors import ExdeskError, InputError, NotAllowed
 from domain.models import Strategy, User
 from domain.policy import Policy
 from service import policies
@@ -30,7 +30,7 @@ from service.pages import Desk, PageUser
 from service.people import CAN, allow
 from service.policy_whatif import DEFAULT_DAYS, MAX_DAYS, Summary, whatif_on_history
 from service.wiring import Exdesk
-from store.policies import PolicyVersion
+from store.policies import PolicyState, PolicyVersion
 
 Render = Callable[..., HTMLResponse]
 DRAFT = "import policies"  # who saves a draft (service.people.CAN)
@@ -81,6 +81,14 @@ def whatif(app: Exdesk, policy: Policy, days: int) -> Summary:
     )
 
 
+def _share(state: PolicyState | None) -> str:
+    if state is None or state.candidate is None:
+        return "no candidate"
+    if state.mode == "rollout":
+        return f"for {state.percent}% of the orders"
+    return "in shadow (its decisions recorded and compared, never executed)"
+
+
 def _refusal(exc: ExdeskError) -> tuple[str, int]:
     from service.http import http_error  # (service.http mounts these pages)
 
@@ -120,7 +128,12 @@ def mount_policy_pages(
         return render(
             request,
             "policy.html",
-            facts={"version": active.id, "ref": active.ref},
+            facts={
+                "version": active.id,
+                "ref": active.ref,
+                "candidate": state.candidate if state else None,
+                "share": _share(state),
+            },
             user=who,
             nav="policy",
             active=active,
@@ -326,3 +339,51 @@ def mount_policy_pages(
                 request, app, who, message=message, message_kind="error", status_code=status
             )
         return RedirectResponse("/ui/policy?msg=policy_rolled_back", status_code=303)
+
+    @api.post("/ui/policy/versions/{number}/candidate", include_in_schema=False)
+    def candidate_version(
+        request: Request, number: int, app: Desk, who: PageUser, form: FormData
+    ) -> Response:
+        """Run version ``number`` in shadow, or for a share of the orders (a supervisor)."""
+        same_site(request)
+        if who is None:
+            return login_first(request)
+        mode = form.one("mode") or ""
+        try:
+            allow(who, ACTIVATE)
+            percent = None
+            if mode.startswith("rollout-"):
+                try:
+                    percent = int(mode.removeprefix("rollout-"))
+                except ValueError:
+                    raise InputError(f"percent: {policies.ROLLOUT_STEPS}") from None
+            elif mode != "shadow":
+                raise InputError("mode: choose shadow or a rollout share")
+            policies.set_candidate(
+                app,
+                number,
+                mode="shadow" if percent is None else "rollout",
+                percent=percent,
+                by=who,
+                comment=form.one("comment") or None,
+            )
+        except ExdeskError as exc:
+            days = _days(form.one("days"))
+            return version_page(request, app, who, number, days=days, refused=exc)
+        return RedirectResponse("/ui/policy?msg=policy_candidate", status_code=303)
+
+    @api.post("/ui/policy/kill", include_in_schema=False)
+    def kill_candidate(request: Request, app: Desk, who: PageUser, form: FormData) -> Response:
+        """The kill switch: every order back to the version in force at once."""
+        same_site(request)
+        if who is None:
+            return login_first(request)
+        try:
+            allow(who, ACTIVATE)
+            policies.kill(app, by=who, comment=form.one("comment") or None)
+        except ExdeskError as exc:
+            message, status = _refusal(exc)
+            return page(
+                request, app, who, message=message, message_kind="error", status_code=status
+            )
+        return RedirectResponse("/ui/policy?msg=policy_killed", status_code=303)

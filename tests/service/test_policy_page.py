@@ -382,3 +382,43 @@ def test_the_page_replays_the_most_recent_decisions_and_says_so(
     shown = dict(re.findall(r'id="whatif-([a-z0-9-]+)">([^<]*)<', page))
     assert shown["decisions"] == "2"
     assert "Only the most recent 2 of the 4 decisions" in text_of(page)
+
+
+def test_a_supervisor_shadows_rolls_out_and_kills_a_candidate(
+    desk: tuple[Settings, dict[str, str]],
+) -> None:
+    settings, tokens = desk
+    with TestClient(create_app(settings, sweep_interval=0)) as client:
+        client.cookies.set(TOKEN_COOKIE, tokens["alice"])
+        items = changed(form_of(client.get("/ui/policy").text), limits__l1_usd="7", version="c7")
+        where = post(client, "/ui/policy/drafts", items).headers["location"]
+        number = re.search(r"/versions/(\d+)", where).group(1)  # type: ignore[union-attr]
+        url = f"/ui/policy/versions/{number}/candidate"
+        assert 'id="shadow"' not in client.get(where).text  # approvers do not
+        assert post(client, url, [("mode", "shadow")]).status_code == 403
+
+        client.cookies.set(TOKEN_COOKIE, tokens["sam"])
+        assert 'id="rollout-25"' in client.get(where).text
+        sent = post(client, url, [("mode", "shadow")])
+        assert sent.status_code == 303, sent.text[:300]
+        page = client.get(sent.headers["location"]).text
+        assert f"Policy version {number} runs in shadow" in text_of(page)
+        assert 'id="kill"' in page
+        sent = post(client, url, [("mode", "rollout-25"), ("comment", "a quarter")])
+        page = client.get(sent.headers["location"]).text
+        assert f"Policy version {number} runs for 25% of the orders" in text_of(page)
+        assert post(client, url, [("mode", "rollout-0")]).status_code == 422
+        assert post(client, url, [("mode", "everything")]).status_code == 422
+        app = Exdesk(settings)
+        try:
+            state = app.policy_store.state()
+            assert state is not None
+            assert (state.candidate, state.mode, state.percent) == (int(number), "rollout", 25)
+        finally:
+            app.close()
+        sent = post(client, "/ui/policy/kill", [])
+        page = client.get(sent.headers["location"]).text
+        assert "Stopped: every order is decided under version" in text_of(page)
+        assert 'id="kill"' not in page
+        again = post(client, "/ui/policy/kill", [])
+        assert again.status_code == 422 and "nothing to stop" in again.text
