@@ -31,6 +31,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from service.streams import Delivery, Outgoing, Published, StreamUnavailable, partition_of
+from tools.event_sinks import nats_servers
 
 T = TypeVar("T")
 
@@ -98,7 +99,7 @@ class NatsStream:
         try:
             nc = await asyncio.wait_for(
                 nats.connect(
-                    servers=[self.url],
+                    servers=nats_servers(self.url),
                     connect_timeout=2,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,

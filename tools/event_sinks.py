@@ -43,6 +43,12 @@ class EventSink(Protocol):
     def close(self) -> None: ...
 
 
+def nats_servers(url: str) -> list[str]:
+    """The servers of a NATS URL setting: one URL, or a cluster's as a comma-separated list
+    (``nats://nats-1:4222,nats://nats-2:4222``); the client fails over between them."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def signature(secret: str, body: bytes) -> str:
     """The webhook's signature header value: ``sha256=`` and the HMAC-SHA256 of the body
     under the shared secret, in lowercase hex."""
@@ -119,7 +125,7 @@ class NatsSink:
             log.debug("%s: %s", self.name, error)
 
         self._nc = await nats.connect(
-            self._url,
+            nats_servers(self._url),
             connect_timeout=self._timeout,
             allow_reconnect=False,
             error_cb=quiet,

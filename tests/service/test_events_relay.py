@@ -287,7 +287,8 @@ def test_the_relay_publishes_to_jetstream_and_a_repeat_is_dropped(
     app, _ = filled
     tag = uuid.uuid4().hex[:10]
     subject, stream = f"exdesk_test_{tag}.events", f"EXDESK_TEST_{tag}"
-    sink = NatsSink(NATS, subject=subject, stream=stream, timeout_s=5)
+    # a cluster's servers as a list, the first one down: the sink fails over to the next
+    sink = NatsSink(f"nats://127.0.0.1:1,{NATS}", subject=subject, stream=stream, timeout_s=5)
     try:
         relay = _relay(app, sink)
         assert relay.drain().sent == len(_ids(app))

@@ -39,7 +39,12 @@ def test_two_workers_share_the_stream_each_order_once(on_stream: OnStream, tmp_p
     world, orders, template_of = _crash_scenario(tmp_path, per_template=4)  # 28 orders
     code, output = on_stream.publish(str(orders), "--world", str(world))
     assert code == 0 and "28 events published" in output, output
-    workers = [on_stream.worker("--until-idle", "4", "--batch", "5") for _ in range(2)]
+    # the second names a cluster's servers, the first of them down: it connects to the next
+    cluster = f"nats://127.0.0.1:1,{on_stream.url}"
+    workers = [
+        on_stream.worker("--until-idle", "4", "--batch", "5"),
+        on_stream.install.run("worker", "--stream", cluster, "--until-idle", "4", "--batch", "5"),
+    ]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     handled = [int(o.split(" orders handled")[0].split()[-1]) for o in outputs]
