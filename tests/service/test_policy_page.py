@@ -422,3 +422,19 @@ def test_a_supervisor_shadows_rolls_out_and_kills_a_candidate(
         assert 'id="kill"' not in page
         again = post(client, "/ui/policy/kill", [])
         assert again.status_code == 422 and "nothing to stop" in again.text
+
+
+def test_a_process_pinned_to_a_policy_file_says_so(
+    desk: tuple[Settings, dict[str, str]], tmp_path: Path
+) -> None:
+    settings, tokens = desk
+    pinned = tmp_path / "pinned.toml"
+    text = (Path(__file__).resolve().parents[2] / "domain" / "policy.toml").read_text()
+    pinned.write_text(text.replace('"2026-12-06.1"', '"pinned"'), encoding="utf-8")
+    with TestClient(
+        create_app(settings.model_copy(update={"policy_file": pinned}), sweep_interval=0)
+    ) as client:
+        client.cookies.set(TOKEN_COOKIE, tokens["alice"])
+        page = client.get("/ui/policy").text
+        assert f"This process decides by the policy file {pinned}" in page
+        assert 'value="pinned"' not in page  # the form is the store's version in force
