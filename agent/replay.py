@@ -257,6 +257,11 @@ def _clear_for(run: Run, clear_values: ClearValues) -> dict[str, str]:
     return clear
 
 
+def clear_for(run: Run, clear_values: ClearValues) -> dict[str, str]:
+    """The clear personal values a run's replay needs; NotReplayable when they were erased."""
+    return _clear_for(run, clear_values)
+
+
 def _policy_for(run: Run, policies: Mapping[str, dict[str, Any]]) -> Policy:
     content = policies.get(run.policy_ref)
     if content is None:

@@ -266,3 +266,36 @@ def policy_kill(comment: Comment = None, token: Token = None, data_dir: DataDir 
     with opened(data_dir) as desk:
         state = policies.kill(desk, by=_who(desk, token), comment=comment)
         _said(desk, state)
+
+
+@policy_app.command("compare")
+def policy_compare(
+    version: Version,
+    days: Annotated[int, typer.Option("--days", help="How many days of decisions.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """How a version fares beside the active one: the live decisions of each (strategies,
+    tiers) and, in shadow, what it would have decided beside each, with the differences."""
+    from service.policy_compare import compare
+
+    with opened(data_dir) as desk:
+        result = compare(desk, policies.resolve(desk, version), days=days)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        return
+    for ref, seen in result["live"].items():
+        out.print(
+            f"version {seen['version']} ({safe(ref)}) decided {seen['decisions']} orders live: "
+            f"tiers {safe(seen['tiers'])}, strategies {safe(seen['strategies'])}"
+        )
+    shadow = result["shadow"]
+    out.print(
+        f"in shadow: {shadow['decisions']} orders compared, {shadow['differences']} would be "
+        f"decided differently, {shadow['not_compared']} could not be compared"
+    )
+    for diff in shadow["orders"][:LIST_LIMIT]:
+        out.print(
+            f"  order {safe(diff['order_id'])}: decided {safe(diff['decided']['top'])}, "
+            f"would {safe(diff['would']['top'])}"
+        )

@@ -6,15 +6,16 @@ next order, and in every other process sharing the store at theirs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import policies
 from service.http import Desk, Who
 from service.http_people import guarded
 from service.people import allow
+from service.policy_compare import compare
 from service.wiring import Exdesk
 from store.policies import PolicyState
 
@@ -112,6 +113,19 @@ def mount_policies(api: FastAPI) -> None:
         diff."""
         guarded(allow, who, "read")
         result: dict[str, Any] = guarded(policies.diff, app, a, b)
+        return result
+
+    @api.get("/policies/{version}/compare", tags=["policies"])
+    def compare_policy(
+        version: str, app: Desk, who: Who, days: Annotated[int, Query(ge=1, le=3650)] = 30
+    ) -> dict[str, Any]:
+        """How a version fares beside the active one over the last `days` days: the live
+        decisions of each (decisions, exceptions, top strategies, tiers), and in shadow what
+        it would have decided beside each live decision, with the orders where they differ."""
+        guarded(allow, who, "read")
+        app.refresh_policy()
+        found = guarded(policies.resolve, app, version)
+        result: dict[str, Any] = compare(app, found, days=days)
         return result
 
     @api.post("/policies/{version}/activate", tags=["policies"])

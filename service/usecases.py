@@ -40,6 +40,7 @@ from domain.models import (
     World,
 )
 from service.people import check_adders
+from service.shadow import decide_beside_quietly
 from service.wiring import Exdesk
 from store.db import write
 from store.orders import Submission
@@ -97,7 +98,9 @@ def handle(
     """Submit the order and run it through the agent (replaying when nothing changed)."""
     submit(app, world_id, order, actor=actor, role=role)
     app.refresh_policy()  # a version activated meanwhile decides this order (one small query)
-    return app.runner.handle(app.desk(world_id, order.order_id), order.order_id)
+    result = app.runner.handle(app.desk(world_id, order.order_id), order.order_id)
+    decide_beside_quietly(app, world_id, result)  # a shadow candidate's decision, recorded
+    return result
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from domain.errors import ExdeskError, InputError
 from domain.models import ProposalStatus
 from service import usecases
 from service.render import safe
+from service.shadow import decide_beside_quietly
 from service.streams import CaseEvent, Delivery, Event, MalformedEvent, Stream, parse_event
 from service.wiring import Exdesk
 from store.locks import named_lock
@@ -165,7 +166,9 @@ class Worker:
                 return None
             usecases.submit(app, world_id, order)
         app.refresh_policy()
-        return app.runner.handle(app.desk(world_id, order.order_id), order.order_id)
+        result = app.runner.handle(app.desk(world_id, order.order_id), order.order_id)
+        decide_beside_quietly(app, world_id, result)
+        return result
 
     def _load_world(self, event: CaseEvent) -> None:
         """An eval case's world, loaded under the case's id the first time it is seen (the

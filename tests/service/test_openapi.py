@@ -48,6 +48,7 @@ ROUTES = {
     ("post", "/policies/{version}/activate"),
     ("post", "/policies/{version}/shadow"),
     ("post", "/policies/{version}/rollout"),
+    ("get", "/policies/{version}/compare"),
 }
 
 
