@@ -6,6 +6,7 @@ the checkers' versions, and (once per policy) the policy's content."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cache
 from importlib import metadata
 from typing import Any
 
@@ -18,6 +19,14 @@ CASE_FIELDS = ("case_id", "strategy", "success")  # what ranking reads of a past
 
 
 def checker_versions() -> dict[str, str]:
+    """The installed checkers' versions (a copy: the caller may keep or change it)."""
+    return dict(_versions())
+
+
+@cache
+def _versions() -> dict[str, str]:
+    """Computed once per process: reading package metadata costs milliseconds each time, and
+    the installed packages do not change under a running process."""
     out: dict[str, str] = {}
     for name in CHECKER_PACKAGES:
         try:
