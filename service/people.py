@@ -195,7 +195,17 @@ def check_adders(
     for earlier in approvals_of(proposal, votes):
         if person(earlier.by) == voter.person:
             continue  # the same person again: check_vote says so
-        theirs = adder(app.users.find(person(earlier.by), conn))
+        them = app.users.find(person(earlier.by), conn)
+        theirs = adder(them)
+        # Whoever adds a person is shown their token: an approver and the supervisor who
+        # gave them their role are one person's doing, whichever of them votes first.
+        for giver, given in ((voter, them), (them, voter)):
+            if given is not None and giver is not None and given.added_by == giver.name:
+                raise NotAllowed(
+                    f"{giver.name} gave {given.name} their role; the policy ({key}) needs "
+                    f"this plan's approvers to be independent of each other: an approver or "
+                    f"supervisor whom neither {voter.name} nor {earlier.by} added may approve it"
+                )
         if theirs == mine:
             raise NotAllowed(
                 f"{earlier.by} and {name} were both given their role by {mine}; the policy "

@@ -140,3 +140,30 @@ def test_the_page_shows_who_added_each_approver(tmp_path: Path) -> None:
             f"/proposals/{pid}", headers={"Authorization": f"Bearer {people['carol_token']}"}
         ).json()
         assert [(v["by"], v["added_by"]) for v in api["votes"]] == [("alice", "sam"), ("sam", None)]
+
+
+def test_on_a_supervisor_cannot_approve_beside_an_approver_they_added(tmp_path: Path) -> None:
+    """sam adds alice (and is shown her token): sam and alice together are one person's
+    doing, whichever of them votes first."""
+    settings = Settings(data_dir=tmp_path / "d", policy_file=strict_policy(tmp_path))
+    app = Exdesk(settings)
+    try:
+        people = staffed(app)
+        for first, second in (("alice", "sam"), ("sam", "alice")):
+            pid = pending(app) if first == "alice" else _fresh(app)
+            approve(app, pid, people[first])
+            before = len(list(app.audit.entries()))
+            with pytest.raises(NotAllowed, match=r"sam gave alice their role"):
+                approve(app, pid, people[second])
+            assert len(app.review.votes(pid)) == 1
+            assert len(list(app.audit.entries())) == before
+    finally:
+        app.close()
+
+
+def _fresh(app: Exdesk) -> str:
+    case = l2_case()
+    case["order"]["order_id"] = case["order"]["order_id"] + "-B"
+    result = start(app, case, world_id="default")
+    (pid,) = [d.proposal_id for d in result.decisions.values() if d.proposal_id]
+    return str(pid)
