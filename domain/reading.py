@@ -126,8 +126,31 @@ def normalized(text: str) -> str:
 
 def quotes(text: str, quote: str) -> bool:
     """True when ``quote`` is words of ``text`` (after ``normalized``)."""
-    q = normalized(quote)
-    return bool(q) and q in normalized(text)
+    q, t = normalized(quote), normalized(text)
+    if not q:
+        return False
+    at = t.find(q)
+    while at >= 0:  # whole words: not "e" of "the" (CJK characters are words of their own)
+        end = at + len(q)
+        if not (at and _joined(t[at - 1], q[0])) and not (end < len(t) and _joined(q[-1], t[end])):
+            return True
+        at = t.find(q, at + 1)
+    return False
+
+
+def _joined(a: str, b: str) -> bool:
+    """True when ``a`` then ``b`` are inside one word (letters or digits, not CJK)."""
+    return a.isalnum() and b.isalnum() and not (_cjk(a) or _cjk(b))
+
+
+def _cjk(c: str) -> bool:
+    o = ord(c)
+    return (
+        0x3040 <= o <= 0x30FF
+        or 0x3400 <= o <= 0x9FFF
+        or 0xAC00 <= o <= 0xD7AF
+        or 0xF900 <= o <= 0xFAFF
+    )
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -98,3 +98,14 @@ def test_schema_is_strict_and_self_contained() -> None:
     )
     assert address["additionalProperties"] is False and "country_code" in address["required"]
     assert schema["properties"]["intent"]["enum"] == [i.value for i in Intent]
+
+
+def test_a_quote_is_whole_words_of_the_text() -> None:
+    from domain.reading import quotes
+
+    note = "Please change the address: I moved to 1 Main St. 请改寄到公司地址"
+    assert quotes(note, "I moved to 1 main st")
+    assert quotes(note, "改寄到公司")
+    assert not quotes(note, "e")
+    assert not quotes(note, "ange the addr")
+    assert not quotes(note, "")
