@@ -416,7 +416,7 @@ def sizes(quick: bool) -> dict[str, int]:
     case counts behind the ``_10k`` and ``_100k`` keys, searches per round, rounds, and the
     processes sharing the folder."""
     if quick:
-        return {"10k": 1_000, "100k": 3_000, "searches": 30, "rounds": 3, "processes": 4}
+        return {"10k": 500, "100k": 2_000, "searches": 20, "rounds": 3, "processes": 4}
     return {"10k": 10_000, "100k": 100_000, "searches": 200, "rounds": 3, "processes": 4}
 
 
@@ -454,7 +454,7 @@ def figures(quick: bool) -> dict[str, float]:
     shared = shared_search_figures(
         size["10k"],
         processes=size["processes"],
-        searches=max(30, size["searches"] // 2),
+        searches=max(20, size["searches"] // 2),
         rounds=size["rounds"],
     )
     # the shared figures carry the real size in their key; exdesk bench's keys say 10k
