@@ -1,5 +1,5 @@
 """`exdesk bench`: every benchmark of the project in one run, its figures against the goals
-of issue 13, written to JSON with the machine and the versions it ran on.
+of issues 13 and 16, written to JSON with the machine and the versions it ran on.
 
 The figures come from the ``evals.bench_<area>`` modules that define
 ``figures(quick: bool) -> dict[str, float]`` (dotted keys, each a median of at least three
@@ -69,8 +69,8 @@ LIBRARIES = (
 
 @dataclass(frozen=True)
 class Goal:
-    """One line of issue 13's goals table: a figure (or the ratio of two) that must reach
-    ``must`` and aims at ``aim``; ``higher`` says which way is better."""
+    """One line of the goals tables (issues 13, 16): a figure (or the ratio of two) that must
+    reach ``must`` and aims at ``aim``; ``higher`` says which way is better."""
 
     label: str
     key: str
@@ -108,6 +108,9 @@ GOALS: tuple[Goal, ...] = (
     Goal("retrieve.recall_at_5", "retrieve.recall_at_5", must=0.95),
     _ratio("audit.append_per_s", "audit.append_baseline_per_s", 0.5, 0.8),
     _ratio("audit.verify_per_s", "audit.verify_baseline_per_s", 0.5, 0.8),
+    # issue 16: stream workers on PostgreSQL
+    _ratio("workers.orders_per_s_2", "workers.orders_per_s_1", 1.6, None),
+    Goal("workers.p99_ms_at_80pct", "workers.p99_ms_at_80pct", must=500, higher=False),
 )
 
 
@@ -342,13 +345,13 @@ def bench_command(
         typer.Option(
             "--only",
             help="Run only the benchmarks whose area starts with PREFIX (audit, run, screen, "
-            "handle, tools, knowledge, ...); repeatable.",
+            "handle, tools, knowledge, workers, ...); repeatable.",
             metavar="PREFIX",
         ),
     ] = None,
 ) -> None:
     """Measure exdesk on this machine: every evals/bench_* module's figures (medians of at
-    least 3 runs, beside their baselines), against the goals of issue 13."""
+    least 3 runs, beside their baselines), against the goals of issues 13 and 16."""
     prefixes = only or []
     modules = discover(prefixes)
     if not modules:
