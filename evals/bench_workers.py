@@ -446,11 +446,7 @@ def measure(orders: int, runs: int) -> dict[str, float]:
     if not _reachable(database, 5432):
         raise RuntimeError(f"no PostgreSQL at {database}: set EXDESK_BENCH_DATABASE_URL")
     rounds = [one_run(nats_url, database, orders) for _ in range(max(1, runs))]
-    figures = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-    figures["workers.ratio_2_over_1"] = (
-        figures["workers.orders_per_s_2"] / figures["workers.orders_per_s_1"]
-    )
-    return figures
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
 
 
 def figures(quick: bool) -> dict[str, float]:

@@ -19,7 +19,6 @@ KEYS = {
     "workers.paced_rate_per_s",
     "workers.p50_ms_at_80pct",
     "workers.p99_ms_at_80pct",
-    "workers.ratio_2_over_1",
 }
 
 
