@@ -130,6 +130,19 @@ def _said(desk: Exdesk, state: PolicyState) -> None:
     out.print(line)
 
 
+def _changed(desk: Exdesk, state: PolicyState) -> None:
+    """What a change put in force, and what became of the open proposals it touched."""
+    _said(desk, state)
+    entry = policies.change_entry(desk, state) or {}
+    kept, void = entry.get("proposals_rebound", 0), entry.get("proposals_void", 0)
+    if kept or void:
+        out.print(
+            f"open proposals decided again under the version now deciding their orders: "
+            f"{kept} kept (it decides the same; their votes stand), {void} void (it decides "
+            "differently; each says how: `exdesk review list --status void`)"
+        )
+
+
 @policy_app.command("list")
 def policy_list(data_dir: DataDir = None) -> None:
     """Every stored version, oldest first, and which is active (or a candidate)."""
@@ -217,7 +230,7 @@ def policy_activate(
     with opened(data_dir) as desk:
         number = policies.resolve(desk, version).id
         state = policies.activate(desk, number, by=_who(desk, token), comment=comment)
-        _said(desk, state)
+        _changed(desk, state)
 
 
 @policy_app.command("rollback")
@@ -225,7 +238,7 @@ def policy_rollback(comment: Comment = None, token: Token = None, data_dir: Data
     """Put back the version that was active before the current one (a supervisor's token)."""
     with opened(data_dir) as desk:
         state = policies.rollback(desk, by=_who(desk, token), comment=comment)
-        _said(desk, state)
+        _changed(desk, state)
 
 
 @policy_app.command("shadow")
@@ -239,7 +252,7 @@ def policy_shadow(
         state = policies.set_candidate(
             desk, number, mode="shadow", by=_who(desk, token), comment=comment
         )
-        _said(desk, state)
+        _changed(desk, state)
 
 
 @policy_app.command("rollout")
@@ -257,7 +270,7 @@ def policy_rollout(
         state = policies.set_candidate(
             desk, number, mode="rollout", percent=percent, by=_who(desk, token), comment=comment
         )
-        _said(desk, state)
+        _changed(desk, state)
 
 
 @policy_app.command("kill")
@@ -265,7 +278,7 @@ def policy_kill(comment: Comment = None, token: Token = None, data_dir: DataDir 
     """The kill switch: every order back to the active version at once."""
     with opened(data_dir) as desk:
         state = policies.kill(desk, by=_who(desk, token), comment=comment)
-        _said(desk, state)
+        _changed(desk, state)
 
 
 @policy_app.command("compare")

@@ -53,7 +53,14 @@ def _listing(app: Exdesk) -> dict[str, Any]:
 
 
 def _changed(app: Exdesk, state: PolicyState) -> dict[str, Any]:
-    return {"state": policies.state_json(state)}
+    """The state put in force, and how many open proposals it kept or voided (each says
+    how on ``GET /proposals/{id}``: its ``status`` and ``detail``)."""
+    entry = policies.change_entry(app, state) or {}
+    proposals = {
+        "rebound": entry.get("proposals_rebound", 0),
+        "void": entry.get("proposals_void", 0),
+    }
+    return {"state": policies.state_json(state), "proposals": proposals}
 
 
 def mount_policies(api: FastAPI) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from domain.errors import InputError, NotAllowed, NotFound
 from domain.models import User
 from domain.policy import Policy, PolicyError, check_contract, parse_policy
+from service import policy_rebind
 from service.people import acting_supervisor, allow
 from service.policy_book import PolicyText, store_version
 from service.wiring import Exdesk
@@ -116,7 +117,9 @@ def _changed(app: Exdesk, work: Any) -> PolicyState:
     return state
 
 
-def _payload(state: PolicyState, **more: Any) -> dict[str, Any]:
+def _payload(
+    state: PolicyState, done: list[policy_rebind.Redecided], **more: Any
+) -> dict[str, Any]:
     return {
         "state": state.seq,
         "active": state.active,
@@ -124,7 +127,20 @@ def _payload(state: PolicyState, **more: Any) -> dict[str, Any]:
         "mode": state.mode,
         "percent": state.percent,
         **more,
+        **policy_rebind.summary(done),
     }
+
+
+def _key(state: PolicyState) -> str:
+    """The audit key of the entry that records policy state ``state`` (``change_entry``)."""
+    return f"policy-state:{state.seq}"
+
+
+def change_entry(app: Exdesk, state: PolicyState) -> dict[str, Any] | None:
+    """The payload of the audit entry that recorded ``state``: what it put in force and how
+    many open proposals it kept or voided (``service.policy_rebind``)."""
+    entry = app.audit.by_key(_key(state))
+    return None if entry is None else entry.payload
 
 
 def activate(
@@ -152,19 +168,23 @@ def activate(
             by=who.name,
             comment=comment,
         )
+        done = policy_rebind.redecide_open(app, conn, before, state)
         app.audit.append(
             f"person:{who.name}",
             "policy.activated",
             _payload(
                 state,
+                done,
                 version=number,
                 ref=version.ref,
                 previous=previous.id,
                 previous_ref=previous.ref,
                 comment=comment,
             ),
+            key=_key(state),
             conn=conn,
         )
+        policy_rebind.record(app, conn, done, state, actor=f"person:{who.name}")
         return state
 
     return _changed(app, work)
@@ -197,19 +217,23 @@ def rollback(app: Exdesk, *, by: User | None, comment: str | None = None) -> Pol
             by=who.name,
             comment=comment,
         )
+        done = policy_rebind.redecide_open(app, conn, before, state)
         app.audit.append(
             f"person:{who.name}",
             "policy.rolled_back",
             _payload(
                 state,
+                done,
                 version=version.id,
                 ref=version.ref,
                 previous=left.id,
                 previous_ref=left.ref,
                 comment=comment,
             ),
+            key=_key(state),
             conn=conn,
         )
+        policy_rebind.record(app, conn, done, state, actor=f"person:{who.name}")
         return state
 
     return _changed(app, work)
@@ -251,12 +275,15 @@ def set_candidate(
             by=who.name,
             comment=comment,
         )
+        done = policy_rebind.redecide_open(app, conn, before, state)
         app.audit.append(
             f"person:{who.name}",
             "policy.shadowed" if mode == "shadow" else "policy.rolled_out",
-            _payload(state, version=number, ref=version.ref, comment=comment),
+            _payload(state, done, version=number, ref=version.ref, comment=comment),
+            key=_key(state),
             conn=conn,
         )
+        policy_rebind.record(app, conn, done, state, actor=f"person:{who.name}")
         return state
 
     return _changed(app, work)
@@ -283,12 +310,15 @@ def kill(app: Exdesk, *, by: User | None, comment: str | None = None) -> PolicyS
             by=who.name,
             comment=comment,
         )
+        done = policy_rebind.redecide_open(app, conn, before, state)
         app.audit.append(
             f"person:{who.name}",
             "policy.killed",
-            _payload(state, version=before.candidate, was=before.mode, comment=comment),
+            _payload(state, done, version=before.candidate, was=before.mode, comment=comment),
+            key=_key(state),
             conn=conn,
         )
+        policy_rebind.record(app, conn, done, state, actor=f"person:{who.name}")
         return state
 
     return _changed(app, work)

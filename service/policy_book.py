@@ -54,6 +54,18 @@ def bucket(candidate: int, order_id: str) -> int:
     return int.from_bytes(raw[:8], "big") % 100
 
 
+def deciding(state: PolicyState, order_id: str) -> int:
+    """The version that decides ``order_id`` under ``state``: a rollout's candidate for its
+    share of the orders, else the active one."""
+    if (
+        state.mode == "rollout"
+        and state.candidate is not None
+        and bucket(state.candidate, order_id) < (state.percent or 0)
+    ):
+        return state.candidate
+    return state.active
+
+
 def store_version(
     store: PolicyVersions, conn: Connection, given: PolicyText, *, author: str, comment: str | None
 ) -> tuple[PolicyVersion, bool]:
@@ -161,15 +173,9 @@ class PolicyBook:
     def for_order(self, order_id: str) -> Policy:
         """The version that decides ``order_id``: the rollout's candidate for its share of
         orders, else the active one (as of the last ``refresh``; no SQL)."""
-        state = self.state
-        if (
-            self._pinned is None
-            and state.mode == "rollout"
-            and state.candidate is not None
-            and bucket(state.candidate, order_id) < (state.percent or 0)
-        ):
-            return self._parsed[state.candidate]
-        return self.active
+        if self._pinned is not None:
+            return self._pinned
+        return self._parsed[deciding(self.state, order_id)]
 
     def shadow(self) -> Policy | None:
         """The candidate deciding beside the active version on every order, never executed."""

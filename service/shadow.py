@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agent.replay import NotReplayable, clear_for, collect, derive
+from agent.replay import NotReplayable, Run, clear_for, collect, derive
 from agent.runner import RunResult
 from domain.errors import ExdeskError
 from service.wiring import Exdesk
@@ -35,6 +35,14 @@ def tops(plans: dict[str, list[dict[str, Any]]] | None) -> dict[str, dict[str, s
     }
 
 
+def recorded_run(app: Exdesk, thread_id: str) -> Run | None:
+    """What the log recorded of one run (its keyed entries), or None when it holds none."""
+    found = [app.audit.by_key(f"{thread_id}:{name}") for name in _INPUTS]
+    entries = sorted((e for e in found if e is not None), key=lambda e: e.seq)
+    _, runs = collect(entries)
+    return runs[-1] if runs else None
+
+
 def decide_beside(app: Exdesk, world_id: str, result: RunResult) -> bool:
     """Record what the shadow candidate (if one runs) would have decided for the run that
     produced ``result``; whether an entry was written. Costs nothing without a shadow."""
@@ -46,12 +54,9 @@ def decide_beside(app: Exdesk, world_id: str, result: RunResult) -> bool:
     key = f"{thread}:shadow:{shadow.digest[:12]}"
     if app.audit.by_key(key) is not None:
         return False  # this run was compared already (the same order handled again)
-    found = [app.audit.by_key(f"{thread}:{name}") for name in _INPUTS]
-    entries = sorted((e for e in found if e is not None), key=lambda e: e.seq)
-    _, runs = collect(entries)
-    if not runs:
+    run = recorded_run(app, thread)
+    if run is None:
         return False
-    run = runs[-1]
     payload: dict[str, Any] = {
         "order_id": run.order_id,
         "world_id": world_id,

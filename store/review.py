@@ -141,6 +141,38 @@ class ReviewQueue:
         )
         return int(dropped or 0)
 
+    def lock_open(self, conn: Connection) -> list[Proposal]:
+        """Every open proposal (pending or approved), oldest first, their rows held until the
+        transaction ends (a vote waits for it)."""
+        query = (
+            select(proposals)
+            .where(proposals.c.status.in_([s.value for s in ProposalStatus if s.is_open]))
+            .order_by(proposals.c.created_at, proposals.c.proposal_id)
+            .with_for_update()
+        )
+        return [_proposal(r) for r in conn.execute(query)]
+
+    def rebind(
+        self,
+        conn: Connection,
+        proposal_id: str,
+        *,
+        policy_ref: str,
+        status: ProposalStatus,
+        detail: str,
+    ) -> None:
+        """The proposal is bound to another policy version (which decides it the same)."""
+        conn.execute(
+            update(proposals)
+            .where(proposals.c.proposal_id == proposal_id)
+            .values(
+                policy_ref=policy_ref,
+                status=status.value,
+                detail=detail,
+                updated_at=datetime.now(UTC),
+            )
+        )
+
     def mark_escalated(self, conn: Connection, proposal_id: str, at: datetime) -> bool:
         query = (
             update(proposals)
