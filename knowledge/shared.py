@@ -7,9 +7,11 @@ serves), opens the shard once and keeps it open, and listens on a Unix socket be
 (``cases.sock``). Every other process is a client of that socket: it embeds its texts itself
 and sends vectors. The host starts requests in the order they arrived (a FIFO, its own
 process's in the same line: a process searching back to back gets one turn per request,
-never a stream of them) on a few threads, so that searches run side by side (the engine
-releases the GIL); writes go one at a time beside them, and an import is sent in chunks of
-``WRITE_CHUNK`` cases, so no write holds a search back for long.
+never a stream of them), a few at once, each on the thread that received it (no hand-over
+to a pool: under load every wake-up of another thread costs scheduling latency), so that
+searches run side by side (the engine releases the GIL); writes go one at a time beside
+them, and an import is sent in chunks of ``WRITE_CHUNK`` cases, so no write holds a search
+back for long.
 
 When the host closes its memory (a run ends) or dies (SIGKILL included: the kernel releases
 its lock and its connections), its clients see the connection fail, and the first of them to
@@ -34,7 +36,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -99,6 +100,43 @@ def _peer_uid(conn: socket.socket) -> int | None:
 
 READS = frozenset({"query", "cases", "count"})
 WRITES = frozenset({"upsert", "record_outcome"})
+
+
+class _Line:
+    """Requests start in the order they arrived, at most ``width`` at once, each on the thread
+    that brought it. Once closed, nobody new gets in (``RuntimeError``); those already in line
+    still run, and ``close`` returns when the last of them is done."""
+
+    def __init__(self, width: int) -> None:
+        self._changed = threading.Condition()
+        self._width = width
+        self._issued = 0  # tickets handed out
+        self._started = 0  # tickets that went in: the next to go is this one
+        self._running = 0
+        self._closed = False
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("the case memory's host is closing")
+            ticket = self._issued
+            self._issued += 1
+            self._changed.wait_for(lambda: ticket == self._started and self._running < self._width)
+            self._started += 1
+            self._running += 1
+            self._changed.notify_all()  # the next ticket may go beside this one
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.wait_for(lambda: self._started == self._issued and not self._running)
 
 
 class _Turns:
@@ -171,8 +209,7 @@ class _Host:
         self.engine = EdgeEngine(folder)
         self._turns = _Turns()
         # requests start in the order they arrived; reads run side by side on the cores
-        workers = max(2, min(8, os.cpu_count() or 2))
-        self._line = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="exdesk-cases")
+        self._line = _Line(max(2, min(8, os.cpu_count() or 2)))
         with contextlib.suppress(FileNotFoundError):
             address.unlink()  # a dead host's: the lock says nobody serves it now
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -190,11 +227,9 @@ class _Host:
         threading.Thread(target=self._accept, name="exdesk-cases-accept", daemon=True).start()
 
     def call(self, header: Mapping[str, Any], blob: bytes) -> Any:
-        """Run a request in line with every other (this process's and its clients')."""
-        return self._line.submit(self._run, header, blob).result()
-
-    def _run(self, header: Mapping[str, Any], blob: bytes) -> Any:
-        with self._turns.turn(header.get("op")):
+        """Run a request in line with every other (this process's and its clients'), on this
+        thread."""
+        with self._line.turn(), self._turns.turn(header.get("op")):
             return execute(self.engine, self.where, header, blob)
 
     def _accept(self) -> None:
@@ -252,7 +287,7 @@ class _Host:
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
-        self._line.shutdown(wait=True)
+        self._line.close()
         with self._guard:
             connections = list(self._connections)
         for conn in connections:
