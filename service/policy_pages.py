@@ -28,6 +28,7 @@ from service import policies
 from service import policy_form as pf
 from service.pages import Desk, PageUser
 from service.people import CAN, allow
+from service.policy_compare import compare
 from service.policy_whatif import DEFAULT_DAYS, MAX_DAYS, Summary, whatif_on_history
 from service.wiring import Exdesk
 from store.policies import PolicyState, PolicyVersion
@@ -283,6 +284,8 @@ def mount_policy_pages(
         assert state is not None
         changes = pf.diff(active_policy, policy)
         summary = whatif(app, policy, days) if changes else None
+        tried = any(s.candidate == number for s in app.policy_store.history())
+        compared = compare(app, version, days=days) if tried else None
         said: dict[str, Any] = {}
         if refused is not None:
             message, status = _refusal(refused)
@@ -297,6 +300,7 @@ def mount_policy_pages(
             active=active,
             changes=changes,
             summary=summary,
+            compared=compared,
             days=days,
             can_activate=who.role in CAN[ACTIVATE] and version.id != active.id,
             **said,

@@ -6,6 +6,7 @@ over HTTP and the CLI. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -15,6 +16,7 @@ from agent.runner import RunResult
 from domain.models import Order, World
 from service import policies, usecases
 from service.cli import app as cli
+from service.pages import TOKEN_COOKIE
 from service.people import add_user
 from service.policy_book import bucket
 from service.shadow import SHADOW_EVENT
@@ -125,6 +127,16 @@ def test_the_comparison_per_version_over_http_and_the_cli(
     assert (
         client.get(f"/policies/{v}/compare?days=0", headers=auth(desk, "olive")).status_code == 422
     )
+    # the same comparison on the version's page
+    client.cookies.set(TOKEN_COOKIE, desk.tokens["olive"])
+    page = client.get(f"/ui/policy/versions/{v}").text
+    client.cookies.clear()
+    shown = dict(re.findall(r'id="compare-shadow-([a-z]+)">([^<]*)<', page))
+    assert shown == {"decisions": "4", "differences": "3"}
+    table = page[page.index('id="compare-orders"') :]
+    table = table[: table.index("</table>")]
+    assert sorted(re.findall(r">(C-\d)</a>", table)) == ["C-0", "C-1", "C-2"]
+    assert 'id="compare-live"' in page and f"version {result['active']['version']}" in page
 
     # a rollout to 100 %: every order is the candidate's, live
     client.post(f"/policies/{v}/rollout", json={"percent": 100}, headers=auth(desk, "sue"))
