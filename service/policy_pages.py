@@ -141,6 +141,7 @@ def mount_policy_pages(
             base=start,
             pinned=app.settings.policy_file if app.policies.pinned else None,
             state=policies.state_json(state) if state is not None else None,
+            rebinds=policies.change_entry(app, state) if state is not None else None,
             versions=listed,
             f=fields if fields is not None else pf.fields_of(policy),
             checked=checked,

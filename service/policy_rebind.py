@@ -25,6 +25,7 @@ so a vote waits for the change and then sees it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,6 +41,8 @@ from service.policy_book import deciding
 from service.shadow import recorded_run
 from service.wiring import Exdesk
 from store.policies import PolicyState
+
+log = logging.getLogger(__name__)
 
 REBOUND_EVENT = "proposal.rebound"
 VOID_EVENT = "approval.void"  # as the graph records an approval found void when it resumes
@@ -76,6 +79,9 @@ def differs(app: Exdesk, proposal: Proposal, policy: Policy) -> str | None:
         derived = derive(run, policy, app.checkers, clear_for(run, app.audit.clear_values))
     except (NotReplayable, ExdeskError) as exc:
         return f"its order cannot be decided again from what was recorded ({exc})"
+    except Exception as exc:  # fail closed: an approval nobody can check again is void
+        log.exception("proposal %s could not be decided again", proposal.proposal_id)
+        return f"its order cannot be decided again ({type(exc).__name__})"
     kind, plan = proposal.kind.value, proposal.plan
     ranked = derived.plans.get(kind)
     if not ranked:

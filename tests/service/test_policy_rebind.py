@@ -145,6 +145,10 @@ def test_the_void_is_said_on_the_proposal_in_the_cli_over_http_and_on_the_page(
         assert got["status"] == "void" and "policy version 1" in got["detail"]
         client.cookies.set(TOKEN_COOKIE, token)
         page = client.get(f"/ui/proposals/{delay}")
+        policy_page = client.get("/ui/policy").text
+    said_there = " ".join(policy_page[policy_page.index('id="rebinds"') :].split())
+    assert said_there.startswith('id="rebinds">That change decided the open proposals')
+    assert "0 kept" in said_there and "1 void</a>" in said_there
     assert page.status_code == 200 and "approvals void: policy version 1" in page.text
 
 
