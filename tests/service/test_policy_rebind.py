@@ -126,13 +126,14 @@ def test_the_void_is_said_on_the_proposal_in_the_cli_over_http_and_on_the_page(
     strict = policies.import_policy(app, STRICT, "strict.toml", by=sam).version
     policies.activate(app, strict.id, by=sam)
     delay = _pending(app, _delay_order("V-3")).proposal_id
+    customs = _pending(app, _customs_order("V-4")).proposal_id
     _approve(app, delay, people["alice"])
     env = {"EXDESK_DATABASE_URL": app.settings.database_url} if app.settings.database_url else {}
     data = ["--data-dir", str(app.settings.data_dir)]
     token = TOKENS["sam"]
     said = CliRunner(env=env).invoke(cli, ["policy", "activate", "1", "--token", token, *data])
     assert said.exit_code == 0, said.output
-    assert "0 kept" in said.output and "1 void" in said.output
+    assert "1 kept" in said.output and "1 void" in said.output
 
     shown = CliRunner(env=env).invoke(cli, ["review", "show", delay, *data])
     assert shown.exit_code == 0, shown.output
@@ -146,9 +147,13 @@ def test_the_void_is_said_on_the_proposal_in_the_cli_over_http_and_on_the_page(
         client.cookies.set(TOKEN_COOKIE, token)
         page = client.get(f"/ui/proposals/{delay}")
         policy_page = client.get("/ui/policy").text
+        back = client.post("/policies/rollback", json={}, headers=headers).json()
+        assert back["proposals"] == {"rebound": 1, "void": 0}  # the void one stays void
+        kept = client.get(f"/proposals/{customs}", headers=headers).json()
+        assert kept["status"] == "pending" and "put back by a rollback" in kept["detail"]
     said_there = " ".join(policy_page[policy_page.index('id="rebinds"') :].split())
     assert said_there.startswith('id="rebinds">That change decided the open proposals')
-    assert "0 kept" in said_there and "1 void</a>" in said_there
+    assert "1 kept" in said_there and "1 void</a>" in said_there
     assert page.status_code == 200 and "approvals void: policy version 1" in page.text
 
 

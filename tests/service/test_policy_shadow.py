@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from agent.runner import RunResult
@@ -21,6 +23,7 @@ from service.people import add_user
 from service.policy_book import bucket
 from service.shadow import SHADOW_EVENT
 from service.wiring import Exdesk
+from store.schema import outbox, tool_calls
 from tests.service.test_http import Desk, auth, client, desk  # noqa: F401 (fixtures)
 from tests.service.test_policy_versions import STRICT, _delay_order, app, settings  # noqa: F401
 
@@ -80,6 +83,38 @@ def test_a_shadow_decides_beside_the_active_version_and_never_executes(
     _handle(app, "S-3")
     assert len(_shadow_entries(app)) == 1  # no shadow: nothing recorded beside
     assert app.audit.verify().ok
+
+
+def _at_the_backends(ex: Exdesk) -> Counter[str]:
+    """Every operation the simulated systems carried out (each claims its key in
+    ``tool_calls``) and every message they sent (``outbox``), by name."""
+    with ex.engine.connect() as conn:
+        ops = [row.op for row in conn.execute(select(tool_calls.c.op))]
+        sent = [f"sent:{row.channel}" for row in conn.execute(select(outbox.c.channel))]
+    return Counter(ops + sent)
+
+
+def test_a_shadow_that_would_wait_calls_no_tool_counted_at_the_backends(
+    app: Exdesk,  # noqa: F811
+) -> None:
+    """The other way round: the active version acts at once (a delay notice with a voucher,
+    L1), the shadow would hold the order for two approvals. What the simulated systems did,
+    counted where they record it, is what the same orders cost without a shadow."""
+    sam, _ = add_user(app, "Sam Lee", "supervisor")
+    strict = policies.import_policy(app, STRICT, "strict.toml", by=sam).version
+    for n in range(3):
+        assert [d.status.value for d in _handle(app, f"N-{n}").decisions.values()] == ["executed"]
+    without = _at_the_backends(app)
+    assert without and sum(without.values()) % 3 == 0
+    policies.set_candidate(app, strict.id, mode="shadow", by=sam)
+    for n in range(3):
+        assert [d.status.value for d in _handle(app, f"Y-{n}").decisions.values()] == ["executed"]
+    with_shadow = _at_the_backends(app)
+    assert with_shadow == without + without  # the same again, nothing more
+    entries = _shadow_entries(app)
+    assert [e["order_id"] for e in entries] == ["Y-0", "Y-1", "Y-2"]
+    assert all(e["would"]["top"]["carrier_delay"]["tier"] == "L2" for e in entries)
+    assert not any(o.startswith("Y-") for o in (p.order_id for p in app.review.find()))
 
 
 def test_a_rollout_decides_its_share_of_live_orders_and_the_kill_switch_ends_it(
