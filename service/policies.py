@@ -112,7 +112,10 @@ def _state(app: Exdesk, conn: Connection) -> PolicyState:
 
 
 def _changed(app: Exdesk, work: Any) -> PolicyState:
-    state: PolicyState = write(app.engine, work)
+    """Run a change (``work(conn, locks)``) in one transaction; the orders it locked (those
+    of approved proposals it decides again, ``policy_rebind``) are freed after the commit."""
+    with policy_rebind.OrderLocks(app.engine) as locks:
+        state: PolicyState = write(app.engine, lambda conn: work(conn, locks))
     app.refresh_policy()
     return state
 
@@ -148,7 +151,7 @@ def activate(
 ) -> PolicyState:
     """Put version ``number`` in force for every order (ending any shadow or rollout)."""
 
-    def work(conn: Connection) -> PolicyState:
+    def work(conn: Connection, locks: policy_rebind.OrderLocks) -> PolicyState:
         app.policy_store.serialize(conn)
         who = acting_supervisor(app, conn, by, f"activate policy version {number}")
         version, _ = _in_force(app, conn, number)
@@ -168,7 +171,7 @@ def activate(
             by=who.name,
             comment=comment,
         )
-        done = policy_rebind.redecide_open(app, conn, before, state)
+        done = policy_rebind.redecide_open(app, conn, before, state, locks)
         app.audit.append(
             f"person:{who.name}",
             "policy.activated",
@@ -193,7 +196,7 @@ def activate(
 def rollback(app: Exdesk, *, by: User | None, comment: str | None = None) -> PolicyState:
     """Put back the version that was active before the current one was activated."""
 
-    def work(conn: Connection) -> PolicyState:
+    def work(conn: Connection, locks: policy_rebind.OrderLocks) -> PolicyState:
         app.policy_store.serialize(conn)
         who = acting_supervisor(app, conn, by, "roll the policy back")
         before = _state(app, conn)
@@ -217,7 +220,7 @@ def rollback(app: Exdesk, *, by: User | None, comment: str | None = None) -> Pol
             by=who.name,
             comment=comment,
         )
-        done = policy_rebind.redecide_open(app, conn, before, state)
+        done = policy_rebind.redecide_open(app, conn, before, state, locks)
         app.audit.append(
             f"person:{who.name}",
             "policy.rolled_back",
@@ -256,7 +259,7 @@ def set_candidate(
         percent = None
     doing = f"{'shadow' if mode == 'shadow' else 'roll out'} policy version {number}"
 
-    def work(conn: Connection) -> PolicyState:
+    def work(conn: Connection, locks: policy_rebind.OrderLocks) -> PolicyState:
         app.policy_store.serialize(conn)
         who = acting_supervisor(app, conn, by, doing)
         version, _ = _in_force(app, conn, number)
@@ -275,7 +278,7 @@ def set_candidate(
             by=who.name,
             comment=comment,
         )
-        done = policy_rebind.redecide_open(app, conn, before, state)
+        done = policy_rebind.redecide_open(app, conn, before, state, locks)
         app.audit.append(
             f"person:{who.name}",
             "policy.shadowed" if mode == "shadow" else "policy.rolled_out",
@@ -292,7 +295,7 @@ def set_candidate(
 def kill(app: Exdesk, *, by: User | None, comment: str | None = None) -> PolicyState:
     """The kill switch: every order back to the active version at once (no candidate)."""
 
-    def work(conn: Connection) -> PolicyState:
+    def work(conn: Connection, locks: policy_rebind.OrderLocks) -> PolicyState:
         app.policy_store.serialize(conn)
         who = acting_supervisor(app, conn, by, "stop the candidate policy")
         before = _state(app, conn)
@@ -310,7 +313,7 @@ def kill(app: Exdesk, *, by: User | None, comment: str | None = None) -> PolicyS
             by=who.name,
             comment=comment,
         )
-        done = policy_rebind.redecide_open(app, conn, before, state)
+        done = policy_rebind.redecide_open(app, conn, before, state, locks)
         app.audit.append(
             f"person:{who.name}",
             "policy.killed",

@@ -26,10 +26,11 @@ so a vote waits for the change and then sees it.
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from agent.rank import tier_of
 from agent.replay import NotReplayable, clear_for, derive
@@ -40,6 +41,7 @@ from domain.policy import Policy
 from service.policy_book import deciding
 from service.shadow import recorded_run
 from service.wiring import Exdesk
+from store.locks import LockTimeout, named_lock
 from store.policies import PolicyState
 
 log = logging.getLogger(__name__)
@@ -120,12 +122,44 @@ def _how(state: PolicyState) -> str:
     }.get(state.action, f"in force ({state.action})")
 
 
+class OrderLocks:
+    """The order locks (``store.locks``) a change holds until it has committed: those of the
+    approved proposals it decides again, so that none of them starts running meanwhile."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._held: set[str] = set()
+        self._stack = ExitStack()
+
+    def __enter__(self) -> OrderLocks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def take(self, world_id: str, order_id: str) -> bool:
+        """Take the order's lock if it is free now; False when another process holds it
+        (it is running the order, an approved plan perhaps: that run stands as it began)."""
+        name = f"order:{world_id}/{order_id}"
+        if name in self._held:
+            return True
+        try:
+            self._stack.enter_context(named_lock(self.engine, name, timeout=0))
+        except LockTimeout:
+            return False
+        self._held.add(name)
+        return True
+
+
 def redecide_open(
-    app: Exdesk, conn: Connection, before: PolicyState, after: PolicyState
+    app: Exdesk, conn: Connection, before: PolicyState, after: PolicyState, locks: OrderLocks
 ) -> list[Redecided]:
     """Rebind or void each open proposal whose order ``after`` puts under another version
-    than ``before`` did (in ``conn``'s transaction; see the module). Record them with
-    ``record`` once the change's own entry is appended."""
+    than ``before`` did (in ``conn``'s transaction; see the module). An approved one whose
+    order another process is working on (resuming it) is left as it is: if it runs, it runs
+    under the version its approvals were given for, and one that resumes after the change
+    finds the policy changed and fails closed. Record them with ``record`` once the change's
+    own entry is appended."""
     done: list[Redecided] = []
     store = app.policy_store
     refs: dict[int, str] = {}
@@ -138,6 +172,10 @@ def redecide_open(
     for proposal in app.review.lock_open(conn):
         old, new = deciding(before, proposal.order_id), deciding(after, proposal.order_id)
         if old == new or proposal.policy_ref != ref_of(old):
+            continue
+        if proposal.status is ProposalStatus.APPROVED and not locks.take(
+            proposal.world_id, proposal.order_id
+        ):
             continue
         ref, policy = ref_of(new), app.policies.version_policy(new)
         change = f"policy version {new} ({ref}), {_how(after)} by {after.by},"

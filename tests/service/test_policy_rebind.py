@@ -25,6 +25,7 @@ from service.policy_book import bucket
 from service.policy_rebind import REBOUND_EVENT, VOID_EVENT
 from service.wiring import Exdesk
 from store.db import write
+from store.locks import named_lock
 from tests.factories import example
 from tests.service.test_policy_versions import STRICT, _delay_order, app, settings  # noqa: F401
 
@@ -260,3 +261,52 @@ def test_a_change_whose_audit_entries_fail_changes_nothing(
     assert app.review.get(customs.proposal_id) == customs
     assert not [e for e in app.audit.entries() if e.event in (VOID_EVENT, REBOUND_EVENT)]
     assert app.audit.verify().ok
+
+
+def test_an_approved_plan_whose_order_is_being_run_is_left_to_that_run(
+    app: Exdesk,  # noqa: F811
+) -> None:
+    """A change never voids a plan under a run that may be carrying it out: the approved
+    proposal of an order another process holds is left as it is, and a resume that comes
+    after the change finds the policy changed and fails closed (nothing runs)."""
+    people = _people(app)
+    sam = people["sam"]
+    strict = policies.import_policy(app, STRICT, "strict.toml", by=sam).version
+    policies.activate(app, strict.id, by=sam)
+    busy = _pending(app, _delay_order("L-1"))
+    free = _pending(app, _delay_order("L-2"))
+
+    def approved_then_crashed(conn: Any) -> None:
+        for proposal in (busy, free):
+            for who in (people["alice"], people["bob"]):
+                vote = Vote(
+                    by=who.name,
+                    person=who.person,
+                    role=who.role,
+                    decision="approve",
+                    plan_digest=proposal.plan_digest,
+                    at=proposal.created_at,
+                )
+                app.review.add_vote(conn, proposal.proposal_id, vote)
+            app.review.set_status(conn, proposal.proposal_id, ProposalStatus.APPROVED)
+
+    write(app.engine, approved_then_crashed)
+    with named_lock(app.engine, "order:w/L-1", timeout=5):  # another process is on L-1
+        policies.activate(app, 1, by=sam)
+    left = app.review.get(busy.proposal_id)
+    assert (left.status, left.policy_ref) == (ProposalStatus.APPROVED, strict.ref)
+    assert app.review.get(free.proposal_id).status is ProposalStatus.VOID
+    touched = [e.payload["proposal_id"] for e in app.audit.entries() if e.event == VOID_EVENT]
+    assert touched == [free.proposal_id]
+
+    ran = usecases.resume(app, left)  # after the change: the approvals no longer bind
+    assert [d.status.value for d in ran.decisions.values()] == ["failed"]
+    after = app.review.get(busy.proposal_id)
+    assert after.status is ProposalStatus.VOID and "the policy changed" in (after.detail or "")
+    sent = [
+        e
+        for e in app.audit.entries()
+        if e.event == "tool.called" and e.payload.get("args", {}).get("order_id") == "L-1"
+    ]
+    ops = {f"{e.payload['tool']}.{e.payload['op']}" for e in sent}
+    assert ops == {"orders.place_hold"}  # held for approval, then for a person: nothing sent
