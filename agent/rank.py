@@ -2,8 +2,11 @@
 
 Evidence per plan: for a finding, the case memory is asked, for every strategy the policy
 ranks for its kind, for the past cases of that kind that used it and whose situation is
-similar to this one (above the memory's similarity floor). A plan cites the cases of its
-strategy (``similar_cases``) and says how they ended (``evidence``). The contract's rule
+similar to this one (above the memory's similarity floor), and, for each drafted plan with
+parameters of its own (``agent.variants``: the warehouse a reallocation ships from, the SKU
+a substitute is), for the cases of its strategy whose plan had those very parameters. A plan
+cites the cases of its variant where the memory holds some, else those of its strategy
+(``similar_cases``), and says which and how they ended (``evidence``). The contract's rule
 (§4: at least ``min_cases`` similar cases, one strategy failing at least ``min_failure_gap``
 more often than another) moves a plan above another only when both have such evidence, and
 never changes a tier. Retrieved summaries are data: only strategy and success are counted.
@@ -11,10 +14,11 @@ never changes a tier. Retrieved summaries are data: only strategy and success ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent.context import Context
+from agent.variants import describe_variant, variant_of
 from domain.models import REQUEST_FLOORS, Draft, Finding, Kind, Plan, Strategy, Tier
 from domain.policy import Policy
 from knowledge.memory import CaseMemory, SimilarCase
@@ -56,14 +60,16 @@ def situation_for(ctx: Context, finding: Finding) -> Situation:
 
 
 def retrieve_evidence(
-    memory: CaseMemory, situation: Situation, policy: Policy
+    memory: CaseMemory, situation: Situation, policy: Policy, drafts: Sequence[Draft] = ()
 ) -> list[SimilarCase]:
-    """The similar past cases of every strategy a plan for the situation's kind may use."""
+    """The similar past cases of every strategy a plan for the situation's kind may use, and
+    of every drafted plan's own parameters."""
     return memory.evidence(
         describe(situation),
         situation.kind,
         ranked_strategies(policy, situation.kind),
         per_strategy=EVIDENCE_PER_STRATEGY,
+        variants=[(d.strategy, variant_of(d)) for d in drafts],
     )
 
 
@@ -77,34 +83,54 @@ def _position(plan: Draft, order: Sequence[str]) -> int:
     return len(order)
 
 
-def _outcomes(cases: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
-    """strategy → (similar cases, failures)."""
-    counts: dict[str, tuple[int, int]] = {}
-    for case in cases:
-        n, failed = counts.get(str(case["strategy"]), (0, 0))
-        counts[str(case["strategy"])] = (n + 1, failed + (0 if case.get("success") else 1))
-    return counts
+def _counts(cases: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """(similar cases, failures)."""
+    return len(cases), sum(1 for c in cases if not c.get("success"))
+
+
+def cases_for(
+    plan: Draft, similar: Sequence[Mapping[str, Any]]
+) -> tuple[list[Mapping[str, Any]], dict[str, str] | None]:
+    """The past cases a plan's evidence counts, and the parameters they matched on: those of
+    its variant where the memory found some, else those of its strategy (None)."""
+    params = variant_of(plan)
+    strategy = plan.strategy.value
+    if params:
+        matched = [c for c in similar if c["strategy"] == strategy and c.get("on") == params]
+        if matched:
+            return matched, params
+    return [c for c in similar if c["strategy"] == strategy and not c.get("on")], None
+
+
+def _strongly_better(a: tuple[int, int], b: tuple[int, int], policy: Policy) -> bool:
+    rule = policy.ranking.evidence
+    (na, fa), (nb, fb) = a, b
+    if not na or not nb:
+        return False
+    gap = fb / nb - fa / na
+    return na + nb >= rule.min_cases and gap >= rule.min_failure_gap - 1e-9
 
 
 def beats(a: Strategy, b: Strategy, seen: dict[str, tuple[int, int]], policy: Policy) -> bool:
     """True when past cases show strongly that ``a`` fails less often than ``b``: both have
     similar cases, at least ``min_cases`` together, and ``b``'s failure rate is at least
     ``min_failure_gap`` above ``a``'s."""
-    rule = policy.ranking.evidence
     if a == b or a.value not in seen or b.value not in seen:
         return False
-    (na, fa), (nb, fb) = seen[a.value], seen[b.value]
-    gap = fb / nb - fa / na
-    return na + nb >= rule.min_cases and gap >= rule.min_failure_gap - 1e-9
+    return _strongly_better(seen[a.value], seen[b.value], policy)
 
 
-def _evidence_line(strategy: str, seen: dict[str, tuple[int, int]]) -> str:
-    n, failed = seen.get(strategy, (0, 0))
+def _evidence_line(strategy: str, counts: tuple[int, int], on: Mapping[str, str] | None) -> str:
+    """What a plan's past cases say: those of its own parameters (``past cases that shipped
+    from WH-SZX: ...``), else those of its strategy (``past cases: ...``, as before variants
+    were matched, so that runs recorded before replay the same)."""
+    n, failed = counts
+    head = f"past cases that {describe_variant(on)}" if on else "past cases"
     if not n:
-        return f"past cases: no similar case used {strategy}"
+        return f"{head}: no similar case used {strategy}"
     ok = n - failed
     return (
-        f"past cases: {n} similar case{'s' if n != 1 else ''} used {strategy}, "
+        f"{head}: {n} similar case{'s' if n != 1 else ''} used {strategy}, "
         f"{ok} succeeded ({round(100 * ok / n)}%)"
     )
 
@@ -116,15 +142,18 @@ def rank(
     what they say."""
     order = policy.ranking.order_for(plans[0].kind) if plans else ()
     ranked = sorted(plans, key=lambda p: _position(p, order))
-    seen = _outcomes(similar)
+    own = {id(p): cases_for(p, similar) for p in ranked}  # id(plan) → (cases, matched on)
+    counts = {key: _counts(found) for key, (found, _) in own.items()}
     moved: dict[int, str] = {}  # id(plan) → why it moved up
-    if seen:
+    if similar:
         for i in range(len(ranked)):
             for j in range(i + 1, len(ranked)):
                 a, b = ranked[j], ranked[i]
-                if beats(a.strategy, b.strategy, seen, policy):
-                    na, fa = seen[a.strategy.value]
-                    nb, fb = seen[b.strategy.value]
+                if a.strategy != b.strategy and _strongly_better(
+                    counts[id(a)], counts[id(b)], policy
+                ):
+                    na, fa = counts[id(a)]
+                    nb, fb = counts[id(b)]
                     moved[id(a)] = (
                         f"ranked above {b.strategy.value} on past cases: it failed in "
                         f"{fa} of {na} similar cases, {b.strategy.value} in {fb} of {nb}"
@@ -132,8 +161,10 @@ def rank(
                     ranked.insert(i, ranked.pop(j))
     out: list[Plan] = []
     for i, plan in enumerate(ranked):
-        cited = tuple(str(c["case_id"]) for c in similar if c["strategy"] == plan.strategy.value)
-        notes = [_evidence_line(plan.strategy.value, seen)] if seen else []
+        found, on = own[id(plan)]
+        cited = tuple(str(c["case_id"]) for c in found)
+        line = _evidence_line(plan.strategy.value, counts[id(plan)], on)
+        notes = [line] if similar else []
         if id(plan) in moved:
             notes.append(moved[id(plan)])
         out.append(

@@ -34,12 +34,28 @@ class PastCase(Frozen):
     # What the case was about, as codes (an addition to contract §5): cases exdesk learns and
     # generated histories carry it; the case memory indexes its fields for filtering.
     situation: Situation | None = None
+    # The plan's own parameters, as codes (an addition too): where a reallocation shipped
+    # from, which SKU a substitute was, which service a shipment moved to. Evidence for a
+    # plan matches on them where cases carry them (``knowledge.memory.CaseMemory.evidence``).
+    variant: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("case_id")
     @classmethod
     def _printable_id(cls, value: str) -> str:
         if _CONTROL.search(value):
             raise ValueError("contains control characters; use printable text for a case_id")
+        return value
+
+    @field_validator("variant")
+    @classmethod
+    def _plain_variant(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, code in value.items():
+            if not _CODE.fullmatch(key) or not _CODE.fullmatch(code):
+                raise ValueError(
+                    f"{key!r}: {code!r} is not a plain code (letters, digits, . _ - +; at most "
+                    "80 characters); write the parameter as an identifier, e.g. "
+                    '{"warehouse": "WH-SZX"}'
+                )
         return value
 
     @field_validator("summary")
@@ -50,4 +66,5 @@ class PastCase(Frozen):
         return value
 
 
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,79}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

@@ -38,6 +38,12 @@ INDEXED: dict[str, str] = {
     "customer_tier": "keyword",
     "warehouse": "keyword",
     "case_id": "keyword",
+    # a plan's own parameters (``PastCase.variant``), for evidence per variant
+    "variant.warehouse": "keyword",
+    "variant.warehouses": "keyword",
+    "variant.substitute": "keyword",
+    "variant.service": "keyword",
+    "variant.carrier": "keyword",
 }
 META_FILE = "exdesk-memory.json"
 _T = TypeVar("_T")

@@ -10,8 +10,10 @@ from domain.models import Kind, Strategy
 if TYPE_CHECKING:
     from knowledge.cases import Outcome, PastCase
 
-# {case_id, kind, strategy, success, score, summary, resolution_hours, cost_usd, note}: JSON
-# values (note: what a later outcome said, or None)
+# {case_id, kind, strategy, success, score, summary, resolution_hours, cost_usd, note,
+# variant}: JSON values (note: what a later outcome said, or None; variant: the case's plan
+# parameters, {} when it has none); a case found for a variant also has ``on``: the
+# parameters it was matched on
 SimilarCase = dict[str, Any]
 
 
@@ -19,10 +21,18 @@ class CaseMemory(Protocol):
     """What the agent needs: evidence for the strategies it may draft, and to learn outcomes."""
 
     def evidence(
-        self, text: str, kind: Kind, strategies: Sequence[Strategy], *, per_strategy: int = 10
+        self,
+        text: str,
+        kind: Kind,
+        strategies: Sequence[Strategy],
+        *,
+        per_strategy: int = 10,
+        variants: Sequence[tuple[Strategy, Mapping[str, str]]] = (),
     ) -> list[SimilarCase]:
         """For each strategy, the past cases of ``kind`` that used it and whose situation is
-        similar to ``text`` (above the memory's similarity floor), most similar first."""
+        similar to ``text`` (above the memory's similarity floor), most similar first; and
+        for each (strategy, parameters) in ``variants``, those of that strategy whose plan had
+        those very parameters (``PastCase.variant``), each with ``on``: the parameters."""
         ...
 
     def learn(self, case: PastCase) -> bool:

@@ -78,6 +78,8 @@ def payload_of(case: PastCase) -> dict[str, Any]:
     }
     if case.situation is not None:
         payload.update(case.situation.payload())
+    if case.variant:
+        payload["variant"] = dict(case.variant)
     return payload
 
 
@@ -91,6 +93,7 @@ def similar_of(hit: Hit) -> SimilarCase:
         "resolution_hours": payload.get("resolution_hours"),
         "cost_usd": payload.get("cost_usd"),
         "note": found["note"],
+        "variant": dict(payload.get("variant") or {}),
     }
 
 
@@ -278,15 +281,31 @@ class MemoryBase:
             ]
 
     def evidence(
-        self, text: str, kind: Kind, strategies: Sequence[Strategy], *, per_strategy: int = 10
+        self,
+        text: str,
+        kind: Kind,
+        strategies: Sequence[Strategy],
+        *,
+        per_strategy: int = 10,
+        variants: Sequence[tuple[Strategy, Mapping[str, str]]] = (),
     ) -> list[SimilarCase]:
         if not strategies or per_strategy <= 0 or self._empty():
             return []
         vector = self.embedder.embed([text], query=True)[0]
         filters = [_filters(kind, {"strategy": s.value}) for s in dict.fromkeys(strategies)]
+        asked = _variant_queries(variants)
+        for strategy, params in asked:
+            where = {f"variant.{k}": v for k, v in params.items()}
+            filters.append(_filters(kind, {"strategy": strategy.value, **where}))
         with self._session() as ops:
             found = ops.query(vector, filters, per_strategy, self.floor)
-        return sorted((c for cases in found for c in cases), key=lambda c: -c["score"])
+        by_strategy = [c for cases in found[: len(filters) - len(asked)] for c in cases]
+        by_variant = [
+            {**c, "on": dict(params)}
+            for (_, params), cases in zip(asked, found[len(filters) - len(asked) :], strict=True)
+            for c in cases
+        ]
+        return sorted([*by_strategy, *by_variant], key=lambda c: -c["score"])
 
     def cases(self, case_ids: Sequence[str]) -> list[dict[str, Any]]:
         if not case_ids or self._empty():
@@ -300,6 +319,17 @@ class MemoryBase:
             return False
         with self._session() as ops:
             return ops.record_outcome(case_id, outcome_fields(outcome))
+
+
+def _variant_queries(
+    variants: Sequence[tuple[Strategy, Mapping[str, str]]],
+) -> list[tuple[Strategy, dict[str, str]]]:
+    """Each distinct (strategy, parameters) once, parameters sorted; none without any."""
+    found: dict[tuple[Strategy, tuple[tuple[str, str], ...]], None] = {}
+    for strategy, params in variants:
+        if params:
+            found[(strategy, tuple(sorted((str(k), str(v)) for k, v in params.items())))] = None
+    return [(strategy, dict(params)) for strategy, params in found]
 
 
 class QdrantCaseMemory(MemoryBase):

@@ -7,7 +7,7 @@ Every process builds its own; several may share one data dir or database at once
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from functools import cached_property
 from pathlib import Path
@@ -351,9 +351,17 @@ class _Lazy:
         self._app = app
 
     def evidence(
-        self, text: str, kind: Kind, strategies: Sequence[Strategy], *, per_strategy: int = 10
+        self,
+        text: str,
+        kind: Kind,
+        strategies: Sequence[Strategy],
+        *,
+        per_strategy: int = 10,
+        variants: Sequence[tuple[Strategy, Mapping[str, str]]] = (),
     ) -> list[SimilarCase]:
-        return self._app.case_memory.evidence(text, kind, strategies, per_strategy=per_strategy)
+        return self._app.case_memory.evidence(
+            text, kind, strategies, per_strategy=per_strategy, variants=variants
+        )
 
     def learn(self, case: PastCase) -> bool:
         return self._app.case_memory.learn(case)

@@ -78,6 +78,7 @@ def test_search_filters_by_kind_and_ranks_the_near_identical_summary_first(
         "resolution_hours": 2.5,
         "cost_usd": 12.4,
         "note": None,
+        "variant": {},
     }
     assert first["score"] > 0.99
     json.dumps(found)  # graph state holds JSON only
@@ -122,6 +123,29 @@ def test_evidence_is_per_strategy_and_above_the_floor(
     assert [c["score"] for c in found] == sorted((c["score"] for c in found), reverse=True)
     lower = backend.open(embedder, floor=-1.0)
     assert "F-1" in {c["case_id"] for c in lower.evidence(text, Kind.STOCKOUT, STOCK)}
+
+
+def test_evidence_per_variant_matches_the_plans_own_parameters(memory: CaseStore) -> None:
+    text = "WH-SHA cannot ship every line: TEE-COT-NVY short by 3"
+    realloc = Strategy.REALLOCATE_WAREHOUSE
+
+    def past(case_id: str, warehouse: str | None) -> PastCase:
+        found = case(f"{case_id}", Kind.STOCKOUT, f"{text} ({case_id})", realloc)
+        return found.model_copy(update={"variant": {"warehouse": warehouse} if warehouse else {}})
+
+    memory.import_cases([past("A-1", "WH-SZX"), past("A-2", "WH-SZX"), past("B-1", "WH-EWR")])
+    memory.import_cases([past("N-1", None)])
+    asked = [(realloc, {"warehouse": "WH-SZX"}), (realloc, {"warehouse": "WH-PEK"})]
+    found = memory.evidence(text, Kind.STOCKOUT, STOCK, variants=[*asked, *asked[:1]])
+    plain = sorted(c["case_id"] for c in found if "on" not in c)
+    assert plain == ["A-1", "A-2", "B-1", "N-1"]  # the strategy's, as before
+    matched = [c for c in found if "on" in c]
+    assert sorted(c["case_id"] for c in matched) == ["A-1", "A-2"]  # each variant asked once
+    assert all(c["on"] == {"warehouse": "WH-SZX"} for c in matched)
+    assert {c["case_id"]: c["variant"] for c in found if "on" not in c}["B-1"] == {
+        "warehouse": "WH-EWR"
+    }
+    json.dumps(found)
 
 
 def test_a_summary_full_of_instructions_changes_only_its_own_score(
