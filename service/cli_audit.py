@@ -28,7 +28,7 @@ from audit.proof import about_order, build_bundle, verify_bundle
 from audit.rotation import ROTATION_EVENT
 from domain.errors import ExdeskError
 from service.audit_access import Opened, build_trust, existing_log
-from service.cli_common import DataDir, err, fail, opened, out, settings_for
+from service.cli_common import DatabaseUrl, DataDir, err, fail, opened, out, settings_for
 from service.cli_witness import register_witness_commands
 from service.render import safe
 from service.replay import replay_log, what_if_log
@@ -66,9 +66,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON
 
 
 @contextmanager
-def opened_log(data_dir: Path | None) -> Iterator[Opened]:
+def opened_log(data_dir: Path | None, database_url: str | None = None) -> Iterator[Opened]:
     try:
-        with existing_log(settings_for(data_dir)) as opened:
+        with existing_log(settings_for(data_dir, database_url=database_url)) as opened:
             yield opened
     except ExdeskError as error:
         raise fail(str(error)) from error
@@ -77,6 +77,7 @@ def opened_log(data_dir: Path | None) -> Iterator[Opened]:
 @audit_app.command("verify")
 def audit_verify(
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     public_key: PublicKeys = None,
     trusted: Trusted = None,
     witness_policy: WitnessPolicyOption = None,
@@ -85,7 +86,7 @@ def audit_verify(
 ) -> None:
     """Verify the log in the database: entries, Merkle tree, signed checkpoints, and what you
     bring (keys, a trusted checkpoint, a witness policy). Exit 1 names the first bad entry."""
-    with opened_log(data_dir) as opened:
+    with opened_log(data_dir, database_url) as opened:
         try:
             trust = build_trust(
                 public_key,
@@ -185,11 +186,12 @@ def audit_checkpoint(data_dir: DataDir = None, as_json: JsonFlag = False) -> Non
 @audit_app.command("pubkey")
 def audit_pubkey(
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     pem: Annotated[bool, typer.Option("--pem", help="PEM instead of the verifier key.")] = False,
 ) -> None:
     """Print the key that verifies this log's checkpoints, as `--public-key` takes it: a C2SP
     verifier key naming the log (or PEM)."""
-    with opened_log(data_dir) as opened:
+    with opened_log(data_dir, database_url) as opened:
         verifier = opened.own_verifier()
         if verifier is None:
             raise fail(
@@ -206,10 +208,11 @@ def audit_pubkey(
 def audit_export(
     path: Annotated[Path, typer.Option("--out", help="Where to write the log (JSON Lines).")],
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Export every entry, checkpoint and cosignature as JSON Lines, for auditors (never a
     private key; personal data only as salted digests)."""
-    with opened_log(data_dir) as opened, path.open("w", encoding="utf-8") as fp:
+    with opened_log(data_dir, database_url) as opened, path.open("w", encoding="utf-8") as fp:
         try:
             count = opened.log.export(fp)
         except ExdeskError as error:
@@ -222,6 +225,7 @@ def audit_prove(
     order_id: Annotated[str, typer.Argument(help="The order whose entries to prove.")],
     path: Annotated[Path, typer.Option("--out", help="Where to write the proof bundle (JSON).")],
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     with_personal: Annotated[
         bool,
         typer.Option(
@@ -233,7 +237,7 @@ def audit_prove(
 ) -> None:
     """Write every entry about one order with its inclusion proof against one signed
     checkpoint: what a dispute needs, without the rest of the log."""
-    with opened_log(data_dir) as opened:
+    with opened_log(data_dir, database_url) as opened:
         log = opened.log
         try:
             checkpoint = log.latest_checkpoint()
@@ -364,6 +368,7 @@ def audit_erase(
 @audit_app.command("replay")
 def audit_replay(
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     policy: Annotated[
         Path | None,
         typer.Option(
@@ -375,7 +380,7 @@ def audit_replay(
 ) -> None:
     """Derive every recorded decision again from the inputs the log recorded (no tool, no
     model) and report those that do not come out the same; with --policy, what would change."""
-    with opened_log(data_dir) as opened:
+    with opened_log(data_dir, database_url) as opened:
         try:
             if policy is not None:
                 report_what_if(what_if_log(opened, policy), as_json)

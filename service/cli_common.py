@@ -39,15 +39,27 @@ PolicyFile = Annotated[
     Path | None,
     typer.Option("--policy", help="Policy file (default: $EXDESK_POLICY_FILE or the shipped one)."),
 ]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="The shared database, e.g. postgresql+psycopg://... (default: "
+        "$EXDESK_DATABASE_URL, else SQLite in the data dir).",
+    ),
+]
 TABLE_LIMIT = 40
 
 
-def settings_for(data_dir: Path | None, policy: Path | None = None) -> Settings:
+def settings_for(
+    data_dir: Path | None, policy: Path | None = None, database_url: str | None = None
+) -> Settings:
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if policy is not None:
         overrides["policy_file"] = policy
+    if database_url is not None:
+        overrides["database_url"] = database_url
     return Settings(**overrides)
 
 

@@ -8,14 +8,23 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from domain.errors import ExdeskError
 from domain.models import MAX_ID, Order, World
 from service import usecases
-from service.cli_common import DataDir, PolicyFile, err, fail, out, print_problems
+from service.cli_common import (
+    DatabaseUrl,
+    DataDir,
+    PolicyFile,
+    err,
+    fail,
+    out,
+    print_problems,
+    settings_for,
+)
 from service.inputs import Parsed, read_json, read_jsonl, unique_by
 from service.render import safe
 from service.settings import Settings
@@ -37,25 +46,6 @@ StreamUrl = Annotated[
         "--stream", help="The stream, e.g. nats://127.0.0.1:4222 (default: $EXDESK_STREAM_URL)."
     ),
 ]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="The shared database, e.g. postgresql+psycopg://... (default: "
-        "$EXDESK_DATABASE_URL, else SQLite in the data dir).",
-    ),
-]
-
-
-def _settings(data_dir: Path | None, policy: Path | None, database_url: str | None) -> Settings:
-    overrides: dict[str, Any] = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if policy is not None:
-        overrides["policy_file"] = policy
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    return Settings(**overrides)
 
 
 @contextmanager
@@ -123,7 +113,7 @@ def publish_command(
         raise fail(f"--world-id must be 1 to {MAX_ID} characters")
     if cases and world is not None:
         raise fail("--cases brings each case's world; leave out --world")
-    settings = _settings(data_dir, None, database_url)
+    settings = settings_for(data_dir, database_url=database_url)
     try:
         events, errors, notices = _read_events(file, cases, world_id)
     except ExdeskError as exc:
@@ -182,7 +172,7 @@ def worker_command(
 
     Stops cleanly on SIGTERM or Ctrl-C: the order in hand is finished, the rest of the batch
     handed back to the stream."""
-    settings = _settings(data_dir, policy, database_url)
+    settings = settings_for(data_dir, policy, database_url)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -226,7 +216,7 @@ def dead_letters_command(
     limit: Annotated[int, typer.Option("--limit", help="How many to show.")] = 50,
 ) -> None:
     """List the events the workers gave up on, with the reason."""
-    settings = _settings(data_dir, None, None)
+    settings = settings_for(data_dir)
     with _stream(stream, settings) as source:
         try:
             dead = source.dead_letters(limit)
