@@ -83,7 +83,9 @@ def review_show(
             said = explain.explanation(desk, proposal, lang)
             out.print(f"[bold]in plain words[/] ({_by(said.by)}):\n{safe(said.text, True)}")
         votes = desk.review.votes(proposal_id)
-        digest = usecases.current_digest(desk, proposal)
+        # what to approve with: only while the proposal takes votes
+        pending = proposal.status is ProposalStatus.PENDING
+        digest = usecases.current_digest(desk, proposal) if pending else None
         found = review.cited(desk, proposal.plan.similar_cases)
         if found["cited_cases_problem"]:
             err.print(f"past cases not shown: {safe(found['cited_cases_problem'])}")

@@ -140,6 +140,7 @@ def test_the_void_is_said_on_the_proposal_in_the_cli_over_http_and_on_the_page(
     assert shown.exit_code == 0, shown.output
     flat = " ".join(shown.output.split()).replace("│ ", "").replace(" │", "")
     assert "approvals void: policy version 1" in flat, shown.output
+    assert "approve with" not in flat  # a void proposal takes no vote: no digest offered
 
     with TestClient(create_app(app.settings)) as client:
         headers = {"Authorization": f"Bearer {token}"}
