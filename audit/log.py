@@ -339,6 +339,18 @@ class AuditLog:
             row = conn.execute(select(log).where(log.c.idem_key == key)).first()
         return None if row is None else _entry_from_row(row)
 
+    def by_keys(self, keys: Sequence[str]) -> dict[str, AuditEntry]:
+        """The entries appended with any of ``keys``, by key (those with none are absent):
+        one query per ``_PAGE`` keys."""
+        log, found = self._t.log, {}
+        wanted = list(dict.fromkeys(keys))
+        with self._engine.connect() as conn:
+            for start in range(0, len(wanted), _PAGE):
+                query = select(log).where(log.c.idem_key.in_(wanted[start : start + _PAGE]))
+                for row in conn.execute(query):
+                    found[str(row.idem_key)] = _entry_from_row(row)
+        return found
+
     def entries(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditEntry]:
         """Entries with seq > ``after_seq`` in order, at most ``limit``; read a page at a time."""
         log = self._t.log

@@ -33,13 +33,13 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine
 
 from agent.rank import tier_of
-from agent.replay import NotReplayable, clear_for, derive
+from agent.replay import NotReplayable, Run, clear_for, derive
 from domain.approvals import approvals_missing, approvals_of
 from domain.errors import ExdeskError
 from domain.models import Draft, Plan, Proposal, ProposalStatus, Tier
 from domain.policy import Policy
 from service.policy_book import deciding
-from service.shadow import recorded_run
+from service.shadow import recorded_runs
 from service.wiring import Exdesk
 from store.locks import LockTimeout, named_lock
 from store.policies import PolicyState
@@ -71,10 +71,10 @@ def _actions(plan: Plan) -> list[dict[str, Any]]:
     return [a.model_dump(mode="json") for a in plan.actions]
 
 
-def differs(app: Exdesk, proposal: Proposal, policy: Policy) -> str | None:
+def differs(app: Exdesk, proposal: Proposal, policy: Policy, run: Run | None) -> str | None:
     """How ``policy`` decides the proposal's order otherwise than the proposal does (its
-    exception, strategy, tier, actions), or None when it decides the same."""
-    run = recorded_run(app, proposal.thread_id)
+    exception, strategy, tier, actions), or None when it decides the same; ``run``: what the
+    log recorded of the run that drafted it (``service.shadow.recorded_runs``)."""
     if run is None:
         return "the audit log does not hold the inputs of the run that drafted it"
     try:
@@ -169,6 +169,7 @@ def redecide_open(
             refs[number] = store.get(number, conn).ref
         return refs[number]
 
+    moved: list[tuple[Proposal, int]] = []
     for proposal in app.review.lock_open(conn):
         old, new = deciding(before, proposal.order_id), deciding(after, proposal.order_id)
         if old == new or proposal.policy_ref != ref_of(old):
@@ -177,9 +178,12 @@ def redecide_open(
             proposal.world_id, proposal.order_id
         ):
             continue
+        moved.append((proposal, new))
+    runs = recorded_runs(app, [p.thread_id for p, _ in moved])
+    for proposal, new in moved:
         ref, policy = ref_of(new), app.policies.version_policy(new)
         change = f"policy version {new} ({ref}), {_how(after)} by {after.by},"
-        other = differs(app, proposal, policy)
+        other = differs(app, proposal, policy, runs.get(proposal.thread_id))
         if other is None:
             status, needs = _recount(app, conn, proposal, policy)
             detail = f"kept under {change} which decides the order the same: the votes stand"

@@ -13,6 +13,7 @@ is done. What the candidate would have decided is recorded beside what was decid
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from agent.replay import NotReplayable, Run, clear_for, collect, derive
@@ -35,12 +36,17 @@ def tops(plans: dict[str, list[dict[str, Any]]] | None) -> dict[str, dict[str, s
     }
 
 
+def recorded_runs(app: Exdesk, thread_ids: Sequence[str]) -> dict[str, Run]:
+    """What the log recorded of each of these runs (their keyed entries, read in one query),
+    by thread; a thread the log holds nothing of is absent."""
+    found = app.audit.by_keys([f"{t}:{name}" for t in thread_ids for name in _INPUTS])
+    _, runs = collect(sorted(found.values(), key=lambda e: e.seq))
+    return {run.thread_id: run for run in runs}
+
+
 def recorded_run(app: Exdesk, thread_id: str) -> Run | None:
-    """What the log recorded of one run (its keyed entries), or None when it holds none."""
-    found = [app.audit.by_key(f"{thread_id}:{name}") for name in _INPUTS]
-    entries = sorted((e for e in found if e is not None), key=lambda e: e.seq)
-    _, runs = collect(entries)
-    return runs[-1] if runs else None
+    """What the log recorded of one run, or None when it holds none."""
+    return recorded_runs(app, [thread_id]).get(thread_id)
 
 
 def decide_beside(app: Exdesk, world_id: str, result: RunResult) -> bool:

@@ -200,6 +200,15 @@ def test_keys_make_appends_idempotent_within_and_across_batches(log: AuditLog) -
     assert log.by_key("k1") == first[0]
 
 
+def test_entries_by_many_keys_in_pages(log: AuditLog) -> None:
+    keys = [f"key-{n}" for n in range(1_205)]  # more than a page of keys
+    written = log.append_many([("agent", "e", {"n": n}) for n in range(len(keys))], keys=keys)
+    wanted = [*keys[::-1], "no-such-key", keys[0]]  # any order, unknown and repeated keys
+    found = log.by_keys(wanted)
+    assert found == dict(zip(keys, written, strict=True))
+    assert log.by_keys([]) == {}
+
+
 @pytest.mark.parametrize(
     ("item", "error", "message"),
     [
