@@ -45,6 +45,7 @@ def sinks_for(
                 subject=settings.events_subject,
                 stream=settings.events_stream,
                 timeout_s=settings.events_timeout_s,
+                replicas=settings.events_replicas,
             )
         )
     return sinks

@@ -98,7 +98,8 @@ class Settings(BaseSettings):
     # workers share, how many events a worker takes at once, how long a delivery stays a
     # worker's without a word from it (a live worker extends it; a dead one's events go to
     # another after it), and how many attempts an event that fails gets before it goes to the
-    # dead-letter subject.
+    # dead-letter subject; and how many copies of the streams a NATS cluster keeps (1 on a
+    # single server; 3 on a cluster of three, so that one node may be lost).
     stream_url: str | None = None
     stream_name: str = Field(default="EXDESK_ORDERS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     stream_subject: str = Field(
@@ -108,6 +109,7 @@ class Settings(BaseSettings):
     stream_batch: int = Field(default=32, ge=1, le=1000)
     stream_ack_wait_s: float = Field(default=30.0, gt=0)
     stream_max_attempts: int = Field(default=5, ge=1, le=100)
+    stream_replicas: int = Field(default=1, ge=1, le=5)
 
     def tool_urls(self) -> dict[str, str]:
         """Port name → the URL of its system, for the ports that are over HTTP."""
@@ -122,13 +124,15 @@ class Settings(BaseSettings):
     # it describes (unless events_outbox is off); the relay (`exdesk events relay`, and
     # `exdesk serve` when a sink is set) publishes them to NATS JetStream (subject
     # <events_subject>.<type>, stream events_stream) and/or POSTs them to a webhook, signed
-    # with HMAC-SHA256 under events_webhook_secret.
+    # with HMAC-SHA256 under events_webhook_secret; events_replicas: the copies a NATS cluster
+    # keeps of that stream, when the relay makes it.
     events_outbox: bool = True
     events_nats_url: str | None = None
     events_subject: str = Field(
         default="exdesk.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
     )
     events_stream: str = Field(default="EXDESK_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
+    events_replicas: int = Field(default=1, ge=1, le=5)
     events_webhook_url: str | None = None
     events_webhook_secret: str | None = None
     events_timeout_s: float = Field(default=10.0, gt=0)

@@ -2,7 +2,8 @@
 
 Two JetStream streams, made on first use (file storage): ``NAME`` holds the order events under
 ``SUBJECT.<partition>``, ``NAME_DEAD`` the dead letters under ``SUBJECT_dead`` (the original
-event, with headers saying why, after how many attempts, and where it was). The workers share
+event, with headers saying why, after how many attempts, and where it was), each kept in
+``replicas`` copies (``EXDESK_STREAM_REPLICAS``: 3 on a cluster of three). The workers share
 one durable pull consumer with explicit acks: an event not acked within ``ack_wait_s`` goes to
 another worker, and a worker keeps its own events by telling JetStream it is still working on
 them (``+WPI``) every third of that while it lives. The client reconnects by itself when NATS
@@ -50,8 +51,10 @@ class NatsStream:
         subject: str,
         consumer: str,
         ack_wait_s: float,
+        replicas: int = 1,
     ) -> None:
         self.url = url
+        self.replicas = replicas
         self.name = stream
         self.dead_name = f"{stream}_DEAD"
         self.subject = subject
@@ -142,11 +145,18 @@ class NatsStream:
                         subjects=subjects,
                         storage=StorageType.FILE,
                         duplicate_window=DUPLICATE_WINDOW_S,
+                        num_replicas=self.replicas,
                     )
                 )
                 return
             except nats.js.errors.BadRequestError:
                 await asyncio.sleep(0.1)  # made by another process a moment ago: look again
+            except nats.js.errors.APIError as exc:
+                raise StreamUnavailable(
+                    f"NATS at {self.url} cannot make the JetStream stream {name} with "
+                    f"{self.replicas} replica(s): {exc.description or exc}; set "
+                    "EXDESK_STREAM_REPLICAS to at most the number of servers in the cluster"
+                ) from exc
         raise StreamUnavailable(f"NATS at {self.url}: cannot make the JetStream stream {name}")
 
     def _stop_loop(self) -> None:

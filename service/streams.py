@@ -173,6 +173,7 @@ def open_stream(url: str, settings: Settings) -> Stream:
             subject=settings.stream_subject,
             consumer=settings.stream_consumer,
             ack_wait_s=settings.stream_ack_wait_s,
+            replicas=settings.stream_replicas,
         )
     raise InputError(
         f"--stream {url!r}: exdesk reads order events from NATS JetStream (nats://HOST:4222); "

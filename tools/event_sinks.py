@@ -107,9 +107,12 @@ class NatsSink:
     subject. nats-py is asyncio; this sink runs its own event loop, so it is called from
     plain threads (the relay's)."""
 
-    def __init__(self, url: str, *, subject: str, stream: str, timeout_s: float) -> None:
+    def __init__(
+        self, url: str, *, subject: str, stream: str, timeout_s: float, replicas: int = 1
+    ) -> None:
         self.name = f"NATS {url} ({subject}.>)"
         self._url, self._subject, self._stream, self._timeout = url, subject, stream, timeout_s
+        self._replicas = replicas
         self._loop = asyncio.new_event_loop()
         self._nc: Any = None
         self._js: Any = None
@@ -136,7 +139,10 @@ class NatsSink:
             await self._js.find_stream_name_by_subject(wanted)
         except NotFoundError:
             await self._js.add_stream(
-                name=self._stream, subjects=[wanted], duplicate_window=DUPLICATE_WINDOW_S
+                name=self._stream,
+                subjects=[wanted],
+                duplicate_window=DUPLICATE_WINDOW_S,
+                num_replicas=self._replicas,
             )
 
     async def _publish(self, event_id: str, type: str, body: bytes) -> None:
