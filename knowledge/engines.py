@@ -238,9 +238,10 @@ class EdgeEngine:
 class ServerEngine:
     """One collection on a Qdrant server through ``qdrant-client``."""
 
-    def __init__(self, client: Any, collection: str) -> None:
+    def __init__(self, client: Any, collection: str, *, replicas: int = 1) -> None:
         self.client = client
         self.collection = collection
+        self.replicas = replicas  # copies of each shard a cluster keeps (made with this)
         self._known: dict[str, Any] | None = None
 
     def _call(self, operation: Callable[[], _T]) -> _T:
@@ -286,7 +287,10 @@ class ServerEngine:
         params = models.VectorParams(size=int(meta["dim"]), distance=models.Distance.COSINE)
         self._call(
             lambda: self.client.create_collection(
-                self.collection, vectors_config=params, metadata=dict(meta)
+                self.collection,
+                vectors_config=params,
+                metadata=dict(meta),
+                replication_factor=self.replicas,
             )
         )
         schemas = {

@@ -404,13 +404,15 @@ def open_memory(
     collection: str = DEFAULT_COLLECTION,
     floor: float | None = None,
     learns: bool = True,
+    replicas: int = 1,
 ) -> QdrantCaseMemory:
-    """A Qdrant server's case memory when ``url`` is set; else a fresh, empty embedded one in a
+    """A Qdrant server's case memory when ``url`` is set (its collection made, the first time,
+    with ``replicas`` copies of each shard on a cluster); else a fresh, empty embedded one in a
     temporary folder that goes away on ``close`` (an eval's memory)."""
     if url:
         from qdrant_client import QdrantClient
 
-        engine: Engine = ServerEngine(QdrantClient(url=url), collection)
+        engine: Engine = ServerEngine(QdrantClient(url=url), collection, replicas=replicas)
         where = f"{collection!r} at {url}"
         return QdrantCaseMemory(engine, embedder, floor=floor, where=where, learns=learns)
     folder = Path(tempfile.mkdtemp(prefix="exdesk-cases-"))

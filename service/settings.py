@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # knowledge.embedder), and the similarity below which a past case is not evidence (cosine;
     # the model's measured default if unset).
     qdrant_url: str | None = None
+    # On a Qdrant cluster: the copies of each shard of the case memory's collection, when
+    # exdesk makes it (1; 2 or 3 so that a node may be lost). An existing collection keeps its.
+    qdrant_replicas: int = Field(default=1, ge=1, le=10)
     embedding_model: str = "multilingual"
     similarity_floor: float | None = None
     # The audit log's signing key (Ed25519, PEM): one per installation, shared by every process

@@ -147,7 +147,12 @@ def memory_for(settings: Settings, *, persistent: bool) -> CaseStore:
     if not persistent:
         return open_memory(url=None, embedder=embedder, floor=floor, learns=False)
     if settings.qdrant_url:
-        return open_memory(url=settings.qdrant_url, embedder=embedder, floor=floor)
+        return open_memory(
+            url=settings.qdrant_url,
+            embedder=embedder,
+            floor=floor,
+            replicas=settings.qdrant_replicas,
+        )
     return SharedFolderMemory(
         settings.data_dir / "cases", embedder, timeout=settings.lock_timeout_s, floor=floor
     )

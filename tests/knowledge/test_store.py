@@ -69,3 +69,26 @@ def test_floors_are_per_embedder() -> None:
     assert default_floor("use-m3:centered@1234abcd") == 0.35
     assert default_floor("hash-256") == 0.3
     assert default_floor("some/other-model") == 0.5
+
+
+class _Recording(QdrantClient):
+    """qdrant-client's local mode, keeping what each collection was made with (local mode
+    has no cluster, so it keeps no replication factor of its own)."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.made: list[dict[str, object]] = []
+
+    def create_collection(self, collection_name: str, **kwargs: object) -> bool:  # type: ignore[override]
+        self.made.append({"name": collection_name, **kwargs})
+        return bool(super().create_collection(collection_name, **kwargs))  # type: ignore[arg-type]
+
+
+def test_a_cluster_collection_is_made_with_the_replicas_asked(cases: list[PastCase]) -> None:
+    client = _Recording()
+    memory = QdrantCaseMemory(ServerEngine(client, "c", replicas=3), HashEmbedder())
+    memory.import_cases(cases)
+    assert [m["replication_factor"] for m in client.made] == [3]
+    assert memory.count() == len(cases)
+    memory.close()
+    assert ServerEngine(QdrantClient(":memory:"), "d").replicas == 1
