@@ -31,7 +31,7 @@ from agent.context import Context
 from agent.desk import Desk
 from agent.detect import detect
 from agent.execute import place_hold, run_plan
-from agent.inputs import case_inputs, context_inputs, policy_entry
+from agent.inputs import case_inputs, detected_payload, policy_entry
 from agent.learn import learned_case, learned_case_id, succeeded
 from agent.notes import must_read, read_notes
 from agent.rank import rank, retrieve_evidence, situation_for
@@ -92,16 +92,13 @@ def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
         reading = read_notes(desk.model, desk.audit, ctx, state["thread_id"]).reading
     findings = detect(ctx, reading)
     policy_item, policy_key = policy_entry(desk.policy)
-    detected = {
-        "order_id": ctx.order.order_id,
-        "world_id": desk.world_id,
-        "order_version": state["order_version"],
-        "thread_id": state["thread_id"],
-        "policy": desk.policy.ref,
-        "kinds": [f.kind.value for f in findings],
-        "findings": [f.model_dump(mode="json") for f in findings],
-        **context_inputs(ctx),  # what replay derives the decision from
-    }
+    detected = detected_payload(
+        desk.world_id,
+        ctx,
+        findings,
+        version=state["order_version"],
+        thread_id=state["thread_id"],
+    )
     desk.audit.append_many(
         [policy_item, ("agent", "order.detected", detected)],
         keys=[policy_key, f"{state['thread_id']}:detected"],

@@ -11,6 +11,7 @@ from importlib import metadata
 from typing import Any
 
 from agent.context import Context
+from domain.models import Finding
 from domain.policy import Policy
 
 POLICY_EVENT = "policy.recorded"
@@ -43,6 +44,28 @@ def context_inputs(ctx: Context) -> dict[str, Any]:
         "order": ctx.order.model_dump(mode="json"),
         "facts": ctx.world.model_dump(mode="json"),
         "checkers": checker_versions(),
+    }
+
+
+def detected_payload(
+    world_id: str,
+    ctx: Context,
+    findings: Sequence[Finding],
+    *,
+    version: int,
+    thread_id: str,
+) -> dict[str, Any]:
+    """What ``order.detected`` records of one decision's detection: what was found, and what
+    replay derives it from. The graph's detect step and the screening fast path write it."""
+    return {
+        "order_id": ctx.order.order_id,
+        "world_id": world_id,
+        "order_version": version,
+        "thread_id": thread_id,
+        "policy": ctx.policy.ref,
+        "kinds": [f.kind.value for f in findings],
+        "findings": [f.model_dump(mode="json") for f in findings],
+        **context_inputs(ctx),
     }
 
 

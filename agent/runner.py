@@ -61,6 +61,10 @@ class Runner:
             self._supersede_others(desk, order_id, thread_id)
             return self.result(desk, thread_id)
 
+    def started(self, thread_id: str) -> bool:
+        """Whether the graph has a thread ``thread_id`` (one checkpoint read)."""
+        return bool(self._graph.get_state(self._config(thread_id)).values)
+
     def resume(self, desk: Desk, thread_id: str) -> RunResult:
         """Wake a paused (or interrupted) thread: approved proposals run, the rest wait."""
         order_id = self._graph.get_state(self._config(thread_id)).values.get("order_id")

@@ -351,6 +351,18 @@ class AuditLog:
                     found[str(row.idem_key)] = _entry_from_row(row)
         return found
 
+    def keys_present(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` entries were appended with, one query per ``_PAGE`` keys; nothing
+        of the entries is read."""
+        log = self._t.log
+        found: set[str] = set()
+        with self._engine.connect() as conn:
+            for start in range(0, len(keys), _PAGE):
+                chunk = list(keys[start : start + _PAGE])
+                query = select(log.c.idem_key).where(log.c.idem_key.in_(chunk))
+                found.update(str(k) for k in conn.execute(query).scalars())
+        return found
+
     def entries(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditEntry]:
         """Entries with seq > ``after_seq`` in order, at most ``limit``; read a page at a time."""
         log = self._t.log

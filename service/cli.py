@@ -7,9 +7,9 @@ group (``exdesk eval`` comes from ``evals``), so this module never imports them.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +19,7 @@ import typer
 from domain.errors import ExdeskError
 from domain.models import MAX_ID, Order, World
 from service import usecases
+from service.batch import Batches, batched
 from service.cli_audit import audit_app
 from service.cli_common import (
     TABLE_LIMIT,
@@ -38,9 +39,9 @@ from service.cli_reply import reply_command
 from service.cli_review import review_app
 from service.cli_stream import dead_letters_command, publish_command, worker_command
 from service.cli_users import serve, users_app
-from service.inputs import read_json, read_jsonl, unique_by
+from service.inputs import Parsed, count_lines, first_of_each, read_json, read_jsonl
 from service.render import cases_table, safe
-from service.reports import case_report, error_report
+from service.reports import ReportFile, case_report, error_report
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -77,37 +78,54 @@ def run_command(
     data_dir: DataDir = None,
     policy: PolicyFile = None,
 ) -> None:
-    """Handle real order files: detect, plan, act, queue for approval."""
+    """Handle real order files: detect, plan, act, queue for approval.
+
+    The file is read as it goes, a batch at a time: clean orders are decided together, the
+    others go through the agent one by one (``service.batch``)."""
     if not 0 < len(world_id) <= MAX_ID:
         raise fail(f"--world-id must be 1 to {MAX_ID} characters")
     with opened(data_dir, policy) as desk:
         if world is not None:
             usecases.load_world(desk, world_id, read_json(world, World))
-        parsed = list(read_jsonl(orders, Order))
-        good, errors = unique_by(parsed, lambda o: o.order_id, orders, "order_id", what="order")
-        notices = [p.notice for p in parsed if p.notice]
-        reports: list[dict[str, Any]] = []
-        with progress(len(good)) as bar:
-            task = bar.add_task("orders", total=len(good))
-            for item in good:
-                assert item.value is not None
-                label = f"line {item.line}"
-                try:
-                    result = usecases.handle(desk, world_id, item.value)
-                    reports.append(case_report(label, result))
-                except ExdeskError as exc:
-                    reports.append(error_report(label, item.value, exc))
-                bar.advance(task)
+        errors: list[str] = []
+        notices: list[str] = []
+
+        def noted(items: Iterator[Parsed[Order]]) -> Iterator[Parsed[Order]]:
+            for item in items:
+                if item.notice:
+                    notices.append(item.notice)
+                yield item
+
+        lines = first_of_each(
+            noted(read_jsonl(orders, Order)),
+            lambda o: o.order_id,
+            orders,
+            "order_id",
+            errors,
+            what="order",
+        )
+        shown: list[dict[str, Any]] = []
+        handled = 0
+        batches = Batches(desk, world_id)
+        with ReportFile(results) as report, progress(count_lines(orders)) as bar:
+            task = bar.add_task("orders", total=count_lines(orders))
+            for chunk in batched(lines):
+                outcomes = batches.run([item.value for item in chunk])
+                for item, outcome in zip(chunk, outcomes, strict=True):
+                    label = f"line {item.line}"
+                    if isinstance(outcome, ExdeskError):
+                        line = error_report(label, item.value, outcome)
+                        errors.append(f"{orders} {label}: {outcome}")
+                    else:
+                        line = case_report(label, outcome)
+                        handled += 1
+                    report.write(line)
+                    if len(shown) < TABLE_LIMIT:
+                        shown.append(line)
+                bar.update(task, completed=chunk[-1].line)
         desk.checkpoint()
-        if results is not None:
-            results.parent.mkdir(parents=True, exist_ok=True)
-            results.write_text(
-                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in reports), encoding="utf-8"
-            )
-        if reports:
-            out.print(cases_table(reports[:TABLE_LIMIT], f"exdesk run · {orders.name}"))
-        errors += [f"{orders} {r['id']}: {r['error']}" for r in reports if "error" in r]
-        handled = sum(1 for r in reports if "error" not in r)
+        if shown:
+            out.print(cases_table(shown, f"exdesk run · {orders.name}"))
         out.print(f"{handled} orders handled, {len(errors)} lines skipped")
         print_problems(errors, notices)
         if errors:

@@ -272,7 +272,24 @@ def unique_by(
     *,
     what: str = "line",
 ) -> tuple[list[Parsed[M]], list[str]]:
-    """The lines that hold a value, each ``key`` once, and the errors of the others.
+    """The lines that hold a value, each ``key`` once, and the errors of the others
+    (``first_of_each``, read whole)."""
+    errors: list[str] = []
+    good = list(first_of_each(items, key, path, field, errors, what=what))
+    return good, errors
+
+
+def first_of_each(
+    items: Iterable[Parsed[M]],
+    key: Callable[[M], Hashable],
+    path: Path,
+    field: str,
+    errors: list[str],
+    *,
+    what: str = "line",
+) -> Iterator[Parsed[M]]:
+    """The lines that hold a value, each ``key`` once, as they are read; the errors of the
+    others go to ``errors`` as they come.
 
     ``key`` reads the id from a value (``lambda o: o.order_id``), ``field`` names it in the
     message. A later line whose key was already seen is an error naming both lines; the first
@@ -282,8 +299,6 @@ def unique_by(
         orders.jsonl line 7: order_id 'A-1' is already on line 2; give each order its own
         order_id (line 7 skipped)
     """
-    good: list[Parsed[M]] = []
-    errors: list[str] = []
     first: dict[Hashable, int] = {}
     for item in items:
         if item.value is None:
@@ -298,8 +313,21 @@ def unique_by(
             )
             continue
         first[value] = item.line
-        good.append(item)
-    return good, errors
+        yield item
+
+
+def count_lines(path: Path) -> int:
+    """How many lines ``path`` has (for a progress bar), read a megabyte at a time; 0 when it
+    cannot be read (reading it says why)."""
+    count, last = 0, b"\n"
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                count += block.count(b"\n")
+                last = block[-1:]
+    except OSError:
+        return 0
+    return count + (last != b"\n")
 
 
 def read_past_cases(

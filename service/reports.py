@@ -3,7 +3,10 @@ of ``exdesk run --out``, and later the service's answers share this one shape.""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
 
 from agent.runner import RunResult
 from domain.errors import ExdeskError
@@ -50,3 +53,38 @@ def error_report(case_id: str, order: Order, error: ExdeskError) -> dict[str, An
         "exceptions": [],
         "order_after": order.as_json(),
     }
+
+
+class ReportFile:
+    """``exdesk run --out``: each order's report, a JSON line, written as it comes to a file
+    beside the target that takes the target's place when the run ends (a reader never sees
+    half a report; a run that fails leaves the earlier report). No path: writes nothing."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._tmp = None if path is None else path.with_name(f".{path.name}.tmp")
+        self._fp: IO[str] | None = None
+
+    def __enter__(self) -> ReportFile:
+        if self._tmp is not None:
+            self._tmp.parent.mkdir(parents=True, exist_ok=True)
+            self._fp = self._tmp.open("w", encoding="utf-8")
+        return self
+
+    def write(self, report: dict[str, Any]) -> None:
+        if self._fp is not None:
+            self._fp.write(json.dumps(report, ensure_ascii=False) + "\n")
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fp is None or self._tmp is None or self._path is None:
+            return
+        self._fp.close()
+        if kind is None:
+            self._tmp.replace(self._path)
+        else:
+            self._tmp.unlink(missing_ok=True)

@@ -280,7 +280,7 @@ class Exdesk:
         return Checkers(address=I18nAddressRules(), hs=HsCodes())
 
     def backend(self, world_id: str) -> SimulatedBackend:
-        return SimulatedBackend(self.engine, world_id, faults=self.faults)
+        return SimulatedBackend(self.engine, world_id, faults=self.faults, rows=self.worlds)
 
     def facts(self, world_id: str) -> WorldFacts:
         """What the world knows: from the shop's facts port when it has a URL, else the

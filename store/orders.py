@@ -9,7 +9,7 @@ order afresh from what was submitted; an unchanged one changes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,6 +27,17 @@ from store.schema import orders
 class Submission:
     version: int
     changed: bool  # a new order, or new content: a new version to plan
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What the store holds of an order's submission."""
+
+    version: int
+    digest: str
+
+
+_CHUNK = 1000  # ids per IN (...): well under every database's limit on parameters
 
 
 def _key(world_id: str, order_id: str) -> ColumnElement[bool]:
@@ -87,6 +98,67 @@ class OrderBook:
             return write(self.engine, work)
         except IntegrityError:  # another process inserted it first: now it is an update
             return write(self.engine, work)
+
+    def states(self, world_id: str, order_ids: Sequence[str]) -> dict[str, Submitted]:
+        """The stored version and submitted digest of each of ``order_ids`` the store holds,
+        in one query per thousand ids."""
+        out: dict[str, Submitted] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(order_ids), _CHUNK):
+                chunk = list(order_ids[start : start + _CHUNK])
+                query = select(
+                    orders.c.order_id, orders.c.version, orders.c.submitted_digest
+                ).where(orders.c.world_id == world_id, orders.c.order_id.in_(chunk))
+                for row in conn.execute(query):
+                    out[row.order_id] = Submitted(int(row.version), row.submitted_digest)
+        return out
+
+    def submit_many(
+        self, conn: Connection, world_id: str, batch: Sequence[Order]
+    ) -> list[Submission]:
+        """Take each order of ``batch`` (each order id once) as ``submit`` does, in the
+        caller's transaction: one read of what is stored, one insert of the new orders, one
+        update per changed one. A concurrent insert of the same order raises
+        ``IntegrityError`` (the caller's transaction is then rolled back; run it again)."""
+        ids = [o.order_id for o in batch]
+        if len(set(ids)) != len(ids):
+            raise ValueError("submit_many takes each order id once")
+        stored: dict[str, Submitted] = {}
+        for start in range(0, len(ids), _CHUNK):
+            query = (
+                select(orders.c.order_id, orders.c.version, orders.c.submitted_digest)
+                .where(
+                    orders.c.world_id == world_id,
+                    orders.c.order_id.in_(ids[start : start + _CHUNK]),
+                )
+                .with_for_update()
+            )
+            for row in conn.execute(query):
+                stored[row.order_id] = Submitted(int(row.version), row.submitted_digest)
+        now = datetime.now(UTC)
+        fresh: list[dict[str, object]] = []
+        out: list[Submission] = []
+        for order in batch:
+            body, seal = _body(order), digest(order.as_json())
+            fields = {"submitted": body, "submitted_digest": seal, "body": body, "updated_at": now}
+            known = stored.get(order.order_id)
+            if known is None:
+                fresh.append(
+                    {"world_id": world_id, "order_id": order.order_id, "version": 1, **fields}
+                )
+                out.append(Submission(1, True))
+            elif known.digest == seal:
+                out.append(Submission(known.version, False))
+            else:
+                conn.execute(
+                    update(orders)
+                    .where(_key(world_id, order.order_id))
+                    .values(version=known.version + 1, **fields)
+                )
+                out.append(Submission(known.version + 1, True))
+        if fresh:
+            conn.execute(insert(orders), fresh)
+        return out
 
     def current(self, world_id: str, order_id: str) -> Order | None:
         with self.engine.connect() as conn:

@@ -62,6 +62,8 @@ worlds = Table(
     _id("world_id", primary_key=True),
     Column("now", String(40), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # moved by every change to the world's facts or stock (store.world's snapshot)
+    Column("revision", BigInteger, nullable=False, server_default="0"),
 )
 
 warehouses = Table(

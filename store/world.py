@@ -10,7 +10,9 @@ file lacks keeps exdesk's holds with nothing on hand, or goes when nothing is he
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +20,7 @@ from sqlalchemy import Connection, Engine, Table, and_, delete, insert, select, 
 from sqlalchemy.exc import IntegrityError
 
 from domain.errors import InputError
-from domain.models import CatalogItem, Order, StockRow, World
+from domain.models import CatalogItem, Event, Order, ShippingRate, StockRow, World
 from store.db import write
 from store.schema import (
     catalog,
@@ -88,11 +90,78 @@ def _check_stock(world: World) -> dict[tuple[str, str], StockRow]:
     return rows
 
 
+# The order a snapshot reads the rows of a table without a ``seq`` in: its key.
+_KEYS = {"warehouses": ("warehouse_id",), "catalog": ("sku",), "recent_orders": ("order_id",)}
+
+
+def _grouped(items: Any, key: Callable[[Any], str]) -> dict[str, tuple[Any, ...]]:
+    out: dict[str, list[Any]] = defaultdict(list)
+    for item in items:
+        out[key(item)].append(item)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class WorldSnapshot:
+    """Every fact of one world at one revision, indexed by what a view of one order selects,
+    so that a view costs no query and no validation (its parts are validated once, here)."""
+
+    world_id: str
+    revision: int
+    world: World
+    catalog: dict[str, CatalogItem] = field(repr=False)
+    stock: dict[str, tuple[StockRow, ...]] = field(repr=False)
+    rates: dict[str, tuple[ShippingRate, ...]] = field(repr=False)
+    events: dict[str, tuple[Event, ...]] = field(repr=False)
+    recent: dict[str, tuple[Order, ...]] = field(repr=False)
+
+    @classmethod
+    def build(cls, world_id: str, revision: int, world: World) -> WorldSnapshot:
+        return cls(
+            world_id=world_id,
+            revision=revision,
+            world=world,
+            catalog={c.sku: c for c in world.catalog},
+            stock=_grouped(world.inventory, lambda r: r.sku),
+            rates=_grouped(world.shipping_rates, lambda r: r.country_code),
+            events=_grouped(world.events, lambda e: e.order_id),
+            recent=_grouped(world.recent_orders, lambda o: o.customer.id),
+        )
+
+    def view(self, order: Order) -> World:
+        """The facts that bear on ``order``: its SKUs and their substitutes (catalog, stock,
+        replenishment), rates to its destination, its events, the customer's recent orders;
+        every warehouse and FX rate. Stock counts exdesk's own holds as reserved."""
+        own = sorted(order.qty_by_sku())
+        items = [self.catalog[s] for s in own if s in self.catalog]
+        subs = sorted({s for item in items for s in item.substitutes} - set(own))
+        items += [self.catalog[s] for s in subs if s in self.catalog]
+        skus = sorted({*own, *subs})
+        wanted = set(skus)
+        inventory = sorted(
+            (row for sku in skus for row in self.stock.get(sku, ())),
+            key=lambda r: (r.warehouse_id, r.sku),
+        )
+        # Parts validated when the snapshot was built: the view is assembled, not validated.
+        return World.model_construct(
+            now=self.world.now,
+            warehouses=self.world.warehouses,
+            inventory=tuple(inventory),
+            replenishment=tuple(r for r in self.world.replenishment if r.sku in wanted),
+            catalog=tuple(sorted(items, key=lambda c: c.sku)),
+            shipping_rates=self.rates.get(order.ship_to.country_code, ()),
+            fx_to_usd=self.world.fx_to_usd,
+            events=self.events.get(order.order_id, ()),
+            recent_orders=self.recent.get(order.customer.id, ()),
+        )
+
+
 class WorldRows:
-    """The worlds of one database."""
+    """The worlds of one database. An instance keeps each world's newest snapshot."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._snapshots: dict[str, WorldSnapshot] = {}
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -107,7 +176,9 @@ class WorldRows:
         def work(conn: Connection) -> None:
             now = {"now": world.now.isoformat(), "updated_at": datetime.now(UTC)}
             changed = conn.execute(
-                update(worlds).where(worlds.c.world_id == world_id).values(**now)
+                update(worlds)
+                .where(worlds.c.world_id == world_id)
+                .values(revision=worlds.c.revision + 1, **now)
             ).rowcount
             if not changed:
                 conn.execute(insert(worlds).values(world_id=world_id, **now))
@@ -163,73 +234,68 @@ class WorldRows:
 
     # --- reading -----------------------------------------------------------------------------
 
-    def view(self, world_id: str, order: Order) -> World:
-        """The facts that bear on ``order``: its SKUs and their substitutes, rates to its
-        destination, its events, the customer's recent orders; every warehouse and FX rate.
-        Stock counts exdesk's own holds as reserved."""
+    def revision(self, world_id: str) -> int | None:
+        """The world's revision (moved by every change to its facts or stock), or None when
+        the world is not in the store. One small query."""
         with self.engine.connect() as conn:
-            now = conn.execute(select(worlds.c.now).where(worlds.c.world_id == world_id)).scalar()
-            if now is None:
+            found = conn.execute(
+                select(worlds.c.revision).where(worlds.c.world_id == world_id)
+            ).scalar()
+        return None if found is None else int(found)
+
+    def snapshot(self, world_id: str) -> WorldSnapshot:
+        """Every fact of the world as it stands, read in one transaction; kept while the
+        world's revision stays the same (the caller's instance holds it)."""
+        with self.engine.connect() as conn:
+            head = conn.execute(
+                select(worlds.c.now, worlds.c.revision).where(worlds.c.world_id == world_id)
+            ).first()
+            if head is None:
                 raise InputError(
                     f"world {world_id!r} is not in the store; load it with --world FILE"
                 )
-            own = sorted(order.qty_by_sku())
-            items = self._catalog(conn, world_id, own)
-            subs = {s for item in items for s in item.substitutes} - set(own)
-            items += self._catalog(conn, world_id, sorted(subs))
-            skus = sorted({*own, *subs})
-            return World.model_validate(
-                {
-                    "now": now,
-                    "warehouses": self._bodies(conn, warehouses, world_id),
-                    "inventory": self._stock(conn, world_id, skus),
-                    "replenishment": self._bodies(
-                        conn, replenishments, world_id, replenishments.c.sku.in_(skus)
-                    ),
-                    "catalog": [i.model_dump(mode="json", exclude_none=True) for i in items],
-                    "shipping_rates": self._bodies(
-                        conn,
-                        shipping_rates,
-                        world_id,
-                        shipping_rates.c.country_code == order.ship_to.country_code,
-                    ),
-                    "fx_to_usd": {
-                        r.currency: r.rate
-                        for r in conn.execute(
-                            select(fx_rates.c.currency, fx_rates.c.rate).where(
-                                fx_rates.c.world_id == world_id
+            cached = self._snapshots.get(world_id)
+            if cached is not None and cached.revision == int(head.revision):
+                return cached
+            made = WorldSnapshot.build(
+                world_id,
+                int(head.revision),
+                World.model_validate(
+                    {
+                        "now": head.now,
+                        "warehouses": self._bodies(conn, warehouses, world_id),
+                        "inventory": self._stock(conn, world_id),
+                        "replenishment": self._bodies(conn, replenishments, world_id),
+                        "catalog": self._bodies(conn, catalog, world_id),
+                        "shipping_rates": self._bodies(conn, shipping_rates, world_id),
+                        "fx_to_usd": {
+                            r.currency: r.rate
+                            for r in conn.execute(
+                                select(fx_rates.c.currency, fx_rates.c.rate).where(
+                                    fx_rates.c.world_id == world_id
+                                )
                             )
-                        )
-                    },
-                    "events": self._bodies(
-                        conn, events, world_id, events.c.order_id == order.order_id
-                    ),
-                    "recent_orders": self._bodies(
-                        conn,
-                        recent_orders,
-                        world_id,
-                        recent_orders.c.customer_id == order.customer.id,
-                    ),
-                }
+                        },
+                        "events": self._bodies(conn, events, world_id),
+                        "recent_orders": self._bodies(conn, recent_orders, world_id),
+                    }
+                ),
             )
+        self._snapshots[world_id] = made
+        return made
 
-    def _bodies(
-        self, conn: Connection, table: Table, world_id: str, *where: Any
-    ) -> list[dict[str, Any]]:
-        query = select(table.c.body).where(table.c.world_id == world_id, *where)
-        order_by = [table.c.seq] if "seq" in table.c else []
+    def view(self, world_id: str, order: Order) -> World:
+        """The facts that bear on ``order`` (``WorldSnapshot.view``), from the snapshot of
+        the world's current revision: one small query while the world is unchanged."""
+        return self.snapshot(world_id).view(order)
+
+    def _bodies(self, conn: Connection, table: Table, world_id: str) -> list[dict[str, Any]]:
+        query = select(table.c.body).where(table.c.world_id == world_id)
+        order_by = [table.c.seq] if "seq" in table.c else [table.c[n] for n in _KEYS[table.name]]
         return [json.loads(b) for b in conn.execute(query.order_by(*order_by)).scalars()]
 
-    def _catalog(self, conn: Connection, world_id: str, skus: Sequence[str]) -> list[CatalogItem]:
-        if not skus:
-            return []
-        query = select(catalog.c.body).where(
-            catalog.c.world_id == world_id, catalog.c.sku.in_(skus)
-        )
-        return [CatalogItem.model_validate_json(b) for b in conn.execute(query).scalars()]
-
-    def _stock(self, conn: Connection, world_id: str, skus: Sequence[str]) -> list[dict[str, Any]]:
-        query = select(stock).where(stock.c.world_id == world_id, stock.c.sku.in_(skus))
+    def _stock(self, conn: Connection, world_id: str) -> list[dict[str, Any]]:
+        query = select(stock).where(stock.c.world_id == world_id)
         return [
             {
                 "warehouse_id": r.warehouse_id,
@@ -265,6 +331,7 @@ def hold_stock(conn: Connection, world_id: str, warehouse_id: str, sku: str, qty
         raise LookupError(f"{warehouse_id} does not stock {sku}")
     if not done:
         raise ValueError(f"{warehouse_id} has {row.available} of {sku} available")
+    _moved(conn, world_id)
     return int(row.available) + qty
 
 
@@ -281,3 +348,11 @@ def release_stock(conn: Connection, world_id: str, warehouse_id: str, sku: str, 
         raise ValueError(
             f"exdesk holds {held or 0} of {sku} at {warehouse_id}; cannot release {qty}"
         )
+    _moved(conn, world_id)
+
+
+def _moved(conn: Connection, world_id: str) -> None:
+    """The world changed: move its revision, in the transaction of the change."""
+    conn.execute(
+        update(worlds).where(worlds.c.world_id == world_id).values(revision=worlds.c.revision + 1)
+    )

@@ -11,9 +11,10 @@ the registry can build the compensation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from domain.models import Order, World
+from store.world import WorldSnapshot
 from tools.address import AddressCheck, AddressRepair
 
 Result = dict[str, Any]
@@ -25,6 +26,14 @@ class WorldFacts(Protocol):
     customer's recent orders, and the clock (``World.now``)."""
 
     def view(self, order: Order) -> World: ...
+
+
+@runtime_checkable
+class WorldSnapshots(Protocol):
+    """Facts that can hand over the whole world at once (the store's), so that a batch of
+    orders is viewed with no query per order (``store.world.WorldSnapshot.view``)."""
+
+    def snapshot(self) -> WorldSnapshot: ...
 
 
 class Address(Protocol):

@@ -30,7 +30,7 @@ from domain.models import Order, World
 from store.db import write
 from store.orders import read_current, write_current
 from store.schema import outbox, tool_calls, worlds
-from store.world import WorldRows, hold_stock, release_stock
+from store.world import WorldRows, WorldSnapshot, hold_stock, release_stock
 from tools.effects import EFFECTS
 from tools.ports import Result
 from tools.registry import ToolBox
@@ -114,12 +114,18 @@ class SimulatedBackend:
     """The simulated world ``world_id`` of the database behind ``engine``."""
 
     def __init__(
-        self, engine: Engine, world_id: str, *, faults: Mapping[str, str] | None = None
+        self,
+        engine: Engine,
+        world_id: str,
+        *,
+        faults: Mapping[str, str] | None = None,
+        rows: WorldRows | None = None,
     ) -> None:
+        """``rows``: the process's worlds, whose snapshots it keeps (a new one when none)."""
         self.engine = engine
         self.world_id = world_id
         self.faults = dict(faults or {})
-        self.facts = SimulatedFacts(WorldRows(engine), world_id)
+        self.facts = SimulatedFacts(rows or WorldRows(engine), world_id)
 
     def once(self, key: str, name: str, run: Callable[[_Call], Result]) -> Result:
         """Run ``name`` once for ``key``; a repeat returns the first result, replayed.
@@ -234,6 +240,10 @@ class SimulatedFacts:
 
     def view(self, order: Order) -> World:
         return self._rows.view(self._world_id, order)
+
+    def snapshot(self) -> WorldSnapshot:
+        """The whole world at its current revision (``WorldSnapshot.view`` per order)."""
+        return self._rows.snapshot(self._world_id)
 
 
 class SimulatedOrders:

@@ -1,0 +1,241 @@
+"""Handle orders a batch at a time: screen every order, decide the clean ones together, and send
+only the ones with a finding through the graph (``agent.screen``).
+
+What a batch shares: the policy state is read once, the world once (a snapshot, read again
+only when its revision moves), what the store holds of the batch's orders in one query; the
+clean orders' submissions and decisions (one ``order.detected`` entry each) commit in one
+transaction under one signed checkpoint.
+
+Orders are taken in their order. An order with a finding is handled (``usecases.handle``)
+after the clean orders before it have committed, and the world is looked at again after it,
+so each order is screened against the world as the orders before it left it, as if one at a
+time: a run cut short (SIGKILL) and run again comes to what one clean run does. What held
+for one order holds for a batch: an unchanged order run again (screened clean before, or
+handled by the graph) changes nothing and writes nothing; processes running the same orders
+at once decide each once (a submission another process committed first is theirs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from agent.inputs import detected_payload, policy_entry
+from agent.runner import RunResult, thread_id_for
+from agent.screen import Screened, Screener, screened_thread_id
+from domain.digest import digest
+from domain.errors import ExdeskError
+from domain.models import Order
+from domain.policy import Policy
+from service import usecases
+from service.shadow import decide_beside_quietly
+from service.wiring import Exdesk
+from store.db import write
+
+BATCH_SIZE = 500
+Outcome = RunResult | ExdeskError
+
+
+@dataclass
+class _Clean:
+    index: int
+    screened: Screened
+    policy: Policy
+    version: int | None  # None: a new submission (its version is known when it is taken)
+
+
+@dataclass
+class Batches:
+    """``run_batch`` over many batches of one world, keeping the screener (and so the world's
+    snapshot) from one batch to the next."""
+
+    app: Exdesk
+    world_id: str
+    actor: str = "operator"
+    role: str | None = None
+    screener: Screener = field(init=False)
+
+    def __post_init__(self) -> None:
+        desk = self.app.desk(self.world_id)
+        self.screener = Screener(desk.facts, self.app.checkers, model=self.app.model)
+
+    def run(self, orders: Sequence[Order]) -> list[Outcome]:
+        return run_batch(
+            self.app,
+            self.world_id,
+            orders,
+            screener=self.screener,
+            actor=self.actor,
+            role=self.role,
+        )
+
+
+def batched(items: Iterable[Any], size: int = BATCH_SIZE) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size``, read as they come (never all at once)."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def run_batch(
+    app: Exdesk,
+    world_id: str,
+    orders: Sequence[Order],
+    *,
+    screener: Screener | None = None,
+    actor: str = "operator",
+    role: str | None = None,
+) -> list[Outcome]:
+    """Handle ``orders`` in their order (see the module): each one's result, or the error
+    that stopped it (an order its world cannot serve), in the same order."""
+    app.refresh_policy()
+    if screener is None:
+        screener = Screener(app.desk(world_id).facts, app.checkers, model=app.model)
+    screener.refresh()
+    stored = app.orders.states(world_id, [o.order_id for o in orders])
+    earlier = _screened_before(app, world_id, orders, stored)
+    out: list[Outcome | None] = [None] * len(orders)
+    clean: list[_Clean] = []
+    waiting: set[str] = set()  # the order ids in ``clean``
+    for index, order in enumerate(orders):
+        policy = app.policy_for(order.order_id)
+        known = stored.get(order.order_id)
+        unchanged = known is not None and known.digest == digest(order.as_json())
+        if not clean:
+            waiting.clear()
+        if order.order_id in waiting:
+            _flush(app, world_id, clean, out, actor=actor, role=role)  # the same order again
+            waiting.clear()
+            unchanged, known = False, None
+        if unchanged and known is not None:
+            sid = screened_thread_id(world_id, order.order_id, known.version, policy)
+            if sid in earlier:  # screened clean before: its decision stands
+                out[index] = _clean_result(sid, order)
+                continue
+        try:
+            screened = None if screener.needs_graph(order) else screener.screen(order, policy)
+        except ExdeskError as exc:  # the world cannot serve it: nothing stored, said why
+            out[index] = exc
+            continue
+        version = known.version if unchanged and known is not None else None
+        if screened is not None and screened.clean and not _in_graph(app, world_id, order, version):
+            clean.append(_Clean(index, screened, policy, version))
+            waiting.add(order.order_id)
+            continue
+        _flush(app, world_id, clean, out, actor=actor, role=role)
+        try:
+            out[index] = usecases.handle(app, world_id, order, actor=actor, role=role)
+        except ExdeskError as exc:
+            out[index] = exc
+        screener.refresh()  # what the order's plan did to stock shows in the next ones' view
+    _flush(app, world_id, clean, out, actor=actor, role=role)
+    done = [o for o in out if o is not None]
+    assert len(done) == len(orders)
+    return done
+
+
+def _screened_before(
+    app: Exdesk, world_id: str, orders: Sequence[Order], stored: dict[str, Any]
+) -> set[str]:
+    """The screened ids of the batch's unchanged orders that were decided clean before."""
+    ids = {}
+    for order in orders:
+        known = stored.get(order.order_id)
+        if known is not None:
+            sid = screened_thread_id(
+                world_id, order.order_id, known.version, app.policy_for(order.order_id)
+            )
+            ids[f"{sid}:detected"] = sid
+    return {ids[k] for k in app.audit.keys_present(list(ids))} if ids else set()
+
+
+def _in_graph(app: Exdesk, world_id: str, order: Order, version: int | None) -> bool:
+    """Whether an unchanged order was handled by the graph under its policy (its thread then
+    gives its result again). A new submission has no thread yet."""
+    if version is None:
+        return False
+    desk = app.desk(world_id, order.order_id)
+    return app.runner.started(thread_id_for(desk, order.order_id, version))
+
+
+def _clean_result(thread_id: str, order: Order) -> RunResult:
+    return RunResult(
+        thread_id=thread_id,
+        order_id=order.order_id,
+        kinds=[],
+        plans={},
+        decisions={},
+        pending={},
+        order_after=order,
+    )
+
+
+def _flush(
+    app: Exdesk,
+    world_id: str,
+    clean: list[_Clean],
+    out: list[Outcome | None],
+    *,
+    actor: str,
+    role: str | None,
+) -> None:
+    """Take the clean orders' submissions and record their decisions, in one transaction."""
+    if not clean:
+        return
+
+    def work(conn: Connection) -> list[str | None]:
+        new = [c for c in clean if c.version is None]
+        taken = iter(app.orders.submit_many(conn, world_id, [c.screened.ctx.order for c in new]))
+        items: list[tuple[str, str, dict[str, Any]]] = []
+        keys: list[str | None] = []
+        ids: list[str | None] = []
+        policies: set[str] = set()
+        for item in clean:
+            version = item.version
+            if version is None:
+                submission = next(taken)
+                if not submission.changed:
+                    ids.append(None)  # another process took this very order first: theirs
+                    continue
+                version = submission.version
+            sid = screened_thread_id(
+                world_id, item.screened.ctx.order.order_id, version, item.policy
+            )
+            if item.policy.digest not in policies:
+                policies.add(item.policy.digest)
+                policy_item, policy_key = policy_entry(item.policy)
+                items.append(policy_item)
+                keys.append(policy_key)
+            payload = detected_payload(
+                world_id, item.screened.ctx, [], version=version, thread_id=sid
+            )
+            payload["screened"] = True
+            payload["submitted_by"] = actor if role is None else f"{actor} ({role})"
+            items.append(("agent", "order.detected", payload))
+            keys.append(f"{sid}:detected")
+            ids.append(sid)
+        app.audit.append_many(items, keys=keys, conn=conn)
+        return ids
+
+    try:
+        ids = write(app.engine, work)
+    except IntegrityError:  # another process inserted one of these orders first: go again
+        ids = write(app.engine, work)
+    for item, sid in zip(clean, ids, strict=True):
+        order = item.screened.ctx.order
+        if sid is None:
+            version = app.orders.version(world_id, order.order_id)
+            sid = screened_thread_id(world_id, order.order_id, version, item.policy)
+        result = _clean_result(sid, order)
+        out[item.index] = result
+        decide_beside_quietly(app, world_id, result)
+    clean.clear()
