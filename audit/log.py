@@ -252,6 +252,8 @@ class AuditLog:
         """Write ``items`` after ``head``, sign the new tree and move the head."""
         signing_key = key or self._current_key(head)
         redactor = personal.Pseudonymizer(conn, self._sql) if self._personal else None
+        if redactor is not None and len(items) > 1:
+            redactor.prepare(item[3] for item in items)
         seq, prev, at = head.seq, head.hash, self._now()
         frontier = head.frontier.copy()
         rows: list[dict[str, Any]] = []

@@ -69,6 +69,23 @@ class Pseudonymizer:
         self._salts: dict[str, bytes] = {}
         self._values: dict[str, tuple[str, str]] = {}  # ref → (subject, value)
 
+    def prepare(self, payloads: Iterable[Mapping[str, Any]]) -> None:
+        """Read (or make) the salts of the payloads' subjects at once: a batch of entries
+        about many orders costs one query and one insert, not two statements an order."""
+        wanted = {_subject(p, LOG_SUBJECT) for p in payloads} - set(self._salts)
+        if not wanted:
+            return
+        found = {
+            str(row.subject): str(row.salt)
+            for row in self._conn.execute(self._sql.salts_of, {"b_subjects": sorted(wanted)})
+        }
+        made = {subject: secrets.token_hex(32) for subject in sorted(wanted - set(found))}
+        if made:
+            self._conn.execute(
+                self._sql.insert_subject, [{"subject": k, "salt": v} for k, v in made.items()]
+            )
+        self._salts.update({k: bytes.fromhex(v) for k, v in {**found, **made}.items()})
+
     def redact(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         subject = _subject(payload, LOG_SUBJECT)
         return self._object(payload, subject, None)

@@ -19,6 +19,7 @@ class Statements:
     insert_checkpoint: Insert
     move_head: Update
     salt_of: Select[tuple[object, ...]]
+    salts_of: Select[tuple[object, ...]]
     insert_subject: Insert
     insert_personal: Insert
 
@@ -42,6 +43,9 @@ def build_statements(t: AuditTables, dialect: str) -> Statements:
             log_key=bindparam("b_key"),
         ),
         salt_of=select(t.subjects.c.salt).where(t.subjects.c.subject == bindparam("b_subject")),
+        salts_of=select(t.subjects.c.subject, t.subjects.c.salt).where(
+            t.subjects.c.subject.in_(bindparam("b_subjects", expanding=True))
+        ),
         insert_subject=insert(t.subjects),
         insert_personal=_insert_new(t, dialect),
     )

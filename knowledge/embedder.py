@@ -21,7 +21,9 @@ embed a search and a stored passage differently (e5's ``query:``/``passage:`` pr
 from __future__ import annotations
 
 import hashlib
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
@@ -199,3 +201,43 @@ def make_embedder(name: str, *, device: str | None = None) -> Embedder:
             option = ""
         parts.append(Centered(base) if option == "centered" else base)
     return parts[0] if len(parts) == 1 else Joined(parts)
+
+
+class Remembered:
+    """``base`` with the vectors of the last ``size`` texts kept: the texts exdesk embeds are
+    made from a situation's structured facts (``knowledge.situation.describe``), so the same
+    sentence comes again and again at a peak, and a model call costs tens of milliseconds."""
+
+    def __init__(self, base: Embedder, size: int = 4096) -> None:
+        self.base = base
+        self._size = size
+        self._kept: OrderedDict[tuple[str, bool], Vectors] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.base.name
+
+    @property
+    def dim(self) -> int:
+        return self.base.dim
+
+    def embed(self, texts: Sequence[str], *, query: bool = False) -> Vectors:
+        with self._lock:
+            rows = {t: self._kept.get((t, query)) for t in texts}
+            for text, row in rows.items():
+                if row is not None:
+                    self._kept.move_to_end((text, query))
+        missing = [t for t, row in rows.items() if row is None]
+        if missing:
+            made = self.base.embed(missing, query=query)
+            with self._lock:
+                for text, row in zip(missing, made, strict=True):
+                    rows[text] = row
+                    self._kept[(text, query)] = row
+                while len(self._kept) > self._size:
+                    self._kept.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        found = [row for row in (rows[t] for t in texts) if row is not None]
+        return np.stack(found).astype(np.float32)

@@ -27,7 +27,6 @@ from sqlalchemy.exc import IntegrityError
 from agent.inputs import detected_payload, policy_entry
 from agent.runner import RunResult, thread_id_for
 from agent.screen import Screened, Screener, screened_thread_id
-from domain.digest import digest
 from domain.errors import ExdeskError
 from domain.models import Order
 from domain.policy import Policy
@@ -46,6 +45,7 @@ class _Clean:
     screened: Screened
     policy: Policy
     version: int | None  # None: a new submission (its version is known when it is taken)
+    seal: str  # the order's digest (``OrderBook.seal``)
 
 
 @dataclass
@@ -109,7 +109,8 @@ def run_batch(
     for index, order in enumerate(orders):
         policy = app.policy_for(order.order_id)
         known = stored.get(order.order_id)
-        unchanged = known is not None and known.digest == digest(order.as_json())
+        seal = app.orders.seal(order)
+        unchanged = known is not None and known.digest == seal
         if not clean:
             waiting.clear()
         if order.order_id in waiting:
@@ -128,7 +129,7 @@ def run_batch(
             continue
         version = known.version if unchanged and known is not None else None
         if screened is not None and screened.clean and not _in_graph(app, world_id, order, version):
-            clean.append(_Clean(index, screened, policy, version))
+            clean.append(_Clean(index, screened, policy, version, seal))
             waiting.add(order.order_id)
             continue
         _flush(app, world_id, clean, out, actor=actor, role=role)
@@ -194,7 +195,8 @@ def _flush(
 
     def work(conn: Connection) -> list[str | None]:
         new = [c for c in clean if c.version is None]
-        taken = iter(app.orders.submit_many(conn, world_id, [c.screened.ctx.order for c in new]))
+        orders = [c.screened.ctx.order for c in new]
+        taken = iter(app.orders.submit_many(conn, world_id, orders, [c.seal for c in new]))
         items: list[tuple[str, str, dict[str, Any]]] = []
         keys: list[str | None] = []
         ids: list[str | None] = []

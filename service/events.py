@@ -159,6 +159,8 @@ def cloud_events(
     if entry.event not in _MAPPED:
         return []
     p = entry.payload
+    if entry.event == "order.detected" and not p.get("kinds"):
+        return []  # a clean order: no event (``_typed``), and no query to find that out
     order_id = _order_id(p)
     if order_id is None:
         return []

@@ -58,17 +58,23 @@ def error_report(case_id: str, order: Order, error: ExdeskError) -> dict[str, An
 class ReportFile:
     """``exdesk run --out``: each order's report, a JSON line, written as it comes to a file
     beside the target that takes the target's place when the run ends (a reader never sees
-    half a report; a run that fails leaves the earlier report). No path: writes nothing."""
+    half a report; a run that fails leaves the earlier report). A path that is not a file
+    (``/dev/null``, a pipe) is written as it goes. No path: writes nothing."""
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
-        self._tmp = None if path is None else path.with_name(f".{path.name}.tmp")
+        self._tmp: Path | None = None
         self._fp: IO[str] | None = None
 
     def __enter__(self) -> ReportFile:
-        if self._tmp is not None:
-            self._tmp.parent.mkdir(parents=True, exist_ok=True)
-            self._fp = self._tmp.open("w", encoding="utf-8")
+        if self._path is None:
+            return self
+        if self._path.exists() and not self._path.is_file():
+            self._fp = self._path.open("w", encoding="utf-8")
+            return self
+        self._tmp = self._path.with_name(f".{self._path.name}.tmp")
+        self._tmp.parent.mkdir(parents=True, exist_ok=True)
+        self._fp = self._tmp.open("w", encoding="utf-8")
         return self
 
     def write(self, report: dict[str, Any]) -> None:
@@ -81,9 +87,11 @@ class ReportFile:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._fp is None or self._tmp is None or self._path is None:
+        if self._fp is None:
             return
         self._fp.close()
+        if self._tmp is None or self._path is None:
+            return
         if kind is None:
             self._tmp.replace(self._path)
         else:

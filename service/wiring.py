@@ -31,7 +31,7 @@ from domain.errors import InputError, ToolRejected
 from domain.models import Kind, Order, Strategy
 from domain.policy import Policy, default_policy, parse_policy
 from knowledge.cases import PastCase
-from knowledge.embedder import make_embedder
+from knowledge.embedder import Remembered, make_embedder
 from knowledge.memory import CaseStore, SimilarCase
 from knowledge.shared import SharedFolderMemory
 from knowledge.store import open_memory
@@ -142,7 +142,7 @@ def shop_for(settings: Settings) -> HttpShop | None:
 def memory_for(settings: Settings, *, persistent: bool) -> CaseStore:
     """The data dir's case memory (or the Qdrant server's), or a fresh, empty one that does not
     learn (an eval's: its results must not depend on history or on the order of its cases)."""
-    embedder = make_embedder(settings.embedding_model)
+    embedder = Remembered(make_embedder(settings.embedding_model))
     floor = settings.similarity_floor
     if not persistent:
         return open_memory(url=None, embedder=embedder, floor=floor, learns=False)

@@ -61,7 +61,7 @@ class OrderBook:
     ) -> Submission:
         """Take an order as submitted; see the module for what a resubmission does. ``then``
         runs in the same transaction, given what was taken (the audit entry that records it)."""
-        body, seal = _body(order), digest(order.as_json())
+        body, seal = _body(order), self.seal(order)
 
         def work(conn: Connection) -> Submission:
             taken = take(conn)
@@ -99,6 +99,11 @@ class OrderBook:
         except IntegrityError:  # another process inserted it first: now it is an update
             return write(self.engine, work)
 
+    @staticmethod
+    def seal(order: Order) -> str:
+        """The digest of an order's submitted content: its version rises when this changes."""
+        return digest(order.as_json())
+
     def states(self, world_id: str, order_ids: Sequence[str]) -> dict[str, Submitted]:
         """The stored version and submitted digest of each of ``order_ids`` the store holds,
         in one query per thousand ids."""
@@ -114,12 +119,17 @@ class OrderBook:
         return out
 
     def submit_many(
-        self, conn: Connection, world_id: str, batch: Sequence[Order]
+        self,
+        conn: Connection,
+        world_id: str,
+        batch: Sequence[Order],
+        seals: Sequence[str] | None = None,
     ) -> list[Submission]:
         """Take each order of ``batch`` (each order id once) as ``submit`` does, in the
         caller's transaction: one read of what is stored, one insert of the new orders, one
         update per changed one. A concurrent insert of the same order raises
-        ``IntegrityError`` (the caller's transaction is then rolled back; run it again)."""
+        ``IntegrityError`` (the caller's transaction is then rolled back; run it again).
+        ``seals``: the orders' digests (``seal``), when the caller made them already."""
         ids = [o.order_id for o in batch]
         if len(set(ids)) != len(ids):
             raise ValueError("submit_many takes each order id once")
@@ -138,8 +148,9 @@ class OrderBook:
         now = datetime.now(UTC)
         fresh: list[dict[str, object]] = []
         out: list[Submission] = []
-        for order in batch:
-            body, seal = _body(order), digest(order.as_json())
+        for index, order in enumerate(batch):
+            body = _body(order)
+            seal = seals[index] if seals is not None else self.seal(order)
             fields = {"submitted": body, "submitted_digest": seal, "body": body, "updated_at": now}
             known = stored.get(order.order_id)
             if known is None:

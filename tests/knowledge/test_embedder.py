@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from knowledge.calibration import (
     pairs_digest,
     shipped_means,
 )
-from knowledge.embedder import HashEmbedder, Joined, make_embedder, text_features
+from knowledge.embedder import HashEmbedder, Joined, Remembered, make_embedder, text_features
 from knowledge.errors import EmbedderUnavailable
 from knowledge.models import (
     E5Embedder,
@@ -157,3 +158,27 @@ def test_minilm_loads_offline_from_the_package_and_embeds_unit_vectors() -> None
     assert vectors.shape == (2, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert embedder.embed([]).shape == (0, 384)
+
+
+def test_remembered_embeds_each_text_once_and_gives_the_same_rows() -> None:
+    calls: list[list[str]] = []
+
+    class Counting(HashEmbedder):
+        def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+            calls.append(list(texts))
+            return super().embed(texts, query=query)
+
+    base = HashEmbedder(64)
+    kept = Remembered(Counting(64), size=2)
+    texts = ["stockout at WH-SHA", "card declined", "stockout at WH-SHA"]
+    first = kept.embed(texts)
+    assert np.allclose(first, base.embed(texts))
+    assert calls == [["stockout at WH-SHA", "card declined"]]  # each distinct text once
+    again = kept.embed(["card declined"])
+    assert np.allclose(again[0], first[1]) and len(calls) == 1  # kept: no model call
+    kept.embed(["card declined"], query=True)  # a query vector is another vector
+    assert len(calls) == 2
+    kept.embed(["a third text"])  # size 2: the oldest goes
+    kept.embed(["stockout at WH-SHA"])
+    assert calls[-1] == ["stockout at WH-SHA"]
+    assert kept.embed([]).shape == (0, 64) and kept.name == base.name

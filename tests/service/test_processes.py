@@ -149,7 +149,7 @@ def test_four_processes_race_for_twenty_units(install: Install, tmp_path: Path) 
     app = install.app()
     try:
         entries = _check_consistent(app)
-        decided = Counter(e.payload["order_id"] for e in entries if e.event == "gate.decided")
+        decided = Counter(e.payload["order_id"] for e in entries if e.event == "order.detected")
         assert len(decided) == 40 and set(decided.values()) == {1}
         retrieved = [e for e in entries if e.event == "cases.retrieved"]
         assert len(retrieved) == 40 and all(e.payload["cases"]["stockout"] for e in retrieved)
@@ -235,7 +235,7 @@ def test_a_run_killed_again_and_again_does_everything_once(
     app = install.app()
     try:
         entries = _check_consistent(app)
-        decided = Counter(e.payload["order_id"] for e in entries if e.event == "gate.decided")
+        decided = Counter(e.payload["order_id"] for e in entries if e.event == "order.detected")
         assert set(decided) == set(template_of) and set(decided.values()) == {1}
         assert {e.payload["order_version"] for e in entries if e.event == "order.detected"} == {1}
         sent = Counter(
