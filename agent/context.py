@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 
 from domain.errors import InputError
 from domain.models import Event, Order, ShippingRate, Warehouse, World
@@ -19,23 +20,25 @@ class Checkers:
 
 @dataclass
 class Context:
-    """One order in its world. Indexes are built once per context."""
+    """One order in its world. Indexes are built once per context, when first read."""
 
     order: Order
     world: World
     policy: Policy
     checkers: Checkers
     _warehouses: dict[str, Warehouse] = field(default_factory=dict, init=False)
-    _rates: dict[tuple[str, str, str], ShippingRate] = field(default_factory=dict, init=False)
-    _stock: dict[tuple[str, str], int] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self._warehouses = {w.id: w for w in self.world.warehouses}
         self._check_references()
-        self._rates = {
-            (r.warehouse_id, r.country_code, r.service): r for r in self.world.shipping_rates
-        }
-        self._stock = {(s.warehouse_id, s.sku): s.available for s in self.world.inventory}
+
+    @cached_property
+    def _rates(self) -> dict[tuple[str, str, str], ShippingRate]:
+        return {(r.warehouse_id, r.country_code, r.service): r for r in self.world.shipping_rates}
+
+    @cached_property
+    def _stock(self) -> dict[tuple[str, str], int]:
+        return {(s.warehouse_id, s.sku): s.available for s in self.world.inventory}
 
     # --- facts --------------------------------------------------------------------------
 

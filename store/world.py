@@ -20,7 +20,15 @@ from sqlalchemy import Connection, Engine, Table, and_, delete, insert, select, 
 from sqlalchemy.exc import IntegrityError
 
 from domain.errors import InputError
-from domain.models import CatalogItem, Event, Order, ShippingRate, StockRow, World
+from domain.models import (
+    CatalogItem,
+    Event,
+    Order,
+    Replenishment,
+    ShippingRate,
+    StockRow,
+    World,
+)
 from store.db import write
 from store.schema import (
     catalog,
@@ -101,6 +109,10 @@ def _grouped(items: Any, key: Callable[[Any], str]) -> dict[str, tuple[Any, ...]
     return {k: tuple(v) for k, v in out.items()}
 
 
+_SKU_SETS = 65_536  # sets of SKUs whose facts a snapshot keeps
+_SkuFacts = tuple[tuple[CatalogItem, ...], tuple[StockRow, ...], tuple[Replenishment, ...]]
+
+
 @dataclass(frozen=True)
 class WorldSnapshot:
     """Every fact of one world at one revision, indexed by what a view of one order selects,
@@ -114,6 +126,7 @@ class WorldSnapshot:
     rates: dict[str, tuple[ShippingRate, ...]] = field(repr=False)
     events: dict[str, tuple[Event, ...]] = field(repr=False)
     recent: dict[str, tuple[Order, ...]] = field(repr=False)
+    _skus: dict[tuple[str, ...], _SkuFacts] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, world_id: str, revision: int, world: World) -> WorldSnapshot:
@@ -132,28 +145,44 @@ class WorldSnapshot:
         """The facts that bear on ``order``: its SKUs and their substitutes (catalog, stock,
         replenishment), rates to its destination, its events, the customer's recent orders;
         every warehouse and FX rate. Stock counts exdesk's own holds as reserved."""
-        own = sorted(order.qty_by_sku())
-        items = [self.catalog[s] for s in own if s in self.catalog]
-        subs = sorted({s for item in items for s in item.substitutes} - set(own))
-        items += [self.catalog[s] for s in subs if s in self.catalog]
-        skus = sorted({*own, *subs})
-        wanted = set(skus)
-        inventory = sorted(
-            (row for sku in skus for row in self.stock.get(sku, ())),
-            key=lambda r: (r.warehouse_id, r.sku),
-        )
+        catalog, inventory, replenishment = self._of_skus(tuple(sorted(order.qty_by_sku())))
         # Parts validated when the snapshot was built: the view is assembled, not validated.
         return World.model_construct(
             now=self.world.now,
             warehouses=self.world.warehouses,
-            inventory=tuple(inventory),
-            replenishment=tuple(r for r in self.world.replenishment if r.sku in wanted),
-            catalog=tuple(sorted(items, key=lambda c: c.sku)),
+            inventory=inventory,
+            replenishment=replenishment,
+            catalog=catalog,
             shipping_rates=self.rates.get(order.ship_to.country_code, ()),
             fx_to_usd=self.world.fx_to_usd,
             events=self.events.get(order.order_id, ()),
             recent_orders=self.recent.get(order.customer.id, ()),
         )
+
+    def _of_skus(self, own: tuple[str, ...]) -> _SkuFacts:
+        """(catalog, stock, replenishment) of ``own`` SKUs and their substitutes, made once
+        per set of SKUs (the snapshot never changes)."""
+        found = self._skus.get(own)
+        if found is not None:
+            return found
+        items = [self.catalog[s] for s in own if s in self.catalog]
+        subs = sorted({s for item in items for s in item.substitutes} - set(own))
+        items += [self.catalog[s] for s in subs if s in self.catalog]
+        wanted = {*own, *subs}
+        made = (
+            tuple(sorted(items, key=lambda c: c.sku)),
+            tuple(
+                sorted(
+                    (row for sku in wanted for row in self.stock.get(sku, ())),
+                    key=lambda r: (r.warehouse_id, r.sku),
+                )
+            ),
+            tuple(r for r in self.world.replenishment if r.sku in wanted),
+        )
+        if len(self._skus) >= _SKU_SETS:
+            self._skus.clear()  # a catalog with more combinations than are worth keeping
+        self._skus[own] = made
+        return made
 
 
 class WorldRows:

