@@ -63,6 +63,12 @@ class Screener:
         if isinstance(self._facts, WorldSnapshots):
             self._snapshot = self._facts.snapshot()
 
+    @property
+    def revision(self) -> int | None:
+        """The revision of the world snapshot screenings read (None: no snapshot, each
+        order's facts are read on their own)."""
+        return None if self._snapshot is None else self._snapshot.revision
+
     def needs_graph(self, order: Order) -> bool:
         """Whether the order must go to the graph whatever screening finds: a model must
         read its notes, and that reading is made and recorded there."""

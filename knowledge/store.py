@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from domain.models import Kind, Strategy
 from knowledge.cases import Outcome, PastCase
-from knowledge.embedder import Embedder
+from knowledge.embedder import Embedder, Remembered
 from knowledge.engines import EdgeEngine, Engine, Hit, ServerEngine
 from knowledge.errors import CaseMemoryUnavailable
 from knowledge.memory import SimilarCase
@@ -251,6 +251,13 @@ class MemoryBase:
 
     def _empty(self) -> bool:
         raise NotImplementedError
+
+    def warm(self, texts: Sequence[str]) -> None:
+        """Embed, at once, the texts the next searches will be made with, where the embedder
+        keeps what it made (``Remembered``): one model call for a batch's searches instead of
+        one each. Nothing when the memory is empty (no search would embed)."""
+        if texts and isinstance(self.embedder, Remembered) and not self._empty():
+            self.embedder.embed(list(dict.fromkeys(texts)), query=True)
 
     def search(
         self,

@@ -25,11 +25,14 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from agent.inputs import detected_payload, policy_entry
+from agent.rank import situation_for
 from agent.runner import RunResult, thread_id_for
 from agent.screen import Screened, Screener, screened_thread_id
 from domain.errors import ExdeskError
 from domain.models import Order
 from domain.policy import Policy
+from knowledge.situation import describe
+from knowledge.store import MemoryBase
 from service import usecases
 from service.shadow import decide_beside_quietly
 from service.wiring import Exdesk
@@ -103,13 +106,23 @@ def run_batch(
     screener.refresh()
     stored = app.orders.states(world_id, [o.order_id for o in orders])
     earlier = _screened_before(app, world_id, orders, stored)
+    seals = [app.orders.seal(o) for o in orders]
+    decided = {  # unchanged orders screened clean before: nothing to screen
+        i
+        for i, o in enumerate(orders)
+        if (known := stored.get(o.order_id)) is not None
+        and known.digest == seals[i]
+        and screened_thread_id(world_id, o.order_id, known.version, app.policy_for(o.order_id))
+        in earlier
+    }
+    ahead = _screen_ahead(app, screener, orders, skip=decided)
     out: list[Outcome | None] = [None] * len(orders)
     clean: list[_Clean] = []
     waiting: set[str] = set()  # the order ids in ``clean``
     for index, order in enumerate(orders):
         policy = app.policy_for(order.order_id)
         known = stored.get(order.order_id)
-        seal = app.orders.seal(order)
+        seal = seals[index]
         unchanged = known is not None and known.digest == seal
         if not clean:
             waiting.clear()
@@ -122,8 +135,14 @@ def run_batch(
             if sid in earlier:  # screened clean before: its decision stands
                 out[index] = _clean_result(sid, order)
                 continue
+        early = ahead.get(index)
         try:
-            screened = None if screener.needs_graph(order) else screener.screen(order, policy)
+            if screener.needs_graph(order):
+                screened = None
+            elif early is not None and early[0] == screener.revision:
+                screened = early[1].value()  # screened ahead, and the world is as it was
+            else:
+                screened = screener.screen(order, policy)
         except ExdeskError as exc:  # the world cannot serve it: nothing stored, said why
             out[index] = exc
             continue
@@ -142,6 +161,46 @@ def run_batch(
     done = [o for o in out if o is not None]
     assert len(done) == len(orders)
     return done
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    screened: Screened | None
+    error: ExdeskError | None
+
+    def value(self) -> Screened:
+        if self.error is not None:
+            raise self.error
+        assert self.screened is not None
+        return self.screened
+
+
+def _screen_ahead(
+    app: Exdesk, screener: Screener, orders: Sequence[Order], *, skip: set[int]
+) -> dict[int, tuple[int, _Ahead]]:
+    """Screen the batch against the world as it stands, before any of it is handled: the
+    screenings stand for orders the world has not changed for meanwhile, and the case
+    memory embeds the exceptions' searches in one call (``warm``) instead of one each."""
+    revision = screener.revision
+    if revision is None:
+        return {}
+    ahead: dict[int, tuple[int, _Ahead]] = {}
+    texts: list[str] = []
+    for index, order in enumerate(orders):
+        if index in skip or screener.needs_graph(order):
+            continue
+        policy = app.policy_for(order.order_id)
+        try:
+            screened = screener.screen(order, policy)
+        except ExdeskError as exc:
+            ahead[index] = (revision, _Ahead(None, exc))
+            continue
+        ahead[index] = (revision, _Ahead(screened, None))
+        texts += [describe(situation_for(screened.ctx, f)) for f in screened.findings]
+    memory = app.case_memory if texts else None
+    if isinstance(memory, MemoryBase):
+        memory.warm(texts)
+    return ahead
 
 
 def _screened_before(
