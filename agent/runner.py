@@ -16,7 +16,7 @@ from langgraph.types import Command
 from agent.desk import Desk
 from agent.graph import by_kind
 from domain.digest import digest
-from domain.models import Decision, Kind, Order, Plan, ProposalStatus
+from domain.models import Decision, Kind, Order, Plan, Proposal, ProposalStatus
 from store.locks import named_lock
 
 
@@ -38,6 +38,25 @@ def thread_id_for(desk: Desk, order_id: str, version: int) -> str:
     return f"T-{who}-v{version}-{desk.policy.digest[:12]}"
 
 
+def _kept(desk: Desk, drafted: list[Proposal], version: int) -> str | None:
+    """The paused thread of this order version whose proposals a policy change kept for the
+    version now deciding it (``service.policy_rebind``: the same decision, its votes stand),
+    or None. The order handled again goes on there rather than being planned anew; not when
+    any proposal of that thread is closed (void, superseded, run), which a new plan decides."""
+    kept = {
+        p.thread_id
+        for p in drafted
+        if p.status.is_open and p.order_version == version and p.policy_ref == desk.policy.ref
+    }
+    if len(kept) != 1:
+        return None
+    (thread,) = kept
+    ours = [p for p in drafted if p.thread_id == thread]
+    if all(p.status.is_open and p.policy_ref == desk.policy.ref for p in ours):
+        return thread
+    return None
+
+
 class Runner:
     def __init__(
         self, graph: Any, *, durability: str = "sync", lock_timeout: float = 120.0
@@ -55,10 +74,11 @@ class Runner:
             desk.engine, f"order:{desk.world_id}/{order_id}", timeout=self._lock_timeout
         ):
             version = desk.version(order_id)
-            thread_id = thread_id_for(desk, order_id, version)
+            drafted = desk.review.find(world_id=desk.world_id, order_id=order_id)
+            thread_id = _kept(desk, drafted, version) or thread_id_for(desk, order_id, version)
             start = {"thread_id": thread_id, "order_id": order_id, "order_version": version}
             self._advance(desk, thread_id, start)
-            self._supersede_others(desk, order_id, thread_id)
+            self._supersede_others(desk, order_id, thread_id, drafted)
             return self.result(desk, thread_id)
 
     def started(self, thread_id: str) -> bool:
@@ -95,10 +115,13 @@ class Runner:
             payload = None  # stopped between steps (a crash): go on from the last checkpoint
         self._graph.invoke(payload, config, context=desk, durability=self._durability)
 
-    def _supersede_others(self, desk: Desk, order_id: str, thread_id: str) -> None:
-        """Open proposals of the order that its current thread did not draft are obsolete."""
-        for earlier in desk.review.open_for(desk.world_id, order_id):
-            if earlier.thread_id == thread_id:
+    def _supersede_others(
+        self, desk: Desk, order_id: str, thread_id: str, drafted: list[Proposal]
+    ) -> None:
+        """Open proposals of the order (``drafted``: its proposals, read under the order's
+        lock) that its current thread did not draft are obsolete."""
+        for earlier in drafted:
+            if earlier.thread_id == thread_id or not earlier.status.is_open:
                 continue
             pid = earlier.proposal_id
             desk.record(

@@ -104,6 +104,11 @@ def test_activation_keeps_the_approvals_it_decides_the_same_and_voids_the_others
     assert rebound_entry["proposal_id"] == customs.proposal_id
     assert (rebound_entry["policy"], rebound_entry["differs"]) == (default_ref, None)
 
+    # handled again (the same order, now under version 1), it goes on where it waits
+    again = _handle(app, _customs_order("V-2"))
+    assert again.pending and list(again.pending.values()) == [customs.proposal_id]
+    assert app.review.get(customs.proposal_id).status is ProposalStatus.PENDING
+    assert usecases.missing(app, app.review.get(customs.proposal_id)) is not None
     # the kept approval counts: one more and the plan runs, under the version now in force
     done = _approve(app, customs.proposal_id, people["bob"])
     assert done.run is not None
