@@ -78,7 +78,7 @@ class Runner:
             thread_id = _kept(desk, drafted, version) or thread_id_for(desk, order_id, version)
             start = {"thread_id": thread_id, "order_id": order_id, "order_version": version}
             self._advance(desk, thread_id, start)
-            self._supersede_others(desk, order_id, thread_id, drafted)
+            self._supersede_others(desk, order_id, thread_id)
             return self.result(desk, thread_id)
 
     def started(self, thread_id: str) -> bool:
@@ -115,13 +115,10 @@ class Runner:
             payload = None  # stopped between steps (a crash): go on from the last checkpoint
         self._graph.invoke(payload, config, context=desk, durability=self._durability)
 
-    def _supersede_others(
-        self, desk: Desk, order_id: str, thread_id: str, drafted: list[Proposal]
-    ) -> None:
-        """Open proposals of the order (``drafted``: its proposals, read under the order's
-        lock) that its current thread did not draft are obsolete."""
-        for earlier in drafted:
-            if earlier.thread_id == thread_id or not earlier.status.is_open:
+    def _supersede_others(self, desk: Desk, order_id: str, thread_id: str) -> None:
+        """Open proposals of the order that its current thread did not draft are obsolete."""
+        for earlier in desk.review.open_for(desk.world_id, order_id):
+            if earlier.thread_id == thread_id:
                 continue
             pid = earlier.proposal_id
             desk.record(
