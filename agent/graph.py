@@ -35,6 +35,8 @@ from agent.inputs import case_inputs, detected_payload, policy_entry
 from agent.learn import learned_case, learned_case_id, succeeded
 from agent.notes import must_read, read_notes
 from agent.rank import rank, retrieve_evidence, situation_for
+from audit.models import AuditEntry
+from audit.personal import refs_in, restore
 from domain.approvals import approvals_of
 from domain.digest import plan_digest
 from domain.models import (
@@ -123,25 +125,44 @@ def node_retrieve(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
         }
     except CaseMemoryUnavailable as exc:
         # History only ever reorders plans on strong evidence: go on without it, and say so.
-        desk.audit.append(
+        entry = desk.audit.append(
             "agent",
             "cases.unavailable",
             {"order_id": order.order_id, "why": str(exc)},
             key=f"{state['thread_id']}:retrieved",
         )
-        return {"similar": {}, **kept}
-    desk.audit.append(
+        return {"similar": _as_recorded(desk, entry, {}), **kept}
+    evidence = case_inputs(similar)  # what ranking counts, for replay
+    entry = desk.audit.append(
         "agent",
         "cases.retrieved",
         {
             "order_id": order.order_id,
             "thread_id": state["thread_id"],
             "cases": {k.value: [c["case_id"] for c in v] for k, v in similar.items()},
-            "evidence": case_inputs(similar),  # what ranking counted, for replay
+            "evidence": evidence,
         },
         key=f"{state['thread_id']}:retrieved",
     )
-    return {"similar": similar, **kept}
+    return {"similar": _as_recorded(desk, entry, similar, evidence), **kept}
+
+
+def _as_recorded(
+    desk: Desk,
+    entry: AuditEntry,
+    similar: dict[Kind, Any],
+    evidence: dict[str, Any] | None = None,
+) -> dict[Kind, Any]:
+    """The past cases ranking counts: those just retrieved, unless an earlier try of this run
+    recorded its retrieval (the process died before the step's checkpoint) and the memory has
+    changed since; then the recorded ones, so the decision is the one the log replays."""
+    if entry.event != "cases.retrieved":  # the earlier try found the memory away
+        return {}
+    recorded = entry.payload.get("evidence") or {}
+    if recorded == (evidence or {}):
+        return similar
+    refs = sorted(refs_in(recorded))
+    return by_kind(restore(recorded, desk.audit.clear_values(refs) if refs else {}))
 
 
 def node_draft(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
