@@ -2,7 +2,9 @@
 restarted once in the middle of it; the orders come in ten waves, one before each kill, so
 that every kill falls inside the run on a machine of any speed. Every order is decided
 exactly once, every executed action ran once, no message went out twice, the audit log
-verifies and replays every decision.
+verifies and replays every decision. The events relay runs beside the workers, to the same
+NATS, and is SIGKILLed twice: every event of the outbox is on the events stream at least
+once, and de-duplicates to once by its id.
 
 NATS here is a server of the test's own (``nats-server -js`` on a free port of 127.0.0.1, with
 a store dir in the test's folder), so that restarting it touches nothing else; the test is
@@ -12,7 +14,9 @@ EXDESK_TEST_DATABASE_URL is set (the database several machines share), else on S
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -24,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -85,7 +90,7 @@ def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
     own_nats: OwnNats, tmp_path: Path
 ) -> None:
     _name, extra = stream_env(own_nats.url)
-    env = {**base_env(), **extra, "EXDESK_STREAM_ACK_WAIT_S": "2"}
+    env = {**base_env(), **extra, "EXDESK_STREAM_ACK_WAIT_S": "2", **_relay_env(own_nats.url)}
     base = os.environ.get(PG_ENV)
     with scratch_schema(base, "exdesk_faults") if base else contextlib.nullcontext() as schema:
         if schema:
@@ -108,6 +113,7 @@ def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
         # inside the run, with orders published and not yet decided.
         rng = random.Random(16)
         workers = [worker(), worker()]
+        relay = install.run("events", "relay")
         published = kills = inside = 0
         for round_ in range(10):
             before = _decided_count(engine)
@@ -132,6 +138,10 @@ def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
                 time.sleep(rng.uniform(0.5, 1.5))
                 own_nats.start()
             workers[victim] = worker()
+            if round_ in (2, 7):  # the relay too, wherever it is (between publish and mark)
+                relay.send_signal(signal.SIGKILL)
+                relay.communicate(timeout=60)
+                relay = install.run("events", "relay")
         engine.dispose()
         assert kills == 10
         assert inside >= 5, f"only {inside} of 10 kills fell with orders still to decide"
@@ -146,6 +156,7 @@ def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
         last = install.run("worker", "--stream", own_nats.url, "--until-idle", "4")
         output = last.communicate(timeout=600)[0]
         assert last.returncode == 0, output
+        _relayed(install, relay)
 
         app = install.app()
         try:
@@ -167,6 +178,15 @@ def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
             }
             reallocations = sum(1 for n in template_of.values() if n == "EX-inject-stock-012")
             assert held[("WH-SZX", "HDP-BT-200")] == 3 * reallocations
+            # events out: every one on the stream at least once, once by its id
+            published = _events_on_stream(own_nats.url)
+            assert [json.loads(body)["id"] for _, body in published] == [
+                msg_id for msg_id, _ in published
+            ]
+            by_id = {msg_id: body for msg_id, body in published}
+            rows = app.outbox.list()
+            assert rows and set(by_id) == {r.event_id for r in rows}
+            assert all(json.loads(by_id[r.event_id]) == json.loads(r.body) for r in rows)
         finally:
             app.close()
         code, output = install.call("audit", "verify")
@@ -178,6 +198,53 @@ def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
 
 
 DECIDED = "gate.decided"
+
+
+def _relay_env(url: str) -> dict[str, str]:
+    """The relay to this test's NATS, quick to take over a killed relay's claims and to try
+    again after NATS is back."""
+    return {
+        "EXDESK_EVENTS_NATS_URL": url,
+        "EXDESK_EVENTS_LEASE_S": "2",
+        "EXDESK_EVENTS_BACKOFF_S": "0.1",
+        "EXDESK_EVENTS_BACKOFF_MAX_S": "1",
+        "EXDESK_EVENTS_POLL_S": "0.2",
+    }
+
+
+def _relayed(install: Install, relay: subprocess.Popen[str]) -> None:
+    """Wait until the running relay has sent every event of the outbox, then stop it."""
+    app = install.app()
+    try:
+        deadline = time.monotonic() + 120
+        while (counts := app.outbox.counts())["pending"] or counts["failing"]:
+            assert relay.poll() is None, relay.communicate()[0]
+            assert time.monotonic() < deadline, counts
+            time.sleep(0.2)
+    finally:
+        app.close()
+    relay.send_signal(signal.SIGTERM)
+    output = relay.communicate(timeout=60)[0]
+    assert relay.returncode == 0, output
+
+
+def _events_on_stream(url: str) -> list[tuple[str, bytes]]:
+    """(Nats-Msg-Id, body) of every message on the events stream, in its order."""
+
+    async def read() -> list[tuple[str, bytes]]:
+        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1)
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info(Settings.model_fields["events_stream"].default)
+            out = []
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                msg = await js.get_msg(info.config.name, seq)
+                out.append(((msg.headers or {}).get("Nats-Msg-Id", ""), msg.data or b""))
+            return out
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
 
 
 def _decided(app: Exdesk) -> Counter[str]:
