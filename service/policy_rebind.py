@@ -12,7 +12,8 @@ memory is called), and compared with the proposal:
   as an edit is): the proposal is bound to the new version and its votes stand
   (``proposal.rebound``). They are counted again under the new version's approval rules: an
   approved proposal that now needs more goes back to pending, saying what; a pending one that
-  now has enough is approved (``exdesk review resume`` or a worker runs it);
+  now has enough is approved (``exdesk review resume`` or a worker runs it). The order
+  handled again goes on in the thread that drafted it (``agent.runner``), votes and all;
 - **another decision**: the approvals are void (``approval.void``, naming the version and
   what it decides instead); the proposal says so, and the order is decided anew under the
   new version when it is handled again (``exdesk run``, ``POST /orders``, the stream).
@@ -20,7 +21,10 @@ memory is called), and compared with the proposal:
 Only proposals drafted under the version that decided their order until now are looked at
 (one drafted by a process pinned to a policy file stays bound to that file). It all happens
 in the transaction of the change and its audit entry: the proposals' rows are locked first,
-so a vote waits for the change and then sees it.
+so a vote waits for the change and then sees it; an approved proposal whose order another
+process is working on (its plan may be running) is left to that process (``OrderLocks``).
+A run that began under the old version and drafts a proposal after the change commits is
+not looked at: it is bound to the old version and fails closed when it resumes.
 """
 
 from __future__ import annotations
