@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from agent.runner import RunResult
 from domain.errors import ApprovalError
 from domain.models import Order, Proposal, ProposalStatus, User, Vote, World
-from service import policies, usecases
+from service import policies, review, usecases
 from service.cli import app as cli
 from service.http import create_app
 from service.pages import TOKEN_COOKIE
@@ -316,3 +316,36 @@ def test_an_approved_plan_whose_order_is_being_run_is_left_to_that_run(
     ]
     ops = {f"{e.payload['tool']}.{e.payload['op']}" for e in sent}
     assert ops == {"orders.place_hold"}  # held for approval, then for a person: nothing sent
+
+
+def test_a_plan_a_person_edited_keeps_its_actions_and_is_tiered_as_an_edit(
+    app: Exdesk,  # noqa: F811
+) -> None:
+    people = _people(app)
+    sam = people["sam"]
+    strict = policies.import_policy(app, STRICT, "strict.toml", by=sam).version
+    policies.activate(app, strict.id, by=sam)
+    proposal = _pending(app, _customs_order("E-1"))
+    (line,) = proposal.plan.actions[0].args["changes"]
+    change = review.ActionEdit(0, {"changes": {line: {"hs_code": "761610"}}})
+    edited = review.edit(
+        app, proposal.proposal_id, user=people["bob"], changes=[change], digest=None
+    )
+    assert edited.earlier_plans and edited.plan.actions != proposal.plan.actions
+    _approve(app, edited.proposal_id, people["alice"])
+
+    policies.activate(app, 1, by=sam)  # decides HS code fixes as STRICT does: kept as edited
+    kept = app.review.get(edited.proposal_id)
+    assert (kept.status, kept.plan, kept.tier.value) == (ProposalStatus.PENDING, edited.plan, "L2")
+    assert "decides the order the same" in (kept.detail or "")
+    assert [v.by for v in app.review.votes(kept.proposal_id)] == ["alice"]
+
+    higher = STRICT.replace('customs_fix_hs_code = "L2"', 'customs_fix_hs_code = "L3"').replace(
+        '"2026-12-06.2-strict"', '"2026-12-06.4-l3"'
+    )
+    assert 'customs_fix_hs_code = "L3"' in higher
+    version = policies.import_policy(app, higher, "l3.toml", by=sam).version
+    policies.activate(app, version.id, by=sam)
+    voided = app.review.get(edited.proposal_id)
+    assert voided.status is ProposalStatus.VOID
+    assert "it puts the plan at L3, not L2" in (voided.detail or "")
