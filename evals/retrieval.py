@@ -1,7 +1,8 @@
 """The retrieval eval: does the case memory find the past case a query is about, in either
 language?
 
-    python -m evals.retrieval [--embedders multilingual,use-m3,...] [--history 5000] [--out R.json]
+    python -m evals.retrieval [--embedders multilingual,use-m3,...] [--rerank dense,lang+codes]
+                              [--history 5000] [--out R.json]
 
 ``evals/data/retrieval_cases.jsonl`` holds 100 past cases written by hand (every kind, half in
 Chinese, half in English, with near twins of the same kind); ``retrieval_queries.jsonl`` 236
@@ -31,7 +32,7 @@ from domain.models import Frozen, Kind
 from evals.history import generate
 from knowledge.cases import PastCase
 from knowledge.embedder import DEFAULT_MODEL, make_embedder
-from knowledge.store import open_memory
+from knowledge.store import DEFAULT_RERANK, open_memory
 
 DATA = Path(__file__).parent / "data"
 CASES = DATA / "retrieval_cases.jsonl"
@@ -68,6 +69,7 @@ def load(path: Path, model: type[Any]) -> list[Any]:
 @dataclass(frozen=True)
 class Scores:
     embedder: str
+    rerank: str
     memory: str  # "empty" or "full"
     cases: int
     figures: dict[str, dict[str, float]]  # group → {hit@5, mrr, n}
@@ -77,6 +79,7 @@ class Scores:
     def as_json(self) -> dict[str, Any]:
         return {
             "embedder": self.embedder,
+            "rerank": self.rerank,
             "memory": self.memory,
             "cases": self.cases,
             "figures": self.figures,
@@ -106,9 +109,11 @@ def run(
     cases: Sequence[PastCase],
     queries: Sequence[LabelledQuery],
     history: Sequence[PastCase] = (),
+    *,
+    rerank: str = DEFAULT_RERANK,
 ) -> Scores:
     embedder = make_embedder(embedder_name)
-    memory = open_memory(url=None, embedder=embedder, learns=False)
+    memory = open_memory(url=None, embedder=embedder, learns=False, rerank=rerank)
     try:
         started = time.perf_counter()
         memory.import_cases([*history, *cases])
@@ -124,6 +129,7 @@ def run(
         ranks.append((query, ids.index(query.expect) + 1 if query.expect in ids else None))
     return Scores(
         embedder=embedder.name,
+        rerank=rerank,
         memory="full" if history else "empty",
         cases=len(cases) + len(history),
         figures=score(ranks),
@@ -148,6 +154,7 @@ def verdict(scores: Scores) -> tuple[bool, str]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--embedders", default=DEFAULT_MODEL, help="comma-separated settings")
+    parser.add_argument("--rerank", default=DEFAULT_RERANK, help="comma-separated: dense, ...")
     parser.add_argument("--history", type=int, default=5000, help="cases of the full memory")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
@@ -158,20 +165,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: list[Scores] = []
     ok = True
     for name in args.embedders.split(","):
-        for extra in ([], history) if history else ([],):
-            result = run(name.strip(), cases, queries, extra)
-            results.append(result)
-            passed, line = verdict(result)
-            ok = ok and passed
-            print(f"{result.embedder} · {result.memory} memory ({result.cases} cases): {line}")
-            for group, fig in result.figures.items():
+        for rerank in args.rerank.split(","):
+            for extra in ([], history) if history else ([],):
+                result = run(name.strip(), cases, queries, extra, rerank=rerank.strip())
+                results.append(result)
+                passed, line = verdict(result)
+                ok = ok and passed
                 print(
-                    f"    {group:14} hit@5 {fig['hit@5']:.3f}  MRR {fig['mrr']:.3f}  (n={fig['n']})"
+                    f"{result.embedder} · rerank {result.rerank} · {result.memory} memory "
+                    f"({result.cases} cases): {line}"
                 )
-            print(
-                f"    import {result.import_s:.1f} s, {result.search_ms:.1f} ms a query "
-                "(embedding included, all queries in one batch)"
-            )
+                for group, fig in result.figures.items():
+                    hit, mrr, n = fig["hit@5"], fig["mrr"], fig["n"]
+                    print(f"    {group:14} hit@5 {hit:.3f}  MRR {mrr:.3f}  (n={n})")
+                print(
+                    f"    import {result.import_s:.1f} s, {result.search_ms:.1f} ms a query "
+                    "(embedding included, all queries in one batch)"
+                )
     if args.out:
         args.out.write_text(json.dumps([r.as_json() for r in results], indent=2) + "\n")
     if not ok:

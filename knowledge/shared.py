@@ -50,9 +50,11 @@ from knowledge.engines import EdgeEngine
 from knowledge.errors import CaseMemoryUnavailable
 from knowledge.memory import SimilarCase
 from knowledge.store import (
+    DEFAULT_RERANK,
     EngineOperations,
     MemoryBase,
     case_text,
+    check_rerank,
     default_floor,
     points_of,
 )
@@ -357,9 +359,16 @@ class SharedFolderMemory(MemoryBase):
     """The embedded case memory in a folder that several processes share (module doc)."""
 
     def __init__(
-        self, path: Path, embedder: Embedder, *, timeout: float = 30.0, floor: float | None = None
+        self,
+        path: Path,
+        embedder: Embedder,
+        *,
+        timeout: float = 30.0,
+        floor: float | None = None,
+        rerank: str = DEFAULT_RERANK,
     ) -> None:
         self.path = path
+        self.rerank = check_rerank(rerank)
         self.embedder = embedder
         self.timeout = timeout
         self.floor = default_floor(embedder.name) if floor is None else floor

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from domain.models import Kind, Strategy
+from knowledge import codes
 from knowledge.cases import Outcome, PastCase
 from knowledge.embedder import Embedder, Remembered
 from knowledge.engines import EdgeEngine, Engine, Hit, ServerEngine
@@ -43,6 +44,22 @@ _CASE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://exdesk/past-case")
 # 90% of cases (median 0.14).
 FLOORS = {"use-m3:centered": 0.35, "e5-small:centered": 0.35, "hash": 0.3}
 DEFAULT_FLOOR = 0.5
+# How a search orders what the embedding found: "dense" (by similarity alone), "codes"
+# (reciprocal-rank fusion of the similarity's rank and of the language-neutral codes the
+# texts share, knowledge.codes) or "lang+codes" (the same with the similarity ranked within
+# each language); ":K" sets the fusion's k. Measured in docs/case-memory.md.
+RERANKS = ("dense", "codes", "lang+codes")
+DEFAULT_RERANK = "lang+codes"
+
+
+def check_rerank(rerank: str) -> str:
+    name, _, k = rerank.partition(":")
+    if name not in RERANKS or (k and not (k.isdigit() and int(k) > 0)):
+        raise ValueError(
+            f"EXDESK_RERANK {rerank!r} is not one of {', '.join(RERANKS)} (or NAME:K with K a "
+            "positive whole number)"
+        )
+    return rerank
 
 
 def default_floor(embedder_name: str) -> float:
@@ -245,6 +262,18 @@ class MemoryBase:
 
     embedder: Embedder
     floor: float
+    rerank: str = DEFAULT_RERANK
+
+    def _pool(self, limit: int) -> int:
+        return limit if self.rerank == "dense" else max(codes.POOL, 5 * limit)
+
+    def _reranked(self, text: str, found: list[SimilarCase], limit: int) -> list[SimilarCase]:
+        if self.rerank == "dense":
+            return found[:limit]
+        name, _, k = self.rerank.partition(":")
+        return codes.fuse(
+            text, found, limit, k=int(k) if k else codes.RRF_K, by_language=name == "lang+codes"
+        )
 
     def _session(self) -> AbstractContextManager[Operations]:
         raise NotImplementedError
@@ -271,7 +300,8 @@ class MemoryBase:
             return []
         vector = self.embedder.embed([text], query=True)[0]
         with self._session() as ops:
-            return ops.query(vector, [_filters(kind, where)], limit, None)[0]
+            found = ops.query(vector, [_filters(kind, where)], self._pool(limit), None)[0]
+        return self._reranked(text, found, limit)
 
     def search_many(
         self, queries: Sequence[tuple[str, Kind | None]], *, limit: int = 10
@@ -281,11 +311,16 @@ class MemoryBase:
         if not queries or limit <= 0 or self._empty():
             return [[] for _ in queries]
         vectors = self.embedder.embed([text for text, _ in queries], query=True)
+        pool = self._pool(limit)
         with self._session() as ops:
-            return [
-                ops.query(vector, [_filters(kind, None)], limit, None)[0]
+            found = [
+                ops.query(vector, [_filters(kind, None)], pool, None)[0]
                 for vector, (_, kind) in zip(vectors, queries, strict=True)
             ]
+        return [
+            self._reranked(text, hits, limit)
+            for (text, _), hits in zip(queries, found, strict=True)
+        ]
 
     def evidence(
         self,
@@ -351,9 +386,11 @@ class QdrantCaseMemory(MemoryBase):
         floor: float | None = None,
         where: str = "",
         learns: bool = True,
+        rerank: str = DEFAULT_RERANK,
     ) -> None:
         self.engine = engine
         self.learns = learns
+        self.rerank = check_rerank(rerank)
         self.embedder = embedder
         self.floor = default_floor(embedder.name) if floor is None else floor
         self._ops = EngineOperations(engine, embedder.name, where or "in Qdrant")
@@ -412,6 +449,7 @@ def open_memory(
     floor: float | None = None,
     learns: bool = True,
     replicas: int = 1,
+    rerank: str = DEFAULT_RERANK,
 ) -> QdrantCaseMemory:
     """A Qdrant server's case memory when ``url`` is set (its collection made, the first time,
     with ``replicas`` copies of each shard on a cluster); else a fresh, empty embedded one in a
@@ -421,10 +459,17 @@ def open_memory(
 
         engine: Engine = ServerEngine(QdrantClient(url=url), collection, replicas=replicas)
         where = f"{collection!r} at {url}"
-        return QdrantCaseMemory(engine, embedder, floor=floor, where=where, learns=learns)
+        return QdrantCaseMemory(
+            engine, embedder, floor=floor, where=where, learns=learns, rerank=rerank
+        )
     folder = Path(tempfile.mkdtemp(prefix="exdesk-cases-"))
     memory = QdrantCaseMemory(
-        EdgeEngine(folder / "shard"), embedder, floor=floor, where="(fresh)", learns=learns
+        EdgeEngine(folder / "shard"),
+        embedder,
+        floor=floor,
+        where="(fresh)",
+        learns=learns,
+        rerank=rerank,
     )
     memory._closers.append(lambda: shutil.rmtree(folder, ignore_errors=True))
     return memory

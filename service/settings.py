@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 
 from audit.keys import PRIVATE_KEY_FILE
+from knowledge.store import DEFAULT_RERANK, check_rerank
 from tools.http_backends import PORTS as TOOL_PORTS
 
 
@@ -43,6 +44,9 @@ class Settings(BaseSettings):
     qdrant_replicas: int = Field(default=1, ge=1, le=10)
     embedding_model: str = "multilingual"
     similarity_floor: float | None = None
+    # How a search orders what the embedding found (knowledge.store.RERANKS): "dense", or
+    # fused with the language-neutral codes the texts share (knowledge.codes).
+    rerank: str = DEFAULT_RERANK
     # The audit log's signing key (Ed25519, PEM): one per installation, shared by every process
     # that writes the log. Default: under the user's config dir, one per database.
     signing_key: Path | None = None
@@ -113,6 +117,11 @@ class Settings(BaseSettings):
     stream_ack_wait_s: float = Field(default=30.0, gt=0)
     stream_max_attempts: int = Field(default=5, ge=1, le=100)
     stream_replicas: int = Field(default=1, ge=1, le=5)
+
+    @field_validator("rerank")
+    @classmethod
+    def _known_rerank(cls, value: str) -> str:
+        return check_rerank(value)
 
     def tool_urls(self) -> dict[str, str]:
         """Port name → the URL of its system, for the ports that are over HTTP."""

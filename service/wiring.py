@@ -143,18 +143,23 @@ def memory_for(settings: Settings, *, persistent: bool) -> CaseStore:
     """The data dir's case memory (or the Qdrant server's), or a fresh, empty one that does not
     learn (an eval's: its results must not depend on history or on the order of its cases)."""
     embedder = Remembered(make_embedder(settings.embedding_model))
-    floor = settings.similarity_floor
+    floor, rerank = settings.similarity_floor, settings.rerank
     if not persistent:
-        return open_memory(url=None, embedder=embedder, floor=floor, learns=False)
+        return open_memory(url=None, embedder=embedder, floor=floor, learns=False, rerank=rerank)
     if settings.qdrant_url:
         return open_memory(
             url=settings.qdrant_url,
             embedder=embedder,
             floor=floor,
             replicas=settings.qdrant_replicas,
+            rerank=rerank,
         )
     return SharedFolderMemory(
-        settings.data_dir / "cases", embedder, timeout=settings.lock_timeout_s, floor=floor
+        settings.data_dir / "cases",
+        embedder,
+        timeout=settings.lock_timeout_s,
+        floor=floor,
+        rerank=rerank,
     )
 
 

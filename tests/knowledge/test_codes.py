@@ -1,0 +1,81 @@
+"""Language-neutral codes and the fusion that uses them: the same facts in English and
+Chinese give the same codes, and the other-language case of a query's situation comes above
+same-language near misses that share the query's words but not its facts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from knowledge.codes import codes_of, fuse
+from knowledge.store import check_rerank
+
+
+def test_the_same_facts_give_the_same_codes_in_either_language() -> None:
+    en = codes_of("WH-SHA in Shanghai is 3 units short of HDP-BT-200 for a buyer in Germany")
+    zh = codes_of("上海仓WH-SHA的HDP-BT-200缺3件，寄往德国")
+    assert (
+        set(en)
+        == set(zh)
+        == {
+            "id:wh-sha",
+            "id:hdp-bt-200",
+            "city:shanghai",
+            "n:3",
+            "country:DE",
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("the commercial invoice was missing", {"cause:doc:commercial_invoice"}),
+        ("缺少商业发票", {"cause:doc:commercial_invoice"}),
+        ("bank soft declined the card", {"cause:soft_decline"}),
+        ("three days late; ten minutes apart", {"n:3", "n:10"}),
+        ("晚了十五天，差两件", {"n:15", "n:2"}),
+        ("a statement dated 2026-01-02, 4.5 kg", set()),  # no "state", no numbers of a date
+        ("UK postcode", {"country:GB", "cause:field:postal_code"}),
+    ],
+)
+def test_codes_in_words(text: str, codes: set[str]) -> None:
+    assert set(codes_of(text)) == codes
+
+
+def _case(case_id: str, summary: str) -> dict[str, Any]:
+    return {"case_id": case_id, "summary": summary}
+
+
+def test_the_other_language_case_of_the_situation_comes_above_near_misses() -> None:
+    # as the embedding ranked them: the query's own language first
+    candidates = [
+        _case("near-1", "上海仓蓝牙耳机缺17件，寄往德国，改从深圳仓发货"),
+        _case("near-2", "上海仓蓝牙耳机缺3件，寄往法国，改从深圳仓发货"),
+        _case("near-3", "北京仓蓝牙耳机缺3件，寄往德国，改从深圳仓发货"),
+        _case("answer", "Shanghai was 3 headphones short for Germany; moved to Shenzhen"),
+        _case("other-en", "Frankfurt was 9 mugs short for France; moved to Amsterdam"),
+    ]
+    query = "上海仓耳机不够，差3个，德国客户，转深圳仓"
+    found = [c["case_id"] for c in fuse(query, candidates, 3)]
+    assert found[0] == "answer"
+    assert fuse(query, candidates, 3, by_language=False)[0]["case_id"] != "answer"
+
+
+def test_a_query_without_codes_keeps_the_order_within_each_language() -> None:
+    candidates = [_case("zh-1", "耳机缺货"), _case("zh-2", "杯子缺货"), _case("en-1", "no mugs")]
+    assert [c["case_id"] for c in fuse("缺货了", candidates, 3)] == ["zh-1", "en-1", "zh-2"]
+    assert [c["case_id"] for c in fuse("缺货了", candidates, 3, by_language=False)] == [
+        "zh-1",
+        "zh-2",
+        "en-1",
+    ]
+    assert fuse("x", [], 5) == []
+
+
+def test_an_unknown_rerank_is_refused_with_the_choices() -> None:
+    assert check_rerank("lang+codes:20") == "lang+codes:20"
+    for bad in ("bm25", "codes:0", "codes:x"):
+        with pytest.raises(ValueError, match="dense, codes, lang\\+codes"):
+            check_rerank(bad)
