@@ -127,10 +127,20 @@ class NatsStream:
         return nc, js
 
     async def _ensure(self, js: JetStreamContext, name: str, subjects: list[str]) -> None:
-        """Make the JetStream stream unless it is there (another process may make it first)."""
+        """Make the JetStream stream unless it is there (another process may make it first); one
+        that is there keeps its own replicas, said when they are fewer than asked."""
         for _ in range(3):
             try:
-                await js.stream_info(name)
+                info = await js.stream_info(name)
+                kept = info.config.num_replicas or 1
+                if kept < self.replicas:
+                    print(
+                        f"exdesk: the JetStream stream {name} keeps {kept} replica(s), "
+                        f"EXDESK_STREAM_REPLICAS asks {self.replicas}: exdesk does not change "
+                        f"a stream it finds; raise it with `nats stream edit {name} --replicas "
+                        f"{self.replicas}`",
+                        file=sys.stderr,
+                    )
                 return
             except nats.js.errors.NotFoundError:
                 pass

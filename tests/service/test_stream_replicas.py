@@ -59,3 +59,29 @@ def test_the_worker_says_so_and_exits(tmp_path: Path) -> None:
         drop_streams(NATS_URL, [name, f"{name}_DEAD"])
     assert done.returncode == 3, done
     assert "EXDESK_STREAM_REPLICAS" in done.stderr and "Traceback" not in done.stderr, done
+
+
+def test_a_stream_found_with_fewer_replicas_is_used_and_said(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    name, extra = stream_env(NATS_URL)
+    subject = extra["EXDESK_STREAM_SUBJECT"]
+    try:
+        NatsStream(
+            NATS_URL, stream=name, subject=subject, consumer="exdesk-workers", ack_wait_s=3
+        ).close()
+        assert "replica" not in capfd.readouterr().err
+        found = NatsStream(
+            NATS_URL,
+            stream=name,
+            subject=subject,
+            consumer="exdesk-workers",
+            ack_wait_s=3,
+            replicas=3,
+        )
+        found.close()
+        said = capfd.readouterr().err
+        assert f"the JetStream stream {name} keeps 1 replica(s)" in said
+        assert f"nats stream edit {name} --replicas 3" in said
+    finally:
+        drop_streams(NATS_URL, [name, f"{name}_DEAD"])
