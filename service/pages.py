@@ -225,6 +225,7 @@ def mount_pages(api: FastAPI) -> None:
                     "escalated": p.escalated_at is not None,
                     "age": _span((now - p.created_at.astimezone(UTC)).total_seconds()),
                     "still_needed": usecases.missing(app, p),
+                    "detail": p.detail,
                     "promised_by": order.fulfillment.promised_by if order else None,
                 }
             )

@@ -154,6 +154,8 @@ def test_the_void_is_said_on_the_proposal_in_the_cli_over_http_and_on_the_page(
         client.cookies.set(TOKEN_COOKIE, token)
         page = client.get(f"/ui/proposals/{delay}")
         policy_page = client.get("/ui/policy").text
+        queue = client.get("/ui/queue?status=void").text
+        assert delay in queue and "approvals void: policy version 1" in queue
         back = client.post("/policies/rollback", json={}, headers=headers).json()
         assert back["proposals"] == {"rebound": 1, "void": 0}  # the void one stays void
         kept = client.get(f"/proposals/{customs}", headers=headers).json()
