@@ -49,10 +49,11 @@ def review_list(
         items = desk.review.find(status=wanted)
         for p in items:
             needs = usecases.missing(desk, p)
+            said = f"needs {needs}" if needs else p.detail if not p.status.is_open else None
             out.print(
                 f"{p.proposal_id}  {p.tier.value}  {p.strategy.value:<30} "
                 f"{safe(p.order_id):<16} {p.status.value}"
-                + (f"  [dim]needs {safe(needs)}[/]" if needs else "")
+                + (f"  [dim]{safe(said)}[/]" if said else "")
             )
         out.print(f"{len(items)} proposal(s)")
 

@@ -146,6 +146,9 @@ def test_the_void_is_said_on_the_proposal_in_the_cli_over_http_and_on_the_page(
     flat = " ".join(shown.output.split()).replace("│ ", "").replace(" │", "")
     assert "approvals void: policy version 1" in flat, shown.output
     assert "approve with" not in flat  # a void proposal takes no vote: no digest offered
+    listed = CliRunner(env=env).invoke(cli, ["review", "list", "--status", "void", *data])
+    assert listed.exit_code == 0, listed.output
+    assert delay in listed.output and "approvals void: policy version 1" in listed.output
 
     with TestClient(create_app(app.settings)) as client:
         headers = {"Authorization": f"Bearer {token}"}
