@@ -430,6 +430,15 @@ def write_case(s: Situation, strategy: Strategy, success: bool, lang: Lang, pick
     return f"{situation} {done}" if lang == "en" else f"{situation}{done}"
 
 
+def _variant(strategy: Strategy, s: Situation) -> dict[str, str]:
+    """The plan's own parameters, as exdesk records them (``agent.variants``): where a
+    reallocation shipped from."""
+    other = s.facts.get("other")
+    if strategy is Strategy.REALLOCATE_WAREHOUSE and other:
+        return {"warehouse": str(other)}
+    return {}
+
+
 def generate(n: int, seed: int = 3, *, zh_share: float = 0.45) -> Iterator[PastCase]:
     """``n`` past cases; about ``zh_share`` of them in Chinese."""
     rng = random.Random(seed)
@@ -454,6 +463,7 @@ def generate(n: int, seed: int = 3, *, zh_share: float = 0.45) -> Iterator[PastC
             ),
             resolved_at=resolved,
             situation=s,
+            variant=_variant(strategy, s),
         )
 
 

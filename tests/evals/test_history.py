@@ -91,3 +91,12 @@ def test_history_decides_exactly_where_the_contract_says() -> None:
         r["spine"] != {k: next(iter(v)) for k, v in r["expect"]["top"].items()} for r in flips
     )
     assert history_decides.check() == []
+
+
+def test_reallocations_record_where_they_shipped_from() -> None:
+    cases = list(generate(400, 5))
+    moved = [c for c in cases if c.strategy is Strategy.REALLOCATE_WAREHOUSE]
+    assert moved and all(
+        c.situation and c.variant == {"warehouse": c.situation.facts["other"]} for c in moved
+    )
+    assert all(not c.variant for c in cases if c.strategy is not Strategy.REALLOCATE_WAREHOUSE)
