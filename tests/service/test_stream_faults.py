@@ -86,8 +86,20 @@ def own_nats(tmp_path: Path) -> Iterator[OwnNats]:
         server.stop()
 
 
+@pytest.fixture
+def reaper() -> Iterator[list[subprocess.Popen[str]]]:
+    """The processes a test starts; any still running when it ends (a failed assertion) is
+    killed, so that none goes on taking events from the stream."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
-    own_nats: OwnNats, tmp_path: Path
+    own_nats: OwnNats, tmp_path: Path, reaper: list[subprocess.Popen[str]]
 ) -> None:
     _name, extra = stream_env(own_nats.url)
     env = {**base_env(), **extra, "EXDESK_STREAM_ACK_WAIT_S": "2", **_relay_env(own_nats.url)}
@@ -105,15 +117,19 @@ def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
         ).database()
         engine = make_engine(database)
 
+        def spawn(*args: str) -> subprocess.Popen[str]:
+            reaper.append(install.run(*args))
+            return reaper[-1]
+
         def worker() -> subprocess.Popen[str]:
-            return install.run("worker", "--stream", own_nats.url, "--batch", "8")
+            return spawn("worker", "--stream", own_nats.url, "--batch", "8")
 
         # The orders come in ten waves, one before each kill, and each kill waits until the
         # workers are in the new wave's orders: however fast the machine, every kill falls
         # inside the run, with orders published and not yet decided.
         rng = random.Random(16)
         workers = [worker(), worker()]
-        relay = install.run("events", "relay")
+        relay = spawn("events", "relay")
         published = kills = inside = 0
         for round_ in range(10):
             before = _decided_count(engine)
@@ -141,7 +157,7 @@ def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
             if round_ in (2, 7):  # the relay too, wherever it is (between publish and mark)
                 relay.send_signal(signal.SIGKILL)
                 relay.communicate(timeout=60)
-                relay = install.run("events", "relay")
+                relay = spawn("events", "relay")
         engine.dispose()
         assert kills == 10
         assert inside >= 5, f"only {inside} of 10 kills fell with orders still to decide"
@@ -153,7 +169,7 @@ def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
         outputs = [p.communicate(timeout=120)[0] for p in finishers]
         # stopped cleanly, or by SIGTERM itself while still starting up (nothing in hand)
         assert {p.returncode for p in finishers} <= {0, -signal.SIGTERM}, outputs
-        last = install.run("worker", "--stream", own_nats.url, "--until-idle", "4")
+        last = spawn("worker", "--stream", own_nats.url, "--until-idle", "4")
         output = last.communicate(timeout=600)[0]
         assert last.returncode == 0, output
         _relayed(install, relay)
