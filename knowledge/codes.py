@@ -134,10 +134,21 @@ def _table() -> list[tuple[str, str, bool]]:
     for code, (en_words, zh_words) in CAUSES.items():
         rows += [(w, f"cause:{code}") for w in (*en_words, *zh_words)]
     found = {(w.lower(), c, w.isascii()) for w, c in rows if w}
-    return sorted(found, key=lambda r: -len(r[0]))
+    return sorted(found, key=lambda r: (-len(r[0]), r))
 
 
 _TABLE = _table()
+_CODES_OF: dict[str, list[str]] = {}  # a name may give two codes: 香港 the city and the country
+for _words, _code, _ in _TABLE:
+    _CODES_OF.setdefault(_words, []).append(_code)
+# one pass over the text for every name: Latin names standing alone ("state" is not in
+# "statement"), Chinese ones anywhere; the longest name first where two overlap
+_LATIN = re.compile(
+    r"(?<![a-z0-9])(?:"
+    + "|".join(re.escape(w) for w in _CODES_OF if w.isascii())
+    + r")(?![a-z0-9])"
+)
+_CJK = re.compile("|".join(re.escape(w) for w in _CODES_OF if not w.isascii()))
 
 
 def codes_of(text: str) -> dict[str, float]:
@@ -146,18 +157,10 @@ def codes_of(text: str) -> dict[str, float]:
     for match in _IDENT.finditer(text):
         found[f"id:{match.group(0).lower()}"] = WEIGHTS["id"]
     lowered = text.lower()
-    for words, code, latin in _TABLE:
-        start = lowered.find(words)
-        while start >= 0:
-            end = start + len(words)
-            # Latin words must stand alone ("state" is not in "statement"); Chinese need not
-            if not latin or (
-                (start == 0 or not lowered[start - 1].isalnum())
-                and (end == len(lowered) or not lowered[end].isalnum())
-            ):
+    for pattern in (_LATIN, _CJK):
+        for match in pattern.finditer(lowered):
+            for code in _CODES_OF[match.group(0)]:
                 found[code] = WEIGHTS[code.split(":", 1)[0]]
-                break
-            start = lowered.find(words, start + 1)
     numbers = [int(m.group(0)) for m in _NUMBER.finditer(text)]
     numbers += [_EN_NUMBERS[m.group(1).lower()] for m in _EN_NUMBER.finditer(text)]
     numbers += [_zh_number(m.group(1)) for m in _ZH_NUMBER.finditer(text)]
