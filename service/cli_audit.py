@@ -147,12 +147,14 @@ def audit_verify_export(
 
 
 @audit_app.command("checkpoint")
-def audit_checkpoint(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
+def audit_checkpoint(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, as_json: JsonFlag = False
+) -> None:
     """Print the newest signed checkpoint (a C2SP signed note), to keep for `--trusted`.
 
     Makes the installation ready first (the schema and the signing key), as every command that
     writes does; on a log with no entry yet there is nothing signed to print."""
-    with opened(data_dir) as desk:
+    with opened(data_dir, database_url=database_url) as desk:
         try:
             desk.signing_key.private_key()
             checkpoint = desk.audit.latest_checkpoint()

@@ -70,11 +70,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 @contextmanager
 def opened(
-    data_dir: Path | None, policy: Path | None = None, *, fresh_memory: bool = False
+    data_dir: Path | None,
+    policy: Path | None = None,
+    *,
+    fresh_memory: bool = False,
+    database_url: str | None = None,
 ) -> Iterator[Exdesk]:
     """exdesk for one command; ``fresh_memory``: an empty case memory, not the data dir's."""
     try:
-        settings = settings_for(data_dir, policy)
+        settings = settings_for(data_dir, policy, database_url)
         memory = memory_for(settings, persistent=False) if fresh_memory else None
         desk = Exdesk(settings, memory=memory)
     except ExdeskError as exc:

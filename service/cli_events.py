@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli_common import DataDir, err, fail, opened, out
+from service.cli_common import DatabaseUrl, DataDir, err, fail, opened, out
 from service.events import EVENT_TYPES
 from service.relay import Relay, sinks_for
 from service.render import safe
@@ -64,10 +64,11 @@ def events_relay(
         typer.Option("--webhook", help="Webhook URL (default $EXDESK_EVENTS_WEBHOOK_URL)."),
     ] = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Publish the outbox to NATS JetStream and/or a webhook, at least once, until stopped
     (SIGTERM or Ctrl-C finish the event in hand). Several relays may run at once."""
-    with opened(data_dir) as desk:
+    with opened(data_dir, database_url=database_url) as desk:
         settings = desk.settings
         try:
             relay = Relay.from_settings(

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from domain.models import User
-from service.cli_common import DataDir, PolicyFile, err, fail, opened, out, settings_for
+from service.cli_common import (
+    DatabaseUrl,
+    DataDir,
+    PolicyFile,
+    err,
+    fail,
+    opened,
+    out,
+    settings_for,
+)
 from service.cli_review import Token
 from service.people import add_user, authenticate, revoke_user, set_role
 from service.render import safe
@@ -95,6 +104,7 @@ def users_revoke(
 
 def serve(
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     policy: PolicyFile = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -106,7 +116,7 @@ def serve(
     from service.relay import sinks_for
     from tools.event_sinks import SinkError
 
-    settings = settings_for(data_dir, policy)
+    settings = settings_for(data_dir, policy, database_url)
     if settings.events_sinks:  # a sink misconfigured is said now, not in a log later
         try:
             for sink in sinks_for(settings):

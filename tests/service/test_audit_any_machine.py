@@ -5,13 +5,17 @@ exist and a user with no key of the installation; nothing is created there. On P
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from service.cli import app
+from service.settings import Settings
 from store.db import in_schema, scratch_schema
 from tests.conftest import PG_ENV
 from tests.service.test_processes import EXDESK, Install, _crash_scenario
@@ -84,3 +88,32 @@ def test_the_shared_log_verifies_and_replays_from_another_machine(
     assert code == 2 and "holds no exdesk schema" in output, output
     assert not (tmp_path / "elsewhere").exists()
     assert not (tmp_path / "config-there").exists()
+
+    # a machine given the log's signing key: its newest checkpoint, the one written here
+    code, here_cp = here.call("audit", "checkpoint", "--json")
+    assert code == 0, here_cp
+    key = {"EXDESK_SIGNING_KEY": str(_signing_key(tmp_path / "config-here", database))}
+    code, there_cp = there.call("audit", "checkpoint", *url, "--json", extra=key)
+    assert code == 0 and json.loads(there_cp) == json.loads(here_cp), there_cp
+    assert not (tmp_path / "config-there").exists()
+
+
+def _signing_key(config: Path, database: str) -> Path:
+    """Where exdesk keeps the installation's key for ``database`` under the config dir."""
+    saved = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(config)
+    try:
+        return Settings(database_url=database).signing_key_path()
+    finally:
+        if saved is None:
+            del os.environ["XDG_CONFIG_HOME"]
+        else:
+            os.environ["XDG_CONFIG_HOME"] = saved
+
+
+@pytest.mark.parametrize(
+    "command", [["serve"], ["events", "relay"], ["audit", "checkpoint"], ["worker"]]
+)
+def test_the_commands_another_machine_runs_take_the_database_url(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--database-url" in result.output, result.output
