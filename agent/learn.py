@@ -36,6 +36,14 @@ def succeeded(decision: Decision, review: ReviewQueue) -> bool | None:
     return False if proposal is not None and proposal.status is ProposalStatus.FAILED else None
 
 
+def learned_summary(situation: Situation, strategy: str, success: bool) -> str:
+    """What a learned case says (and the case memory embeds): the situation, what was done
+    and whether it worked, in the situation's language."""
+    lang = situation.lang
+    sep = " " if lang == "en" else ""
+    return describe(situation) + sep + describe_outcome(strategy, success, lang)
+
+
 def learned_case(
     ctx: Context,
     situation: Situation,
@@ -47,13 +55,10 @@ def learned_case(
 ) -> PastCase:
     """The case to remember: the situation as it was found (before the plan changed the
     order), what was done and how it ended, in the order's language."""
-    lang = situation.lang
-    sep = " " if lang == "en" else ""
-    summary = describe(situation) + sep + describe_outcome(plan.strategy.value, success, lang)
     return PastCase(
         case_id=case_id,
         kind=situation.kind,
-        summary=summary,
+        summary=learned_summary(situation, plan.strategy.value, success),
         order=ctx.order,
         strategy=plan.strategy,
         outcome=Outcome(success=success, cost_usd=plan.cost_usd, note=detail),

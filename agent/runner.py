@@ -59,7 +59,7 @@ def _kept(desk: Desk, drafted: list[Proposal], version: int) -> str | None:
 
 class Runner:
     def __init__(
-        self, graph: Any, *, durability: str = "sync", lock_timeout: float = 120.0
+        self, graph: Any, *, durability: str = "async", lock_timeout: float = 120.0
     ) -> None:
         self._graph = graph
         self._durability = durability

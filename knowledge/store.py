@@ -281,12 +281,18 @@ class MemoryBase:
     def _empty(self) -> bool:
         raise NotImplementedError
 
-    def warm(self, texts: Sequence[str]) -> None:
-        """Embed, at once, the texts the next searches will be made with, where the embedder
-        keeps what it made (``Remembered``): one model call for a batch's searches instead of
-        one each. Nothing when the memory is empty (no search would embed)."""
-        if texts and isinstance(self.embedder, Remembered) and not self._empty():
-            self.embedder.embed(list(dict.fromkeys(texts)), query=True)
+    def warm(self, queries: Sequence[str], summaries: Sequence[str] = ()) -> None:
+        """Embed, at once, the texts the next searches will be made with (``queries``) and the
+        summaries of cases likely to be learned next, where the embedder keeps what it made
+        (``Remembered``): one model call each for a batch instead of one per search and per
+        case. Searches are warmed only when the memory holds something (else none embeds)."""
+        if not isinstance(self.embedder, Remembered):
+            return
+        if queries and not self._empty():
+            self.embedder.embed(list(dict.fromkeys(queries)), query=True)
+        texts = [s[:STORED_SUMMARY_LIMIT] for s in summaries]  # as ``case_text`` embeds them
+        if texts:
+            self.embedder.embed(list(dict.fromkeys(texts)))
 
     def search(
         self,

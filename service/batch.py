@@ -24,7 +24,9 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from agent import playbooks
 from agent.inputs import detected_payload, policy_entry
+from agent.learn import learned_summary
 from agent.rank import situation_for
 from agent.runner import RunResult, thread_id_for
 from agent.screen import Screened, Screener, screened_thread_id
@@ -180,12 +182,14 @@ def _screen_ahead(
 ) -> dict[int, tuple[int, _Ahead]]:
     """Screen the batch against the world as it stands, before any of it is handled: the
     screenings stand for orders the world has not changed for meanwhile, and the case
-    memory embeds the exceptions' searches in one call (``warm``) instead of one each."""
+    memory embeds the exceptions' searches, and the cases they will likely teach it, in one
+    call each (``warm``) instead of one per order."""
     revision = screener.revision
     if revision is None:
         return {}
     ahead: dict[int, tuple[int, _Ahead]] = {}
-    texts: list[str] = []
+    queries: list[str] = []
+    summaries: list[str] = []
     for index, order in enumerate(orders):
         if index in skip or screener.needs_graph(order):
             continue
@@ -196,10 +200,15 @@ def _screen_ahead(
             ahead[index] = (revision, _Ahead(None, exc))
             continue
         ahead[index] = (revision, _Ahead(screened, None))
-        texts += [describe(situation_for(screened.ctx, f)) for f in screened.findings]
-    memory = app.case_memory if texts else None
+        for finding in screened.findings:
+            situation = situation_for(screened.ctx, finding)
+            queries.append(describe(situation))
+            # What it will learn when its plan works: a case of one of its drafts' strategies.
+            drafts = playbooks.draft(screened.ctx, finding)
+            summaries += [learned_summary(situation, d.strategy.value, True) for d in drafts]
+    memory = app.case_memory if queries else None
     if isinstance(memory, MemoryBase):
-        memory.warm(texts)
+        memory.warm(queries, summaries)
     return ahead
 
 

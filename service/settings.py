@@ -31,9 +31,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # A policy file of your own; the shipped default policy if unset.
     policy_file: Path | None = None
-    # How often the graph checkpoints: every step ("sync"), in the background ("async"),
-    # or only when a thread pauses or ends ("exit").
-    durability: Literal["sync", "async", "exit"] = "sync"
+    # How often the graph checkpoints: every step, written while the next step runs ("async",
+    # the default: a crash loses at most the step in flight, which runs again, keyed), every
+    # step before the next one starts ("sync"), or only when a thread pauses or ends ("exit").
+    durability: Literal["sync", "async", "exit"] = "async"
     # Case memory: a Qdrant server URL (embedded Qdrant under data_dir if unset), the embedding
     # model ("multilingual", "hash", or a sentence-transformers name or path; see
     # knowledge.embedder), and the similarity below which a past case is not evidence (cosine;

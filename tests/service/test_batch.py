@@ -9,7 +9,7 @@ import copy
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,9 @@ from audit.proof import about_order, build_bundle, verify_bundle
 from audit.verify import Trust
 from domain.models import Order, World
 from evals import peak
+from evals.history import generate
+from knowledge.embedder import HashEmbedder, Remembered
+from knowledge.store import open_memory
 from service import usecases
 from service.batch import Batches, batched, run_batch
 from service.reports import case_report
@@ -179,3 +182,39 @@ def test_a_changed_order_is_decided_again_as_its_next_version(settings: Settings
         assert versions == [1, 2]
     finally:
         app.close()
+
+
+class _Counting(HashEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, bool]] = []
+
+    def embed(self, texts: Sequence[str], *, query: bool = False) -> Any:
+        self.calls.append((len(texts), query))
+        return super().embed(texts, query=query)
+
+
+def test_a_batch_embeds_its_searches_and_likely_cases_at_once(settings: Settings) -> None:
+    """The exceptions of a batch search the case memory, and teach it a case each, with the
+    model called once for the searches and once for the cases, not twice an order."""
+    base = _Counting()
+    memory = open_memory(url=None, embedder=Remembered(base))
+    memory.import_cases(generate(40))
+    base.calls.clear()
+    app = Exdesk(settings, memory=memory)
+    try:
+        usecases.load_world(app, WORLD, World.model_validate(peak.world()))
+        orders = [
+            Order.model_validate(o)
+            for _, o in peak.orders(30, 0.3, seed=9, kinds=("payment_retry", "attach_invoice"))
+        ]
+        results = run_batch(app, WORLD, orders)
+        handled = [r for r in results if getattr(r, "kinds", None)]
+        assert len(handled) == 9
+        learned = [e for e in app.audit.entries() if e.event == "cases.learned"]
+        assert len(learned) == 9  # each exception taught the memory its case
+        assert len(base.calls) == 2, base.calls  # the searches at once, the cases at once
+        assert base.calls[0][1] and not base.calls[1][1]
+    finally:
+        app.close()
+        memory.close()
