@@ -44,6 +44,7 @@ PERSONAL_KEYS = frozenset(
 CONTACT_PARENTS = frozenset({"customer", "ship_to", "bill_to", "address", "contact"})
 CONTACT_SIBLINGS = frozenset({"street_address", "email", "phone"})
 PREFIX = "personal:"
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 LOG_SUBJECT = "log"
 
 
@@ -103,12 +104,15 @@ class Pseudonymizer:
 
     def _object(self, obj: Mapping[str, Any], subject: str, parent: str | None) -> dict[str, Any]:
         subject = _subject(obj, subject)
-        contact = parent in CONTACT_PARENTS or any(k in obj for k in CONTACT_SIBLINGS)
+        contact = parent in CONTACT_PARENTS or not CONTACT_SIBLINGS.isdisjoint(obj)
         out: dict[str, Any] = {}
         for key, value in obj.items():
-            personal = key in PERSONAL_KEYS or (key == "name" and contact)
-            if personal and isinstance(value, str) and value and not is_ref(value):
+            kind = type(value)
+            personal = key in PERSONAL_KEYS or (contact and key == "name")
+            if personal and kind is str and value and not is_ref(value):
                 out[key] = self._ref(subject, value)
+            elif kind in _SCALARS:  # most values: nothing to look into
+                out[key] = value
             else:
                 out[key] = self._value(value, subject, key)
         return out
@@ -117,7 +121,10 @@ class Pseudonymizer:
         if isinstance(value, Mapping):
             return self._object(value, subject, key)
         if isinstance(value, list | tuple):
-            return [self._value(item, subject, key) for item in value]
+            return [
+                item if type(item) in _SCALARS else self._value(item, subject, key)
+                for item in value
+            ]
         return value
 
     def _ref(self, subject: str, value: str) -> str:

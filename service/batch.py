@@ -109,15 +109,16 @@ def run_batch(
     stored = app.orders.states(world_id, [o.order_id for o in orders])
     earlier = _screened_before(app, world_id, orders, stored)
     seals = [app.orders.seal(o) for o in orders]
-    decided = {  # unchanged orders screened clean before: nothing to screen
-        i
-        for i, o in enumerate(orders)
-        if (known := stored.get(o.order_id)) is not None
-        and known.digest == seals[i]
-        and screened_thread_id(world_id, o.order_id, known.version, app.policy_for(o.order_id))
-        in earlier
-    }
-    ahead = _screen_ahead(app, screener, orders, skip=decided)
+    decided: dict[int, str] = {}  # unchanged orders screened clean before: their ids
+    for i, o in enumerate(orders):
+        known = stored.get(o.order_id)
+        if known is not None and known.digest == seals[i]:
+            sid = screened_thread_id(
+                world_id, o.order_id, known.version, app.policy_for(o.order_id)
+            )
+            if sid in earlier:
+                decided[i] = sid
+    ahead = _screen_ahead(app, screener, orders, skip=set(decided))
     out: list[Outcome | None] = [None] * len(orders)
     clean: list[_Clean] = []
     waiting: set[str] = set()  # the order ids in ``clean``
@@ -132,11 +133,9 @@ def run_batch(
             _flush(app, world_id, clean, out, actor=actor, role=role)  # the same order again
             waiting.clear()
             unchanged, known = False, None
-        if unchanged and known is not None:
-            sid = screened_thread_id(world_id, order.order_id, known.version, policy)
-            if sid in earlier:  # screened clean before: its decision stands
-                out[index] = _clean_result(sid, order)
-                continue
+        if unchanged and index in decided:  # screened clean before: its decision stands
+            out[index] = _clean_result(decided[index], order)
+            continue
         early = ahead.get(index)
         try:
             if screener.needs_graph(order):
@@ -149,7 +148,11 @@ def run_batch(
             out[index] = exc
             continue
         version = known.version if unchanged and known is not None else None
-        if screened is not None and screened.clean and not _in_graph(app, world_id, order, version):
+        if (
+            screened is not None
+            and screened.clean
+            and not (known is not None and _agent_has_it(app, world_id, order, version))
+        ):
             clean.append(_Clean(index, screened, policy, version, seal))
             waiting.add(order.order_id)
             continue
@@ -227,9 +230,13 @@ def _screened_before(
     return {ids[k] for k in app.audit.keys_present(list(ids))} if ids else set()
 
 
-def _in_graph(app: Exdesk, world_id: str, order: Order, version: int | None) -> bool:
-    """Whether an unchanged order was handled by the graph under its policy (its thread then
-    gives its result again). A new submission has no thread yet."""
+def _agent_has_it(app: Exdesk, world_id: str, order: Order, version: int | None) -> bool:
+    """Whether a clean order the store knows must still go to the agent: it has open
+    proposals (a new version supersedes them there; the agent settles what an unchanged one
+    waits for), or, unchanged, it was handled by the graph under its policy (its thread
+    gives its result again)."""
+    if app.review.open_for(world_id, order.order_id):
+        return True
     if version is None:
         return False
     desk = app.desk(world_id, order.order_id)

@@ -218,3 +218,24 @@ def test_a_batch_embeds_its_searches_and_likely_cases_at_once(settings: Settings
     finally:
         app.close()
         memory.close()
+
+
+def test_a_clean_new_version_supersedes_what_the_old_one_waits_for(settings: Settings) -> None:
+    """An order waiting for approval of an HS code fix comes again, fixed: the new version is
+    clean, and the proposal for the old one is superseded (not left open to approve)."""
+    [(_, body)] = list(peak.orders(1, 1.0, seed=3, kinds=("fix_hs",)))
+    waiting = Order.model_validate(body)
+    app = _app(settings)
+    try:
+        [first] = run_batch(app, WORLD, [waiting])
+        assert [k.value for k in getattr(first, "kinds", [])] == ["customs_block"]
+        [proposal] = app.review.open_for(WORLD, waiting.order_id)
+        fixed = copy.deepcopy(body)
+        fixed["lines"][0]["hs_code"] = peak.W.SKU_HS[fixed["lines"][0]["sku"]]
+        [second] = run_batch(app, WORLD, [Order.model_validate(fixed)])
+        assert getattr(second, "kinds", None) == []
+        assert app.orders.version(WORLD, waiting.order_id) == 2
+        assert app.review.open_for(WORLD, waiting.order_id) == []
+        assert app.review.get(proposal.proposal_id).status.value == "superseded"
+    finally:
+        app.close()
