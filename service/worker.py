@@ -18,8 +18,13 @@ database. What keeps the work right:
   of the event: it is handed back with a delay and never dead-lettered.
 - **Back-pressure.** A worker fetches its next batch only when it has finished the last, so a
   slow database slows consumption; the stream keeps the rest.
-- **Stopping.** ``stop`` (SIGTERM, Ctrl-C) lets the order in hand finish, hands the rest of the
-  batch back at once, and returns.
+- **Batches.** A fetched batch is decided as ``exdesk run`` decides a file's batch
+  (``service.batch``): its clean orders together in one transaction, only the ones with a
+  finding through the graph; each event is acked when its order's decision has committed.
+  Of several events of one order in a batch only the newest is taken (the others are acked
+  as superseded).
+- **Stopping.** ``stop`` (SIGTERM, Ctrl-C) lets the events already taken be decided, hands
+  the rest of the batch back at once, and returns.
 - **Approved plans.** When idle, a worker resumes proposals left ``approved`` (a vote whose
   process died before the plan ran), once: the order's lock and checkpoints see to that.
 """
@@ -32,13 +37,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.runner import RunResult
 from domain.digest import digest
 from domain.errors import ExdeskError, InputError
 from domain.models import ProposalStatus
 from service import usecases
+from service.batch import run_batch
 from service.render import safe
-from service.shadow import decide_beside_quietly
 from service.streams import CaseEvent, Delivery, Event, MalformedEvent, Stream, parse_event
 from service.wiring import Exdesk
 from store.locks import named_lock
@@ -83,6 +87,7 @@ class Worker:
         self.tally = Tally()
         self._pause = 0.5
         self._last_sweep = 0.0
+        self._acked: set[int] = set()  # stream positions of the batch in hand settled already
 
     def run(self, stop: threading.Event, *, until_idle_s: float | None = None) -> Tally:
         """Work until ``stop`` is set (or nothing came for ``until_idle_s``)."""
@@ -106,69 +111,106 @@ class Worker:
     # --- one batch -----------------------------------------------------------------------
 
     def _handle_batch(self, deliveries: list[Delivery], stop: threading.Event) -> None:
-        for index, delivery in enumerate(deliveries):
-            if stop.is_set():
-                self._hand_back(deliveries[index:], 0.0)
-                return
-            try:
-                self._handle(delivery)
-                self._pause = 0.5
-            except _Outage as exc:
-                self.say(
-                    f"{safe(exc)}; {len(deliveries) - index} event(s) handed back, "
-                    f"trying again in {self._pause:.1f} s"
-                )
-                self._hand_back(deliveries[index:], self._pause)
-                stop.wait(self._pause)
-                self._pause = min(self._pause * 2, MAX_BACKOFF_S)
-                return
+        try:
+            self._decide_batch(deliveries, stop)
+            self._pause = 0.5
+        except _Outage as exc:
+            left = [d for d in deliveries if d.seq not in self._acked]
+            self.say(
+                f"{safe(exc)}; {len(left)} event(s) handed back, "
+                f"trying again in {self._pause:.1f} s"
+            )
+            self._hand_back(left, self._pause)
+            stop.wait(self._pause)
+            self._pause = min(self._pause * 2, MAX_BACKOFF_S)
+        finally:
+            self._acked.clear()
 
     def _hand_back(self, deliveries: list[Delivery], delay: float) -> None:
         for delivery in deliveries:
             self.stream.retry(delivery, delay)
             self.tally.retried += 1
 
-    def _handle(self, delivery: Delivery) -> None:
-        try:
-            event = parse_event(delivery.data)
-        except MalformedEvent as exc:
-            self._dead(delivery, f"malformed event: {exc}")
-            return
-        try:
-            result = self._decide(event, delivery.seq)
-        except InputError as exc:  # the desk cannot take it as it stands
-            if delivery.attempt >= self.max_attempts:
-                self._dead(delivery, f"order {event.order.order_id}: {exc}")
-            else:
-                delay = min(2.0 ** (delivery.attempt - 1), MAX_BACKOFF_S)
-                self.stream.retry(delivery, delay)
-                self.tally.retried += 1
-            return
-        except Exception as exc:  # the database, a tool, a lock held too long: not the event
-            raise _Outage(f"order {event.order.order_id}: {type(exc).__name__}: {exc}") from exc
-        if result is None:
-            self.tally.superseded += 1
-        else:
-            self.tally.handled += 1
-            self.tally.exceptions += bool(result.decisions)
+    def _ack(self, delivery: Delivery) -> None:
         self.stream.ack(delivery)
-        if result is not None:
-            self.tally.latencies_ms.append(_ms_since(delivery))
+        self._acked.add(delivery.seq)
 
-    def _decide(self, event: Event, seq: int) -> RunResult | None:
-        """Submit and handle the event's order; None when a newer event of it came first."""
+    def _decide_batch(self, deliveries: list[Delivery], stop: threading.Event) -> None:
+        """Take the batch's events (each order's newest), then decide them together through
+        ``service.batch`` as ``exdesk run`` does, and ack each after its decision commits."""
+        events: list[tuple[Delivery, Event]] = []
+        for delivery in deliveries:
+            try:
+                events.append((delivery, parse_event(delivery.data)))
+            except MalformedEvent as exc:
+                self._dead(delivery, f"malformed event: {exc}")
+        newest = {(e.world_id, e.order.order_id): d.seq for d, e in events}
+        taken: list[tuple[Delivery, Event]] = []
+        for index, (delivery, event) in enumerate(events):
+            if stop.is_set():
+                self._hand_back([d for d, _ in events[index:]], 0.0)
+                self._acked.update(d.seq for d, _ in events[index:])  # not to hand back twice
+                break
+            if newest[(event.world_id, event.order.order_id)] != delivery.seq:
+                self._superseded(delivery)  # a later event of the order is in this batch
+                continue
+            try:
+                claimed = self._claim(event, delivery.seq)
+            except InputError as exc:  # the desk cannot take it as it stands
+                self._refused(delivery, event, exc)
+                continue
+            except Exception as exc:  # the database, a lock held too long: not the event
+                raise _Outage(f"order {event.order.order_id}: {type(exc).__name__}: {exc}") from exc
+            if claimed:
+                taken.append((delivery, event))
+            else:
+                self._superseded(delivery)
+        by_world: dict[str, list[tuple[Delivery, Event]]] = {}
+        for delivery, event in taken:
+            by_world.setdefault(event.world_id, []).append((delivery, event))
+        for world_id, items in by_world.items():
+            try:
+                outcomes = run_batch(self.app, world_id, [e.order for _, e in items])
+            except Exception as exc:  # the database, a tool: not the events'
+                raise _Outage(f"world {world_id}: {type(exc).__name__}: {exc}") from exc
+            for (delivery, event), outcome in zip(items, outcomes, strict=True):
+                if isinstance(outcome, InputError):
+                    self._refused(delivery, event, outcome)
+                    continue
+                if isinstance(outcome, ExdeskError):  # a tool away, a lock: hand it back
+                    raise _Outage(f"order {event.order.order_id}: {outcome}")
+                self.tally.handled += 1
+                self.tally.exceptions += bool(outcome.decisions)
+                self._ack(delivery)
+                self.tally.latencies_ms.append(_ms_since(delivery))
+
+    def _superseded(self, delivery: Delivery) -> None:
+        self.tally.superseded += 1
+        self._ack(delivery)
+
+    def _refused(self, delivery: Delivery, event: Event, exc: ExdeskError) -> None:
+        """An event the desk cannot take as it stands: tried again with backoff, then
+        dead-lettered with the reason."""
+        if delivery.attempt >= self.max_attempts:
+            self._dead(delivery, f"order {event.order.order_id}: {exc}")
+        else:
+            delay = min(2.0 ** (delivery.attempt - 1), MAX_BACKOFF_S)
+            self.stream.retry(delivery, delay)
+            self.tally.retried += 1
+        self._acked.add(delivery.seq)  # settled for this batch: never handed back with it
+
+    def _claim(self, event: Event, seq: int) -> bool:
+        """Submit the event's order, under its lock, unless a newer event of it came first
+        (False)."""
         app, world_id, order = self.app, event.world_id, event.order
         if isinstance(event, CaseEvent):
             self._load_world(event)
         lock = f"order:{world_id}/{order.order_id}"
         with named_lock(app.engine, lock, timeout=app.settings.lock_timeout_s):
             if not self.positions.claim(world_id, order.order_id, seq):
-                return None
+                return False
             usecases.submit(app, world_id, order)
-        app.refresh_policy()
-        result = app.runner.handle(app.desk(world_id, order.order_id), order.order_id)
-        decide_beside_quietly(app, world_id, result)
-        return result
+        return True
 
     def _load_world(self, event: CaseEvent) -> None:
         """An eval case's world, loaded under the case's id the first time it is seen (the
@@ -194,6 +236,7 @@ class Worker:
 
     def _dead(self, delivery: Delivery, reason: str) -> None:
         self.stream.dead_letter(delivery, reason)
+        self._acked.add(delivery.seq)
         self.tally.dead += 1
         self.say(f"dead letter (stream position {delivery.seq}): {safe(reason)}")
 

@@ -32,7 +32,9 @@ def on_stream(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnStre
 
 
 def _decided(app: Exdesk) -> Counter[str]:
-    return Counter(e.payload["order_id"] for e in app.audit.entries() if e.event == "gate.decided")
+    return Counter(
+        e.payload["order_id"] for e in app.audit.entries() if e.event == "order.detected"
+    )
 
 
 def test_two_workers_share_the_stream_each_order_once(on_stream: OnStream, tmp_path: Path) -> None:

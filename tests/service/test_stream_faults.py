@@ -213,7 +213,7 @@ def test_workers_killed_ten_times_and_nats_restarted_do_everything_once(
         assert f"{count} of {count} decisions reproduced" in output and int(count) > 0, output
 
 
-DECIDED = "gate.decided"
+DECIDED = "order.detected"  # one a decision: a screened order's, or the graph's detect step
 
 
 def _relay_env(url: str) -> dict[str, str]:
