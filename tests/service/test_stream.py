@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
@@ -17,7 +19,14 @@ import pytest
 
 from domain.models import Order, ProposalStatus
 from service.settings import Settings
-from service.streams import CaseEvent, MalformedEvent, OrderEvent, event_body, parse_event
+from service.streams import (
+    CaseEvent,
+    Delivery,
+    MalformedEvent,
+    OrderEvent,
+    event_body,
+    parse_event,
+)
 from service.wiring import Exdesk
 from service.worker import Worker
 from store.streams import StreamPositions
@@ -139,28 +148,54 @@ def test_sigterm_finishes_the_order_in_hand_and_hands_back_the_rest(
 
 def test_an_older_event_never_follows_a_newer_one(tmp_path: Path) -> None:
     """Events of one order delivered out of order: the older is acked as superseded, and the
-    order stays as the newer one left it."""
+    order stays as the newer one left it; two events of one order in one batch: only the
+    newest is decided."""
     app = Exdesk(Settings(data_dir=tmp_path / "desk", embedding_model="hash"))
     try:
         case = example("EX-clean-001")
-        old = CaseEvent.model_validate(case)
         newer_order = json.loads(json.dumps(case["order"]))
         newer_order["lines"][0]["qty"] = 2
-        newer = CaseEvent.model_validate({**case, "order": newer_order})
-        worker = Worker(app, _NoStream(), batch=1, max_attempts=1, say=print)
-        assert worker._decide(newer, seq=20) is not None
-        assert worker._decide(old, seq=10) is None  # came late: superseded
-        assert worker._decide(newer, seq=20) is not None  # redelivered: replays
-        assert app.orders.current(old.id, "EX-0001").lines[0].qty == 2  # type: ignore[union-attr]
-        assert app.orders.version(old.id, "EX-0001") == 1
-        assert StreamPositions(app.engine, "none").position(old.id, "EX-0001") == 20
+        old = json.dumps(case).encode()
+        newer = json.dumps({**case, "order": newer_order}).encode()
+        stream = _ListStream()
+        worker = Worker(app, stream, batch=10, max_attempts=1, say=print)  # type: ignore[arg-type]
+        stop = threading.Event()
+        worker._handle_batch([_delivery(newer, 20)], stop)
+        worker._handle_batch([_delivery(old, 10)], stop)  # came late: superseded
+        worker._handle_batch([_delivery(newer, 20)], stop)  # redelivered: replays
+        worker._handle_batch([_delivery(old, 30), _delivery(newer, 31)], stop)  # one batch
+        assert stream.acked == [20, 10, 20, 30, 31] and stream.retried == []
+        assert (worker.tally.handled, worker.tally.superseded) == (3, 2)
+        case_id = CaseEvent.model_validate(case).id
+        assert app.orders.current(case_id, "EX-0001").lines[0].qty == 2  # type: ignore[union-attr]
+        assert app.orders.version(case_id, "EX-0001") == 1
+        assert StreamPositions(app.engine, "none").position(case_id, "EX-0001") == 31
         assert set(_decided(app).values()) == {1}
     finally:
         app.close()
 
 
-class _NoStream:
+class _ListStream:
+    """What a worker calls on a stream, kept in lists."""
+
     name = "none"
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+        self.retried: list[int] = []
+
+    def ack(self, delivery: Delivery) -> None:
+        self.acked.append(delivery.seq)
+
+    def retry(self, delivery: Delivery, delay: float) -> None:
+        self.retried.append(delivery.seq)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        raise AssertionError(f"dead letter: {reason}")
+
+
+def _delivery(data: bytes, seq: int) -> Delivery:
+    return Delivery(data=data, seq=seq, attempt=1, published_at=datetime.now(UTC), handle=None)
 
 
 @pytest.mark.parametrize(
