@@ -80,7 +80,7 @@ def test_a_held_database_slows_the_workers_and_loses_nothing(
         data_dir=install.data_dir, database_url=install.env.get("EXDESK_DATABASE_URL")
     ).database()
     engine = make_engine(database)
-    decided = text("SELECT count(*) FROM audit_log WHERE event = 'gate.decided'")
+    decided = text("SELECT count(*) FROM audit_log WHERE event = 'order.detected'")  # decisions
     workers = [on_stream.worker("--batch", str(BATCH), "--until-idle", "15") for _ in range(2)]
     try:
         deadline = time.monotonic() + 300  # the workers up, and the first orders decided
@@ -130,7 +130,7 @@ def test_a_held_database_slows_the_workers_and_loses_nothing(
     try:
         _check_consistent(app)  # actions logged == stored, the log verifies
         once = Counter(
-            e.payload["order_id"] for e in app.audit.entries() if e.event == "gate.decided"
+            e.payload["order_id"] for e in app.audit.entries() if e.event == "order.detected"
         )
         assert set(once) == set(template_of) and set(once.values()) == {1}
     finally:
