@@ -1,8 +1,11 @@
 """The LangGraph graph: one thread per order version and policy.
 
-detect → draft → retrieve → rank → gate → execute → await_approval ⟲ → record
+detect → retrieve → gate → execute → await_approval ⟲ → record
 
-(``retrieve`` after ``draft``: evidence is matched on each drafted plan's own parameters.)
+``detect`` drafts the plans for what it found too, and ``retrieve`` ranks them with the
+evidence it fetched (matched on each drafted plan's own parameters), recording both in one
+transaction. ``draft`` and ``rank`` are steps of their own only for threads checkpointed
+before they were folded in (a thread of an earlier version goes on where it stopped).
 
 ``gate`` queues L2/L3 top plans as proposals and holds the order; ``execute`` runs the L1
 ones. ``await_approval`` interrupts while proposals are open; a later resume (after people
@@ -105,46 +108,78 @@ def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
         [policy_item, ("agent", "order.detected", detected)],
         keys=[policy_key, f"{state['thread_id']}:detected"],
     )
-    return {"findings": findings}
+    return {"findings": findings, "drafts": {f.kind: playbooks.draft(ctx, f) for f in findings}}
 
 
 def node_retrieve(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
+    """Fetch the evidence for every finding, rank its drafted plans with it, and record both
+    in one transaction. A try done again (its process died after recording, before the
+    step's checkpoint) ranks with what the first try recorded (``_as_recorded``)."""
     desk = runtime.context
     findings = state.get("findings", [])
     if not findings:
-        return {"similar": {}}
-    order = desk.order(state["order_id"])
+        return {"similar": {}, "plans": {}}
     ctx = desk.context(state["order_id"])
     situations = {f.kind: situation_for(ctx, f) for f in findings}
     kept: DeskState = {"situations": {k: v.model_dump(mode="json") for k, v in situations.items()}}
+    key = f"{state['thread_id']}:retrieved"
+    earlier = desk.audit.by_key(key)  # one process works on an order at a time (the lock)
+    drafts = by_kind(state.get("drafts"))
+    item, similar, evidence = _retrieve(desk, state, situations, drafts)
+    if earlier is not None:
+        similar = _as_recorded(desk, earlier, similar, evidence)
+    plans = _ranked(desk, drafts, similar)
+    items, keys = [item], [key]
+    if plans:
+        items.append(_ranked_entry(desk, state, plans))
+        keys.append(f"{state['thread_id']}:ranked")
+    desk.audit.append_many(items, keys=keys)
+    return {"similar": similar, "plans": plans, **kept}
+
+
+def _retrieve(
+    desk: Desk,
+    state: DeskState,
+    situations: dict[Kind, Situation],
+    drafts: dict[Kind, list[Draft]],
+) -> tuple[tuple[str, str, dict[str, Any]], dict[Kind, Any], dict[str, Any] | None]:
+    """(the entry that records the retrieval, the similar cases by kind, what ranking counts
+    of them), or the memory's absence and no cases."""
     try:
-        drafts = by_kind(state.get("drafts"))
         similar = {
             k: retrieve_evidence(desk.memory, v, desk.policy, drafts.get(k, ()))
             for k, v in situations.items()
         }
     except CaseMemoryUnavailable as exc:
         # History only ever reorders plans on strong evidence: go on without it, and say so.
-        entry = desk.audit.append(
-            "agent",
-            "cases.unavailable",
-            {"order_id": order.order_id, "why": str(exc)},
-            key=f"{state['thread_id']}:retrieved",
-        )
-        return {"similar": _as_recorded(desk, entry, {}), **kept}
+        why = {"order_id": state["order_id"], "why": str(exc)}
+        return ("agent", "cases.unavailable", why), {}, None
     evidence = case_inputs(similar)  # what ranking counts, for replay
-    entry = desk.audit.append(
-        "agent",
-        "cases.retrieved",
-        {
-            "order_id": order.order_id,
-            "thread_id": state["thread_id"],
-            "cases": {k.value: [c["case_id"] for c in v] for k, v in similar.items()},
-            "evidence": evidence,
-        },
-        key=f"{state['thread_id']}:retrieved",
-    )
-    return {"similar": _as_recorded(desk, entry, similar, evidence), **kept}
+    payload = {
+        "order_id": state["order_id"],
+        "thread_id": state["thread_id"],
+        "cases": {k.value: [c["case_id"] for c in v] for k, v in similar.items()},
+        "evidence": evidence,
+    }
+    return ("agent", "cases.retrieved", payload), similar, evidence
+
+
+def _ranked(
+    desk: Desk, drafts: dict[Kind, list[Draft]], similar: dict[Kind, Any]
+) -> dict[Kind, list[Plan]]:
+    return {kind: rank(d, desk.policy, similar.get(kind, [])) for kind, d in drafts.items()}
+
+
+def _ranked_entry(
+    desk: Desk, state: DeskState, plans: dict[Kind, list[Plan]]
+) -> tuple[str, str, dict[str, Any]]:
+    payload = {
+        "order_id": state["order_id"],
+        "thread_id": state["thread_id"],
+        "policy": desk.policy.ref,
+        "plans": {k.value: [p.model_dump(mode="json") for p in v] for k, v in plans.items()},
+    }
+    return ("agent", "plans.ranked", payload)
 
 
 def _as_recorded(
@@ -175,26 +210,12 @@ def node_draft(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
 
 
 def node_rank(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
+    """Rank on a thread checkpointed between retrieval and ranking before ``retrieve`` ranked
+    (see the module)."""
     desk = runtime.context
-    similar = by_kind(state.get("similar"))
-    plans = {
-        kind: rank(drafts, desk.policy, similar.get(kind, []))
-        for kind, drafts in by_kind(state.get("drafts")).items()
-    }
+    plans = _ranked(desk, by_kind(state.get("drafts")), by_kind(state.get("similar")))
     if plans:
-        desk.audit.append(
-            "agent",
-            "plans.ranked",
-            {
-                "order_id": state["order_id"],
-                "thread_id": state["thread_id"],
-                "policy": desk.policy.ref,
-                "plans": {
-                    k.value: [p.model_dump(mode="json") for p in v] for k, v in plans.items()
-                },
-            },
-            key=f"{state['thread_id']}:ranked",
-        )
+        desk.audit.append(*_ranked_entry(desk, state, plans), key=f"{state['thread_id']}:ranked")
     return {"plans": plans}
 
 
@@ -452,26 +473,30 @@ def _after_await(state: DeskState) -> str:
 
 
 def node_record(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
+    """Record where the order ended and what the case memory learned from it, in one
+    transaction (learning again is an update: a try done again repeats nothing)."""
     desk = runtime.context
     order = desk.order(state["order_id"])
-    desk.audit.append(
-        "agent",
-        "order.recorded",
-        {
-            "order_id": order.order_id,
-            "order_version": state["order_version"],
-            "status": order.status,
-            "holds": [h.kind for h in order.holds],
-            "decisions": {k.value: d.as_json() for k, d in by_kind(state.get("decisions")).items()},
-        },
-        key=f"{state['thread_id']}:recorded",
-    )
-    _learn(desk, state, order)
+    recorded = {
+        "order_id": order.order_id,
+        "order_version": state["order_version"],
+        "status": order.status,
+        "holds": [h.kind for h in order.holds],
+        "decisions": {k.value: d.as_json() for k, d in by_kind(state.get("decisions")).items()},
+    }
+    items: list[tuple[str, str, dict[str, Any]]] = [("agent", "order.recorded", recorded)]
+    keys = [f"{state['thread_id']}:recorded"]
+    learned = _learn(desk, state, order)
+    if learned is not None:
+        items.append(learned)
+        keys.append(f"{state['thread_id']}:learned")
+    desk.audit.append_many(items, keys=keys)
     return {"recorded": True}
 
 
-def _learn(desk: Desk, state: DeskState, order: Order) -> None:
-    """Every plan that reached an outcome becomes a past case (``agent.learn``)."""
+def _learn(desk: Desk, state: DeskState, order: Order) -> tuple[str, str, dict[str, Any]] | None:
+    """Every plan that reached an outcome becomes a past case (``agent.learn``); the entry
+    that says so, or None when nothing was learned."""
     findings = {f.kind: f for f in state.get("findings", [])}
     plans = by_kind(state.get("plans"))
     situations = by_kind(state.get("situations"))
@@ -502,20 +527,11 @@ def _learn(desk: Desk, state: DeskState, order: Order) -> None:
             if desk.memory.learn(case):
                 learned.append(case_id)
     except CaseMemoryUnavailable as exc:
-        desk.audit.append(
-            "agent",
-            "cases.unlearned",
-            {"order_id": order.order_id, "learned": learned, "why": str(exc)},
-            key=f"{state['thread_id']}:learned",
-        )
-        return
-    if learned:
-        desk.audit.append(
-            "agent",
-            "cases.learned",
-            {"order_id": order.order_id, "cases": learned},
-            key=f"{state['thread_id']}:learned",
-        )
+        why = {"order_id": order.order_id, "learned": learned, "why": str(exc)}
+        return ("agent", "cases.unlearned", why)
+    if not learned:
+        return None
+    return ("agent", "cases.learned", {"order_id": order.order_id, "cases": learned})
 
 
 def build_graph(*, checkpointer: BaseCheckpointSaver[Any] | None) -> Any:
@@ -529,9 +545,10 @@ def build_graph(*, checkpointer: BaseCheckpointSaver[Any] | None) -> Any:
     graph.add_node("await_approval", node_await)
     graph.add_node("record", node_record)
     graph.add_edge(START, "detect")
-    graph.add_edge("detect", "draft")
+    graph.add_edge("detect", "retrieve")
+    graph.add_edge("retrieve", "gate")
+    # Reached only from a thread checkpointed before detect drafted and retrieve ranked:
     graph.add_edge("draft", "retrieve")
-    graph.add_edge("retrieve", "rank")
     graph.add_edge("rank", "gate")
     graph.add_edge("gate", "execute")
     graph.add_edge("execute", "await_approval")
