@@ -31,8 +31,42 @@ class Outcome:
     detail: str = ""
 
 
-def call_tool(desk: Desk, action: Action, key: str, **note: object) -> Result:
-    """One tool call, audited before and after (failures too)."""
+_Item = tuple[str, str, dict[str, Any]]
+
+
+class Trail:
+    """The entries of a plan's steps, written in as few commits as the log's order allows:
+    a step's ``tool.called`` waits to be written with what comes next (the next step's
+    ``tool.requested``, the plan's outcome), never past another side effect. Dying with one
+    owed is dying between a call and its entry: run again, the call replays under its key
+    (the tool does nothing twice) and the entry is written then."""
+
+    def __init__(self, desk: Desk) -> None:
+        self._desk = desk
+        self._owed: list[tuple[_Item, str | None]] = []
+
+    def owe(self, item: _Item, key: str | None) -> None:
+        self._owed.append((item, key))
+
+    def write(self, item: _Item, key: str | None) -> None:
+        """``item`` and everything owed, in one commit."""
+        owed, self._owed = [*self._owed, (item, key)], []
+        self._desk.audit.append_many([i for i, _ in owed], keys=[k for _, k in owed])
+
+    def flush(self) -> None:
+        """Write what is owed (before a side effect of another kind)."""
+        if self._owed:
+            last = self._owed.pop()
+            self.write(*last)
+
+
+def call_tool(
+    desk: Desk, action: Action, key: str, *, trail: Trail | None = None, **note: object
+) -> Result:
+    """One tool call, audited before and after (failures too). With ``trail``, its entries
+    share commits with the plan's other steps (``Trail``)."""
+    own = trail is None
+    trail = trail or Trail(desk)
     actor = f"tool:{action.tool}"
     step = {
         "tool": action.tool,
@@ -43,13 +77,15 @@ def call_tool(desk: Desk, action: Action, key: str, **note: object) -> Result:
         "policy": desk.policy.ref,
         **note,
     }
-    desk.audit.append(actor, "tool.requested", step, key=f"{key}:requested")
+    trail.write((actor, "tool.requested", step), f"{key}:requested")
     try:
         result = desk.toolbox.call(action, key=key)
     except ExdeskError as exc:
-        desk.audit.append(actor, "tool.failed", {**step, "error": str(exc)})
+        trail.write((actor, "tool.failed", {**step, "error": str(exc)}), None)
         raise
-    desk.audit.append(actor, "tool.called", {**step, "result": result}, key=f"{key}:called")
+    trail.owe((actor, "tool.called", {**step, "result": result}), f"{key}:called")
+    if own:
+        trail.flush()
     return result
 
 
@@ -87,10 +123,12 @@ def run_plan(
     if earlier is not None:
         return Outcome(bool(earlier.payload["ok"]), str(earlier.payload.get("detail", "")))
     note: dict[str, object] = {"approved_by": approved_by} if approved_by else {}
-    outcome = _run_steps(desk, order_id, plan, prefix, note)
+    trail = Trail(desk)
+    outcome = _run_steps(desk, order_id, plan, prefix, note, trail)
     if outcome.ok and plan.strategy is Strategy.HOLD_UNTIL_DATE:
+        trail.flush()
         _schedule_release(desk, order_id, plan, prefix)
-    desk.audit.append(
+    finished = (
         AGENT,
         "plan.finished",
         {
@@ -106,8 +144,8 @@ def run_plan(
             "detail": outcome.detail,
             **note,
         },
-        key=outcome_key,
     )
+    trail.write(finished, outcome_key)
     return outcome
 
 
@@ -170,12 +208,18 @@ def customer_words(
     )
 
 
+def needs_words(action: Action) -> bool:
+    """Whether the action is a message to the customer asking them for something."""
+    template = action.args.get("template")
+    return (action.tool, action.op) == ("notify", "send") and template in words.WAITING_TEMPLATES
+
+
 def with_message(desk: Desk, order_id: str, plan: Plan, action: Action) -> Action:
     """A message to the customer asking them for something carries its words, written for
     them in their language (by the model, marked, or by the template: ``agent.words``)."""
-    template = action.args.get("template")
-    if (action.tool, action.op) != ("notify", "send") or template not in words.WAITING_TEMPLATES:
+    if not needs_words(action):
         return action
+    template = action.args.get("template")
     data = dict(action.args.get("data") or {})
     said = customer_words(desk, order_id, plan, str(template), data)
     message = {"message_text": said.text, "language": said.language, "by": said.by}
@@ -183,15 +227,18 @@ def with_message(desk: Desk, order_id: str, plan: Plan, action: Action) -> Actio
 
 
 def _run_steps(
-    desk: Desk, order_id: str, plan: Plan, prefix: str, note: dict[str, object]
+    desk: Desk, order_id: str, plan: Plan, prefix: str, note: dict[str, object], trail: Trail
 ) -> Outcome:
     done: list[tuple[Action, Result, str]] = []
     for i, planned in enumerate(plan.actions):
         key = f"{prefix}:{i}"
         try:
+            if needs_words(planned):
+                trail.flush()  # writing the words is recorded too: after the last step's call
             action = with_message(desk, order_id, plan, planned)
-            result = call_tool(desk, action, key, order_id=order_id, **note)
+            result = call_tool(desk, action, key, trail=trail, order_id=order_id, **note)
         except ExdeskError as exc:
+            trail.flush()
             left = _compensate(desk, order_id, done)
             detail = f"{action.tool}.{action.op} failed: {exc}"
             if left:
@@ -205,7 +252,7 @@ def _run_steps(
             tool="orders", op="release_hold", args={"order_id": order_id, "kind": plan.kind.value}
         )
         try:
-            call_tool(desk, release, f"{prefix}:release")
+            call_tool(desk, release, f"{prefix}:release", trail=trail)
         except ExdeskError as exc:
             return Outcome(False, f"the plan ran, but its hold stays: {exc}")
     return Outcome(True)
