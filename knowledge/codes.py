@@ -25,6 +25,7 @@ from knowledge.situation import ADDRESS_FIELD, CATEGORY, COUNTRY, DOCUMENT, text
 WEIGHTS = {"id": 3.0, "country": 2.0, "city": 2.0, "cause": 2.0, "n": 1.0, "cat": 1.0}
 RRF_K = 10  # reciprocal-rank fusion: weight/(k + rank) summed (docs/case-memory.md)
 CODE_WEIGHT = 0.25  # the codes' ranking counts a quarter of the embedding's (measured)
+CONFLICT = 1.0  # a field named otherwise takes off as much as agreeing on it adds
 POOL = 50  # candidates the embedding fetches for a reranked search of up to 10
 
 # Cities of the world's usual warehouses and hubs: (English, Chinese).
@@ -173,6 +174,37 @@ def overlap(query: Mapping[str, float], codes: Mapping[str, float]) -> float:
     return sum(weight for code, weight in query.items() if code in codes)
 
 
+def field_of(code: str) -> str:
+    """The field a code fills: ``country``, ``city``, ``n``, ``cat``, ``cause`` (and its
+    ``cause:doc``, ``cause:field``, ``cause:peak``), and for identifiers their shape: a
+    warehouse (``WH-SHA``), a code in snake case (``soft_decline``) or another (a SKU)."""
+    if code.startswith("id:"):
+        value = code[3:]
+        return "id:wh" if value.startswith("wh-") else "id:code" if "_" in value else "id:sku"
+    return code.rsplit(":", 1)[0]
+
+
+def agreement(
+    query: Mapping[str, float], codes: Mapping[str, float], *, conflict: float = 1.0
+) -> float:
+    """How far a candidate's codes agree with the query's, field by field: each code they
+    share adds its weight; a field both name but in which they share nothing (the query's
+    destination is Japan, the candidate's the Netherlands) takes the query's weight for it
+    off, times ``conflict``; a field the candidate does not name (goods named in words, no
+    SKU) counts neither way, since saying nothing is not saying otherwise."""
+    asked: dict[str, dict[str, float]] = {}
+    for code, weight in query.items():
+        asked.setdefault(field_of(code), {})[code] = weight
+    named = {field_of(code) for code in codes}
+    score = 0.0
+    for field, wanted in asked.items():
+        if field not in named:
+            continue
+        shared = sum(weight for code, weight in wanted.items() if code in codes)
+        score += shared if shared else -conflict * sum(wanted.values())
+    return score
+
+
 def fuse(
     query_text: str,
     candidates: Sequence[dict[str, Any]],
@@ -181,6 +213,7 @@ def fuse(
     k: int = RRF_K,
     by_language: bool = True,
     code_weight: float = CODE_WEIGHT,
+    conflict: float = CONFLICT,
 ) -> list[dict[str, Any]]:
     """The ``limit`` best of ``candidates`` (most similar first, each with its ``summary``) by
     reciprocal-rank fusion, weight/(k + rank) summed, of two rankings:
@@ -211,7 +244,10 @@ def fuse(
     else:
         ranks.append((1.0, list(range(1, len(candidates) + 1))))
     if query:
-        shared = [overlap(query, codes_of(str(c.get("summary", "")))) for c in candidates]
+        shared = [
+            agreement(query, codes_of(str(c.get("summary", ""))), conflict=conflict)
+            for c in candidates
+        ]
         by_codes = [1 + sum(1 for other in shared if other > mine) for mine in shared]
         ranks.append((code_weight, by_codes))
     fused = sorted(
