@@ -22,9 +22,22 @@ from typing import Any
 from knowledge.situation import ADDRESS_FIELD, CATEGORY, COUNTRY, DOCUMENT, text_language
 
 # code → weight in the overlap: identifiers say the most, then the facts named in words
-WEIGHTS = {"id": 3.0, "country": 2.0, "city": 2.0, "cause": 2.0, "n": 1.0, "cat": 1.0}
+WEIGHTS = {
+    "id": 3.0,
+    "country": 2.0,
+    "city": 2.0,
+    "cause": 2.0,
+    "goods": 2.0,
+    "n": 1.0,
+    "qty": 1.0,
+    "days": 1.0,
+    "hours": 1.0,
+    "minutes": 1.0,
+    "weeks": 1.0,
+    "cat": 1.0,
+}
 RRF_K = 10  # reciprocal-rank fusion: weight/(k + rank) summed (docs/case-memory.md)
-CODE_WEIGHT = 0.25  # the codes' ranking counts a quarter of the embedding's (measured)
+CODE_WEIGHT = 0.5  # the codes' ranking counts half the embedding's (measured, docs/case-memory.md)
 CONFLICT = 1.0  # a field named otherwise takes off as much as agreeing on it adds
 POOL = 50  # candidates the embedding fetches for a reranked search of up to 10
 
@@ -50,6 +63,42 @@ CITIES = {
     "singapore": ("Singapore", "新加坡"),
     "sydney": ("Sydney", "悉尼"),
 }
+# The IATA codes of those cities, as warehouses are often named (WH-SHA is in Shanghai).
+IATA = {
+    "sha": "shanghai",
+    "pvg": "shanghai",
+    "szx": "shenzhen",
+    "pek": "beijing",
+    "pkx": "beijing",
+    "can": "guangzhou",
+    "ctu": "chengdu",
+    "tfu": "chengdu",
+    "hgh": "hangzhou",
+    "hkg": "hongkong",
+    "lax": "losangeles",
+    "ewr": "newark",
+    "jfk": "newyork",
+    "nyc": "newyork",
+    "fra": "frankfurt",
+    "ams": "amsterdam",
+    "rtm": "rotterdam",
+    "lhr": "london",
+    "lon": "london",
+    "cdg": "paris",
+    "par": "paris",
+    "nrt": "tokyo",
+    "hnd": "tokyo",
+    "tyo": "tokyo",
+    "icn": "seoul",
+    "sel": "seoul",
+    "sin": "singapore",
+    "syd": "sydney",
+}
+# Other names of cities: code → (English, Chinese) alternatives.
+CITY_ALIASES = {
+    "losangeles": (("LA", "L.A."), ()),
+    "newyork": (("NYC",), ()),
+}
 # Other names of countries: code → (English, Chinese) alternatives.
 COUNTRY_ALIASES = {
     "US": (("USA", "U.S.", "US", "America"), ("美國",)),
@@ -61,22 +110,42 @@ COUNTRY_ALIASES = {
     "KP": (("North Korea",), ("朝鲜",)),
     "SY": (("Syria",), ("叙利亚",)),
     "CU": (("Cuba",), ("古巴",)),
+    "CN": (("mainland China", "PRC"), ("国内", "内地", "大陆", "中國")),
+    "HK": (("HK",), ()),
 }
 # Causes in words: code → (English words, Chinese words).
 CAUSES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "soft_decline": (("soft decline", "soft-decline", "soft declined"), ("软拒",)),
     "hard_decline": (("hard decline", "hard-decline", "hard declined"), ("硬拒",)),
-    "expired_card": (("expired",), ("过期",)),
-    "insufficient_funds": (("insufficient funds",), ("余额不足",)),
-    "processor_timeout": (("timeout", "timed out", "time out"), ("超时",)),
-    "embargo": (("embargo", "sanction"), ("禁运", "制裁")),
+    "expired_card": (("expired", "out of date", "expiry"), ("过期", "过了有效期", "有效期已过")),
+    "insufficient_funds": (
+        ("insufficient funds", "not enough funds", "insufficient balance", "not enough money"),
+        ("余额不足", "余额不够", "资金不足"),
+    ),
+    "processor_timeout": (
+        (
+            "timeout",
+            "timed out",
+            "time out",
+            "no response",
+            "unresponsive",
+        ),
+        ("超时", "无响应", "没响应", "未响应"),
+    ),
+    "embargo": (
+        ("embargo", "embargoed", "sanction", "sanctions", "sanctioned"),
+        ("禁运", "制裁"),
+    ),
     "prohibited": (("prohibited",), ("违禁",)),
-    "hs_code": (("hs code", "tariff code"), ("hs编码", "税号")),
+    "hs_code": (
+        ("hs code", "tariff code", "customs code", "commodity code"),
+        ("hs编码", "税号", "海关编码", "商品编码"),
+    ),
     "doc:commercial_invoice": (("invoice",), ("发票",)),
     "doc:packing_list": (("packing list",), ("装箱单",)),
     "doc:certificate_of_origin": (("certificate of origin",), ("原产地",)),
-    "doc:battery_declaration": (("battery declaration", "battery"), ("电池",)),
-    "field:postal_code": (("postal code", "postcode", "zip code"), ("邮编", "邮政编码")),
+    "doc:battery_declaration": (("battery declaration", "battery", "lithium"), ("电池",)),
+    "field:postal_code": (("postal code", "postcode", "zip code", "zip"), ("邮编", "邮政编码")),
     "field:street_address": (("street",), ("街道",)),
     "field:country_area": (("province", "state"), ("省份", "省/州")),
     "field:city_area": (("district",), ("区县",)),
@@ -84,6 +153,48 @@ CAUSES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "peak:singles_day": (("singles' day", "singles day", "double 11"), ("双十一", "双11")),
     "peak:black_friday": (("black friday", "cyber monday"), ("黑五", "黑色星期五")),
     "peak:618": (("618",), ("618",)),
+}
+# What the goods are, named in words: code → (English words, Chinese words). The item category
+# of the structured situation, one level finer: a near miss often differs in its goods, and
+# a text written in Chinese names them in words where an English one gives the SKU too.
+GOODS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "headphones": (
+        ("headphones", "headphone", "earphones", "earbuds", "headset"),
+        ("耳机",),
+    ),
+    "power_bank": (("power bank", "power banks", "powerbank"), ("充电宝", "移动电源")),
+    "charger": (("charger", "chargers"), ("充电器",)),
+    "camera": (("camera", "cameras"), ("相机", "摄像机")),
+    "phone": (("phone", "phones", "smartphone", "smartphones", "mobile phone"), ("手机",)),
+    "watch": (("watch", "watches", "smartwatch", "smart watch"), ("手表",)),
+    "laptop": (("laptop", "laptops", "notebook computer"), ("笔记本电脑",)),
+    "tablet": (("tablet", "tablets"), ("平板",)),
+    "speaker": (("speaker", "speakers"), ("音箱",)),
+    "t_shirt": (("t-shirt", "t-shirts", "tee", "tees", "t shirt"), ("t恤",)),
+    "jacket": (("jacket", "jackets", "coat", "coats", "parka"), ("外套", "夹克", "羽绒服")),
+    "shoes": (("shoes", "shoe", "sneakers", "trainers", "boots"), ("鞋",)),
+    "dress": (("dress", "dresses"), ("连衣裙",)),
+    "jeans": (("jeans",), ("牛仔裤",)),
+    "mug": (("mug", "mugs", "cup", "cups"), ("杯",)),
+    "lamp": (("lamp", "lamps"), ("台灯", "灯具")),
+    "pan": (("pan", "pans", "pot", "pots", "wok"), ("锅",)),
+    "towel": (("towel", "towels"), ("毛巾",)),
+    "lipstick": (("lipstick", "lipsticks"), ("口红", "唇膏")),
+    "serum": (("serum", "serums", "essence"), ("精华",)),
+    "cream": (("face cream", "moisturiser", "moisturizer"), ("面霜",)),
+    "perfume": (("perfume", "perfumes", "fragrance"), ("香水",)),
+    "blocks": (("building blocks", "building block", "lego"), ("积木",)),
+    "plush": (("plush", "teddy", "stuffed animal", "stuffed toy", "soft toy"), ("毛绒", "玩偶")),
+    "doll": (("doll", "dolls"), ("娃娃",)),
+    "puzzle": (("puzzle", "jigsaw"), ("拼图",)),
+    "tea": (("tea", "teas"), ("茶",)),
+    "coffee": (("coffee",), ("咖啡",)),
+    "formula": (("formula", "milk powder"), ("奶粉",)),
+    "chocolate": (("chocolate", "chocolates"), ("巧克力",)),
+    "helmet": (("helmet", "helmets", "bicycle helmet", "bike helmet"), ("头盔", "自行车头盔")),
+    "yoga_mat": (("yoga mat", "yoga mats", "exercise mat"), ("瑜伽垫",)),
+    "bicycle": (("bicycle", "bike", "bikes"), ("自行车", "单车")),
+    "book": (("book", "books", "novel"), ("图书", "书籍", "小说")),
 }
 _IDENT = re.compile(
     r"(?<![A-Za-z0-9_-])(?:[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+|[a-z]+(?:_[a-z]+)+)(?![A-Za-z0-9_-])"
@@ -105,8 +216,40 @@ _ZH_DIGITS = {
     "八": 8,
     "九": 9,
 }
-_ZH_NUMBER = re.compile(
-    r"([一二两三四五六七八九]?十[一二三四五六七八九]?|[一二两三四五六七八九])(?=[天件个双台分小周箱单次])"
+# not in words that only look like numbers: 第一 (first), 同一 (the same), 唯一, 统一, 万一
+_ZH_WORDS = r"[一二两三四五六七八九]?十[一二三四五六七八九]?|[一二两三四五六七八九]"
+_ZH_NUMBER = re.compile(rf"(?<![第同统唯万之])({_ZH_WORDS})(?=[天件个双台分小周箱单次])")
+# Numbers with their unit: the quantity short, the days late, the minutes apart. A number
+# alone may be said in passing (two orders, 48 hours); one with its unit is a fact.
+UNITS = {
+    "qty": (
+        ("unit", "units", "piece", "pieces", "pcs", "pair", "pairs", "item", "items", "boxes"),
+        ("件", "个", "双", "台", "箱", "盒", "瓶", "支"),
+    ),
+    "days": (("day", "days"), ("天",)),
+    "hours": (("hour", "hours", "hr", "hrs"), ("小时", "个小时")),
+    "minutes": (("minute", "minutes", "min", "mins"), ("分钟", "分")),
+    "weeks": (("week", "weeks"), ("周", "星期", "个星期")),
+}
+_UNIT_OF = {w: unit for unit, (en, zh) in UNITS.items() for w in (*en, *zh)}
+
+
+def _alternatives(words: Sequence[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
+
+
+_EN_UNIT = re.compile(
+    r"(?<![\d.,:A-Za-z-])(\d{1,4}|"
+    + "|".join(_EN_NUMBERS)
+    + r")\s*-?\s*("
+    + _alternatives([w for w in _UNIT_OF if w.isascii()])
+    + r")\b",
+    re.IGNORECASE,
+)
+_ZH_UNIT = re.compile(
+    rf"(?<![第同统唯万之\d])(\d{{1,4}}|{_ZH_WORDS})\s*("
+    + _alternatives([w for w in _UNIT_OF if not w.isascii()])
+    + ")"
 )
 
 
@@ -126,6 +269,10 @@ def _table() -> list[tuple[str, str, bool]]:
         rows += [(w, f"country:{code}") for w in (*en_names, *zh_names)]
     for code, (en, zh) in CITIES.items():
         rows += [(en, f"city:{code}"), (zh, f"city:{code}")]
+    for code, (en_names, zh_names) in CITY_ALIASES.items():
+        rows += [(w, f"city:{code}") for w in (*en_names, *zh_names)]
+    for code, (en_words, zh_words) in GOODS.items():
+        rows += [(w, f"goods:{code}") for w in (*en_words, *zh_words)]
     for code, (en, zh) in CATEGORY.items():
         rows += [(en, f"cat:{code}"), (zh, f"cat:{code}")]
     for code, (en, zh) in DOCUMENT.items():
@@ -157,6 +304,9 @@ def codes_of(text: str) -> dict[str, float]:
     found: dict[str, float] = {}
     for match in _IDENT.finditer(text):
         found[f"id:{match.group(0).lower()}"] = WEIGHTS["id"]
+        place = match.group(0).lower().removeprefix("wh-")  # a warehouse named by its city
+        if match.group(0).lower().startswith("wh-") and place in IATA:
+            found[f"city:{IATA[place]}"] = WEIGHTS["city"]
     lowered = text.lower()
     for pattern in (_LATIN, _CJK):
         for match in pattern.finditer(lowered):
@@ -167,6 +317,15 @@ def codes_of(text: str) -> dict[str, float]:
     numbers += [_zh_number(m.group(1)) for m in _ZH_NUMBER.finditer(text)]
     for number in numbers:
         found.setdefault(f"n:{number}", WEIGHTS["n"])
+    for match in (*_EN_UNIT.finditer(text), *_ZH_UNIT.finditer(text)):
+        words, unit = match.group(1), _UNIT_OF[match.group(2).lower()]
+        if words.isdigit():
+            number = int(words)
+        elif words.lower() in _EN_NUMBERS:
+            number = _EN_NUMBERS[words.lower()]
+        else:
+            number = _zh_number(words)
+        found[f"{unit}:{number}"] = WEIGHTS[unit]
     return found
 
 
@@ -184,25 +343,37 @@ def field_of(code: str) -> str:
     return code.rsplit(":", 1)[0]
 
 
+# Fields that name one fact in two ways: the goods by their SKU and in words. A candidate
+# that names the goods both ways gets the fact counted once, as one that names them in words.
+SAME_FACT = {"id:sku": "item", "goods": "item", "id:wh": "place", "city": "place"}
+# Fields a text names in passing as well as for its facts (two orders, 48 hours, one
+# parcel): another value there is not a contradiction, so it takes nothing off.
+INCIDENTAL = frozenset({"n"})
+
+
 def agreement(
-    query: Mapping[str, float], codes: Mapping[str, float], *, conflict: float = 1.0
+    query: Mapping[str, float], codes: Mapping[str, float], *, conflict: float = CONFLICT
 ) -> float:
-    """How far a candidate's codes agree with the query's, field by field: each code they
-    share adds its weight; a field both name but in which they share nothing (the query's
-    destination is Japan, the candidate's the Netherlands) takes the query's weight for it
-    off, times ``conflict``; a field the candidate does not name (goods named in words, no
-    SKU) counts neither way, since saying nothing is not saying otherwise."""
+    """How far a candidate's codes agree with the query's, field by field (``field_of``):
+    the codes they share add their weights; a field both name but in which they share
+    nothing (the query's destination is Japan, the candidate's the Netherlands) takes the
+    query's weight for it off, times ``conflict`` (not for ``INCIDENTAL`` fields, numbers);
+    a field the candidate does not name (no
+    SKU, no number) counts neither way, since saying nothing is not saying otherwise. The
+    fields of one fact (``SAME_FACT``) count once: the best of them that both name."""
     asked: dict[str, dict[str, float]] = {}
     for code, weight in query.items():
         asked.setdefault(field_of(code), {})[code] = weight
     named = {field_of(code) for code in codes}
-    score = 0.0
+    facts: dict[str, list[float]] = {}
     for field, wanted in asked.items():
         if field not in named:
             continue
         shared = sum(weight for code, weight in wanted.items() if code in codes)
-        score += shared if shared else -conflict * sum(wanted.values())
-    return score
+        against = 0.0 if field in INCIDENTAL else conflict * sum(wanted.values())
+        found = shared if shared else -against
+        facts.setdefault(SAME_FACT.get(field, field), []).append(found)
+    return sum(max(found) for found in facts.values())
 
 
 def fuse(

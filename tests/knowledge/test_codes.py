@@ -23,6 +23,7 @@ def test_the_same_facts_give_the_same_codes_in_either_language() -> None:
             "id:hdp-bt-200",
             "city:shanghai",
             "n:3",
+            "qty:3",
             "country:DE",
         }
     )
@@ -34,8 +35,15 @@ def test_the_same_facts_give_the_same_codes_in_either_language() -> None:
         ("the commercial invoice was missing", {"cause:doc:commercial_invoice"}),
         ("缺少商业发票", {"cause:doc:commercial_invoice"}),
         ("bank soft declined the card", {"cause:soft_decline"}),
-        ("three days late; ten minutes apart", {"n:3", "n:10"}),
-        ("晚了十五天，差两件", {"n:15", "n:2"}),
+        ("three days late; ten minutes apart", {"n:3", "days:3", "n:10", "minutes:10"}),
+        ("晚了十五天，差两件", {"n:15", "days:15", "n:2", "qty:2"}),
+        ("同一单，第一单", set()),  # the same order, the first order: no numbers
+        (
+            "LA warehouse, 5 pairs of running shoes",
+            {"city:losangeles", "n:5", "qty:5", "goods:shoes"},
+        ),
+        ("WH-SHA的蓝牙耳机", {"id:wh-sha", "city:shanghai", "goods:headphones"}),
+        ("国内订单，支付通道无响应", {"country:CN", "cause:processor_timeout"}),
         ("a statement dated 2026-01-02, 4.5 kg", set()),  # no "state", no numbers of a date
         ("UK postcode", {"country:GB", "cause:field:postal_code"}),
     ],
