@@ -36,8 +36,8 @@ WEIGHTS = {
     "weeks": 1.0,
     "cat": 1.0,
 }
-RRF_K = 10  # reciprocal-rank fusion: weight/(k + rank) summed (docs/case-memory.md)
-CODE_WEIGHT = 0.5  # the codes' ranking counts half the embedding's (measured, docs/case-memory.md)
+RRF_K = 5  # reciprocal-rank fusion: weight/(k + rank) summed (docs/case-memory.md)
+CODE_WEIGHT = 0.6  # the codes' ranking against the embedding's 1 (measured, docs/case-memory.md)
 CONFLICT = 1.0  # a field named otherwise takes off as much as agreeing on it adds
 POOL = 50  # candidates the embedding fetches for a reranked search of up to 10
 
