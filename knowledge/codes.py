@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from knowledge.situation import ADDRESS_FIELD, CATEGORY, COUNTRY, DOCUMENT, text_language
@@ -44,6 +45,7 @@ WEIGHTS = {
 RRF_K = 5  # reciprocal-rank fusion: weight/(k + rank) summed (docs/case-memory.md)
 CODE_WEIGHT = 0.6  # the codes' ranking against the embedding's 1 (measured, docs/case-memory.md)
 CONFLICT = 1.0  # a field named otherwise takes off as much as agreeing on it adds
+CACHED_TEXTS = 8192  # texts whose codes are kept (``_codes``)
 POOL = 50  # candidates the embedding fetches for a reranked search of up to 10
 
 # Cities of the world's usual warehouses and hubs: (English, Chinese).
@@ -306,6 +308,13 @@ _CJK = re.compile("|".join(re.escape(w) for w in _CODES_OF if not w.isascii()))
 
 def codes_of(text: str) -> dict[str, float]:
     """The codes in ``text``, each with its weight (module doc)."""
+    return dict(_codes(text))
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def _codes(text: str) -> tuple[tuple[str, float], ...]:
+    """``codes_of``, kept for the texts read last: a search reads the codes of each of its 50
+    candidates, and the same cases come back search after search."""
     found: dict[str, float] = {}
     for match in _IDENT.finditer(text):
         found[f"id:{match.group(0).lower()}"] = WEIGHTS["id"]
@@ -331,7 +340,7 @@ def codes_of(text: str) -> dict[str, float]:
         else:
             number = _zh_number(words)
         found[f"{unit}:{number}"] = WEIGHTS[unit]
-    return found
+    return tuple(found.items())
 
 
 def field_of(code: str) -> str:
