@@ -288,8 +288,13 @@ def _table() -> list[tuple[str, str, bool]]:
         rows += [(en, f"cause:field:{code}"), (zh, f"cause:field:{code}")]
     for code, (en_words, zh_words) in CAUSES.items():
         rows += [(w, f"cause:{code}") for w in (*en_words, *zh_words)]
-    found = {(w.lower(), c, w.isascii()) for w, c in rows if w}
+    found = {(w if _is_abbreviation(w) else w.lower(), c, w.isascii()) for w, c in rows if w}
     return sorted(found, key=lambda r: (-len(r[0]), r))
+
+
+def _is_abbreviation(words: str) -> bool:
+    """US, U.K., LA, NYC: read only as written, in capitals (not "us", not "La Poste")."""
+    return words.isascii() and any(c.isalpha() for c in words) and words == words.upper()
 
 
 _TABLE = _table()
@@ -300,8 +305,13 @@ for _words, _code, _ in _TABLE:
 # "statement"), Chinese ones anywhere; the longest name first where two overlap
 _LATIN = re.compile(
     r"(?<![a-z0-9])(?:"
-    + "|".join(re.escape(w) for w in _CODES_OF if w.isascii())
+    + "|".join(re.escape(w) for w in _CODES_OF if w.isascii() and not _is_abbreviation(w))
     + r")(?![a-z0-9])"
+)
+_ABBREVIATIONS = re.compile(
+    r"(?<![A-Za-z0-9])(?:"
+    + "|".join(re.escape(w) for w in _CODES_OF if _is_abbreviation(w))
+    + r")(?![A-Za-z0-9])"
 )
 _CJK = re.compile("|".join(re.escape(w) for w in _CODES_OF if not w.isascii()))
 
@@ -322,8 +332,8 @@ def _codes(text: str) -> tuple[tuple[str, float], ...]:
         if match.group(0).lower().startswith("wh-") and place in IATA:
             found[f"city:{IATA[place]}"] = WEIGHTS["city"]
     lowered = text.lower()
-    for pattern in (_LATIN, _CJK):
-        for match in pattern.finditer(lowered):
+    for pattern, read in ((_LATIN, lowered), (_CJK, lowered), (_ABBREVIATIONS, text)):
+        for match in pattern.finditer(read):
             for code in _CODES_OF[match.group(0)]:
                 found[code] = WEIGHTS[code.split(":", 1)[0]]
     numbers = [int(m.group(0)) for m in _NUMBER.finditer(text)]

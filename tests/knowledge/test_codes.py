@@ -38,6 +38,8 @@ def test_the_same_facts_give_the_same_codes_in_either_language() -> None:
         ("three days late; ten minutes apart", {"n:3", "days:3", "n:10", "minutes:10"}),
         ("晚了十五天，差两件", {"n:15", "days:15", "n:2", "qty:2"}),
         ("同一单，第一单", set()),  # the same order, the first order: no numbers
+        ("the customer told us to wait; La Poste", set()),  # abbreviations only in capitals
+        ("to the U.S., then the UK", {"country:US", "country:GB"}),
         (
             "LA warehouse, 5 pairs of running shoes",
             {"city:losangeles", "n:5", "qty:5", "goods:shoes"},
