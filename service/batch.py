@@ -17,7 +17,7 @@ at once decide each once (a submission another process committed first is theirs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,9 +99,12 @@ def run_batch(
     screener: Screener | None = None,
     actor: str = "operator",
     role: str | None = None,
+    on_decided: Callable[[int, Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Handle ``orders`` in their order (see the module): each one's result, or the error
-    that stopped it (an order its world cannot serve), in the same order."""
+    that stopped it (an order its world cannot serve), in the same order. ``on_decided``
+    hears each order's outcome (by its index) as soon as its decision has committed, before
+    the rest of the batch is done (a stream worker acks it then)."""
     app.refresh_policy()
     if screener is None:
         screener = Screener(app.desk(world_id).facts, app.checkers, model=app.model)
@@ -120,6 +123,12 @@ def run_batch(
                 decided[i] = sid
     ahead = _screen_ahead(app, screener, orders, skip=set(decided))
     out: list[Outcome | None] = [None] * len(orders)
+
+    def settle(index: int, outcome: Outcome) -> None:
+        out[index] = outcome
+        if on_decided is not None:
+            on_decided(index, outcome)
+
     clean: list[_Clean] = []
     waiting: set[str] = set()  # the order ids in ``clean``
     for index, order in enumerate(orders):
@@ -130,11 +139,11 @@ def run_batch(
         if not clean:
             waiting.clear()
         if order.order_id in waiting:
-            _flush(app, world_id, clean, out, actor=actor, role=role)  # the same order again
+            _flush(app, world_id, clean, settle, actor=actor, role=role)  # the same order again
             waiting.clear()
             unchanged, known = False, None
         if unchanged and index in decided:  # screened clean before: its decision stands
-            out[index] = _clean_result(decided[index], order)
+            settle(index, _clean_result(decided[index], order))
             continue
         early = ahead.get(index)
         try:
@@ -145,7 +154,7 @@ def run_batch(
             else:
                 screened = screener.screen(order, policy)
         except ExdeskError as exc:  # the world cannot serve it: nothing stored, said why
-            out[index] = exc
+            settle(index, exc)
             continue
         version = known.version if unchanged and known is not None else None
         if (
@@ -156,13 +165,14 @@ def run_batch(
             clean.append(_Clean(index, screened, policy, version, seal))
             waiting.add(order.order_id)
             continue
-        _flush(app, world_id, clean, out, actor=actor, role=role)
+        _flush(app, world_id, clean, settle, actor=actor, role=role)
         try:
-            out[index] = usecases.handle(app, world_id, order, actor=actor, role=role)
+            handled: Outcome = usecases.handle(app, world_id, order, actor=actor, role=role)
         except ExdeskError as exc:
-            out[index] = exc
+            handled = exc
+        settle(index, handled)
         screener.refresh()  # what the order's plan did to stock shows in the next ones' view
-    _flush(app, world_id, clean, out, actor=actor, role=role)
+    _flush(app, world_id, clean, settle, actor=actor, role=role)
     done = [o for o in out if o is not None]
     assert len(done) == len(orders)
     return done
@@ -259,7 +269,7 @@ def _flush(
     app: Exdesk,
     world_id: str,
     clean: list[_Clean],
-    out: list[Outcome | None],
+    settle: Callable[[int, Outcome], None],
     *,
     actor: str,
     role: str | None,
@@ -313,6 +323,6 @@ def _flush(
             version = app.orders.version(world_id, order.order_id)
             sid = screened_thread_id(world_id, order.order_id, version, item.policy)
         result = _clean_result(sid, order)
-        out[item.index] = result
         decide_beside_quietly(app, world_id, result)
+        settle(item.index, result)
     clean.clear()

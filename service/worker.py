@@ -37,11 +37,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from agent.runner import RunResult
 from domain.digest import digest
 from domain.errors import ExdeskError, InputError
 from domain.models import ProposalStatus
 from service import usecases
-from service.batch import run_batch
+from service.batch import Outcome, run_batch
 from service.render import safe
 from service.streams import CaseEvent, Delivery, Event, MalformedEvent, Stream, parse_event
 from service.wiring import Exdesk
@@ -169,20 +170,37 @@ class Worker:
         for delivery, event in taken:
             by_world.setdefault(event.world_id, []).append((delivery, event))
         for world_id, items in by_world.items():
-            try:
-                outcomes = run_batch(self.app, world_id, [e.order for _, e in items])
-            except Exception as exc:  # the database, a tool: not the events'
-                raise _Outage(f"world {world_id}: {type(exc).__name__}: {exc}") from exc
-            for (delivery, event), outcome in zip(items, outcomes, strict=True):
-                if isinstance(outcome, InputError):
-                    self._refused(delivery, event, outcome)
-                    continue
-                if isinstance(outcome, ExdeskError):  # a tool away, a lock: hand it back
-                    raise _Outage(f"order {event.order.order_id}: {outcome}")
-                self.tally.handled += 1
-                self.tally.exceptions += bool(outcome.decisions)
-                self._ack(delivery)
-                self.tally.latencies_ms.append(_ms_since(delivery))
+            self._decide_world(world_id, items)
+
+    def _decide_world(self, world_id: str, items: list[tuple[Delivery, Event]]) -> None:
+        """Decide one world's events of the batch, acking each order as soon as its decision
+        has committed (the batch goes on); from the first order a tool or a lock stopped,
+        nothing more is acked and the rest is handed back."""
+        away: list[str] = []
+
+        def decided(index: int, outcome: Outcome) -> None:
+            delivery, event = items[index]
+            if away:
+                return
+            if isinstance(outcome, InputError):  # the desk cannot take it as it stands
+                self._refused(delivery, event, outcome)
+            elif isinstance(outcome, ExdeskError):
+                away.append(f"order {event.order.order_id}: {outcome}")
+            else:
+                self._settle(delivery, outcome)
+
+        try:
+            run_batch(self.app, world_id, [e.order for _, e in items], on_decided=decided)
+        except Exception as exc:  # the database, a tool: not the events'
+            raise _Outage(f"world {world_id}: {type(exc).__name__}: {exc}") from exc
+        if away:
+            raise _Outage(away[0])
+
+    def _settle(self, delivery: Delivery, outcome: RunResult) -> None:
+        self.tally.handled += 1
+        self.tally.exceptions += bool(outcome.decisions)
+        self._ack(delivery)
+        self.tally.latencies_ms.append(_ms_since(delivery))
 
     def _superseded(self, delivery: Delivery) -> None:
         self.tally.superseded += 1
