@@ -337,6 +337,9 @@ def shared_search_figures(
     - both with the query vectors made beforehand (the memory's own cost); ``..._embedded_...``
       the same with the embedding included (on a machine with fewer cores than processes the
       embedding itself queues for the CPU);
+    - ``retrieve.held_together_p50_ms_{k}k`` / ``_p99_``: as many threads of the one process
+      holding the shard searching at once as there are sharing processes (the same queueing
+      for the CPU, none of the sharing); ``retrieve.shared_over_together_p50_{k}k`` the ratio;
     - ``retrieve.shared_over_held_p50_{k}k``: the ratio of the medians; ``retrieve.reopen_p50_
       ms_{k}k``: one process opening the shard per search, as before (baseline of before).
     """
@@ -369,10 +372,13 @@ def shared_search_figures(
                 for _ in range(rounds)
             ]
             agent_ms = [_timed(lambda q=q: held.evidence(*q))[0] for q in mine]
+            together = _threads_at_once(held, vectors, mine, max(1, processes), rounds)
         finally:
             held.close()
         figures[f"retrieve.held_p50_ms_{k}"] = _median_of(engine_rounds, 50)
         figures[f"retrieve.held_p99_ms_{k}"] = _median_of(engine_rounds, 99)
+        figures[f"retrieve.held_together_p50_ms_{k}"] = _median_of(together, 50)
+        figures[f"retrieve.held_together_p99_ms_{k}"] = _median_of(together, 99)
         figures[f"retrieve.held_embedded_p50_ms_{k}"] = percentile(agent_ms, 50)
         figures[f"retrieve.held_embedded_p99_ms_{k}"] = percentile(agent_ms, 99)
         few = max(1, searches // 4)
@@ -402,8 +408,35 @@ def shared_search_figures(
             figures[f"retrieve.shared_over_held_p50_{k}"] = (
                 figures[f"retrieve.shared_p50_ms_{k}"] / figures[f"retrieve.held_p50_ms_{k}"]
             )
+            figures[f"retrieve.shared_over_together_p50_{k}"] = (
+                figures[f"retrieve.shared_p50_ms_{k}"]
+                / figures[f"retrieve.held_together_p50_ms_{k}"]
+            )
             figures[f"retrieve.shared_hosts_{k}"] = float(sum(1 for r in results if r[2]))
     return {key: round(value, 3) for key, value in figures.items()}
+
+
+def _threads_at_once(
+    held: QdrantCaseMemory, vectors: Any, mine: Sequence[Any], threads: int, rounds: int
+) -> list[list[float]]:
+    """The shared figure's baseline at the same concurrency: ``threads`` threads of the one
+    process that holds the shard open, searching back to back at once (on a machine with
+    fewer cores than searchers, both queue for the CPU alike). The ms of each search, per
+    round."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def searches() -> list[float]:
+        return [
+            _timed(lambda v=v, q=q: held._ops.query(v, _filters_of(q[1], q[2]), 10, held.floor))[0]
+            for v, q in zip(vectors, mine, strict=True)
+        ]
+
+    out: list[list[float]] = []
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(rounds):
+            futures = [pool.submit(searches) for _ in range(threads)]
+            out.append([t for f in futures for t in f.result()])
+    return out
 
 
 def _median_of(rounds: Sequence[Sequence[float]], pct: float) -> float:
