@@ -239,3 +239,27 @@ def test_a_clean_new_version_supersedes_what_the_old_one_waits_for(settings: Set
         assert app.review.get(proposal.proposal_id).status.value == "superseded"
     finally:
         app.close()
+
+
+def test_each_order_is_heard_of_once_its_decision_has_committed(settings: Settings) -> None:
+    """``on_decided`` (what a stream worker acks by): every order once, in the batch's order,
+    each when its decision is already in the log, before the batch is done."""
+    orders = _orders(40, 0.2)
+    app = _app(settings)
+    heard: list[int] = []
+    logged: list[int] = []  # the log's length as each is heard of
+    try:
+
+        def decided(index: int, outcome: Any) -> None:
+            entries = app.audit.entries()
+            keys = {e.payload.get("order_id") for e in entries}
+            assert orders[index].order_id in keys, f"order {index} heard of before it committed"
+            heard.append(index)
+            logged.append(len(entries))
+
+        outcomes = run_batch(app, WORLD, orders, on_decided=decided)
+        assert heard == list(range(len(orders)))
+        assert logged[0] < logged[-1]  # the first heard of while the rest were still to decide
+        assert sum(bool(getattr(o, "decisions", None)) for o in outcomes) > 0  # exceptions too
+    finally:
+        app.close()
