@@ -251,7 +251,7 @@ def test_each_order_is_heard_of_once_its_decision_has_committed(settings: Settin
     try:
 
         def decided(index: int, outcome: Any) -> None:
-            entries = app.audit.entries()
+            entries = list(app.audit.entries())
             keys = {e.payload.get("order_id") for e in entries}
             assert orders[index].order_id in keys, f"order {index} heard of before it committed"
             heard.append(index)
