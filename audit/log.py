@@ -27,7 +27,6 @@ from audit import personal
 from audit.checkpoint import CheckpointBody, SignedCheckpoint, parse_checkpoint, sign_checkpoint
 from audit.errors import AuditError
 from audit.export import verify_export, write_export
-from audit.jcs import canonical_text
 from audit.merkle import CompactRange
 from audit.models import (
     GENESIS_HASH,
@@ -43,6 +42,7 @@ from audit.rotation import ROTATION_EVENT, rotation_payload
 from audit.schema import HEAD_ID, AuditTables, build_tables
 from audit.statements import build_statements
 from audit.verify import HeadRow, LogVerifier, Trust
+from domain.canonical import canonical_text
 
 __all__ = [
     "GENESIS_HASH",

@@ -1,5 +1,14 @@
 """RFC 8785 (JSON Canonicalization Scheme) bytes: audit payloads, hashes and digests.
 
+``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` writes the RFC 8785
+bytes for strings (it escapes exactly ``"``, ``\\`` and control characters, in lowercase
+``\\u00xx``), for integers and for ``true``/``false``/``null``. It differs for floats written
+with an exponent or a trailing ``.0``, for integers past 2**53, and in key order when keys hold
+characters beyond U+FFFF (RFC 8785 sorts by UTF-16 code units). ``canonical_json`` uses it when
+none of those occur (an integral float is written as the integer it equals, which is what RFC
+8785 writes too), and the ``rfc8785`` package otherwise (``rfc8785_bytes``), which also
+explains values JSON cannot hold. The two agree byte for byte (``tests/domain/test_jcs.py``).
+
 Only JSON-native values are accepted: ``dict`` with ``str`` keys, ``list`` (or ``tuple``),
 ``str``, ``int``, ``float``, ``bool`` and ``None``. Anything else (``Decimal``, ``datetime``,
 ``UUID``, a pydantic model) raises ``TypeError`` naming where it sits, so the caller converts it
@@ -9,6 +18,7 @@ exactly (NaN, infinities, integers beyond 2**53 - 1, lone surrogates, cycles) ra
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, cast
@@ -45,11 +55,75 @@ def canonical_json(obj: object) -> bytes:
     Raises ``TypeError`` for a value that is not JSON-native and ``ValueError`` for one JSON
     cannot represent exactly; both name the path of the offending value (``$.lines[2].price``).
     """
+    text = _fast_text(obj)
+    return text.encode("utf-8") if text is not None else rfc8785_bytes(obj)
+
+
+def canonical_text(obj: object) -> str:
+    """``canonical_json(obj)`` as text."""
+    text = _fast_text(obj)
+    return text if text is not None else rfc8785_bytes(obj).decode("utf-8")
+
+
+def rfc8785_bytes(obj: object) -> bytes:
+    """The canonical bytes as the ``rfc8785`` package writes them, every value checked first
+    (the reference the fast path is tested against, and its fallback)."""
     try:
         _walk(obj, set())
     except _Invalid as exc:
         raise exc.error(f"{_format_path(exc.parts)}: {exc.message}") from None
     return rfc8785.dumps(cast(Any, obj))
+
+
+_ENCODE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+class _Slow(Exception):
+    """The value needs the full canonicalizer."""
+
+
+def _fast_text(value: object) -> str | None:
+    """The canonical text by the standard library, or None where it would not write RFC 8785
+    (or the value is not JSON): then ``rfc8785_bytes`` writes it, or says what is wrong."""
+    try:
+        text = _ENCODE(_plain(value))
+        text.encode("utf-8")  # a lone surrogate cannot be UTF-8: let the full path say so
+        return text
+    except (_Slow, TypeError, ValueError, UnicodeEncodeError, RecursionError):
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with integral floats as integers; _Slow when the standard library would not
+    write the RFC 8785 form."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if -_SAFE_INT <= value <= _SAFE_INT:
+            return value
+        raise _Slow
+    if kind is float:
+        if value.is_integer():  # ES6 writes past 2**53 in its shortest digits: the full path
+            if -_SAFE_INT <= value <= _SAFE_INT:
+                return int(value)
+            raise _Slow
+        magnitude = abs(value)
+        if 1e-4 <= magnitude < 1e16:  # repr writes these without an exponent, as ES6 does
+            return value
+        raise _Slow
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
+                raise _Slow
+            out[key] = _plain(item)
+        return out
+    if kind is list or kind is tuple:
+        return [_plain(item) for item in value]
+    raise _Slow
 
 
 def _walk(value: object, active: set[int]) -> None:

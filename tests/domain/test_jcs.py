@@ -1,5 +1,5 @@
-"""The fast canonical JSON writes exactly what ``domain.canonical`` (the rfc8785 package) writes,
-and refuses what it refuses."""
+"""The fast canonical JSON (``canonical_text``, ``canonical_json``) writes exactly what the
+rfc8785 package writes (``rfc8785_bytes``), and refuses what it refuses."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from audit.jcs import canonical_text
-from domain.canonical import canonical_json
+from domain.canonical import canonical_json, canonical_text, rfc8785_bytes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "evals" / "data" / "examples.jsonl"
 
@@ -24,12 +23,16 @@ TRICKY: list[Any] = [
     {"\u20ac": 1, "\U0001f600": 2, "\ufb33": 3, "z": 4, "a": 5},  # UTF-16 order differs
     [1, [2, [3, {"x": [4.5, 5.0]}]]],
     {"money": 19.99, "fx": 0.0067, "cost": 14.0, "pct": 33.333333333333336},
+    # integral floats past 2**53: ES6 writes their shortest digits, not ".0" (the audit log's
+    # fast path wrote 9007199254740992.0 until 2026-12-07)
+    {"p": 9007199254740992.0, "q": -9007199254740994.0, "r": 1.2345678901234567e15 * 8},
 ]
 
 
 @pytest.mark.parametrize("value", TRICKY, ids=range(len(TRICKY)))
 def test_tricky_values_are_written_as_rfc8785_writes_them(value: Any) -> None:
-    assert canonical_text(value) == canonical_json(value).decode("utf-8")
+    assert canonical_text(value) == rfc8785_bytes(value).decode("utf-8")
+    assert canonical_json(value) == rfc8785_bytes(value)
 
 
 def test_random_values_agree() -> None:
@@ -62,18 +65,21 @@ def test_random_values_agree() -> None:
     for _ in range(3000):
         item = value(0)
         try:
-            want = canonical_json(item).decode("utf-8")
+            want = rfc8785_bytes(item).decode("utf-8")
         except (TypeError, ValueError):
             with pytest.raises((TypeError, ValueError)):
                 canonical_text(item)
+            with pytest.raises((TypeError, ValueError)):
+                canonical_json(item)
             continue
         assert canonical_text(item) == want, item
+        assert canonical_json(item) == want.encode("utf-8"), item
 
 
 def test_real_payloads_agree() -> None:
     for line in EXAMPLES.read_text(encoding="utf-8").splitlines():
         case = json.loads(line)
-        assert canonical_text(case) == canonical_json(case).decode("utf-8")
+        assert canonical_text(case) == rfc8785_bytes(case).decode("utf-8")
 
 
 @pytest.mark.parametrize(
@@ -91,6 +97,8 @@ def test_what_json_cannot_hold_is_refused_with_its_path(
 ) -> None:
     with pytest.raises(error, match=message):
         canonical_text(value)
+    with pytest.raises(error, match=message):
+        canonical_json(value)
 
 
 def test_entry_strings_are_written_as_json_writes_them() -> None:
@@ -100,4 +108,4 @@ def test_entry_strings_are_written_as_json_writes_them() -> None:
     alphabet = ["a", "Z", "0", " ", '"', "\\", "\x00", "\x1f", "\x7f", "é", "中", "😀", "\u2028"]
     for _ in range(2000):
         value = "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
-        assert json_str(value) == canonical_json(value).decode("utf-8")
+        assert json_str(value) == rfc8785_bytes(value).decode("utf-8")
