@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.digest import digest
@@ -42,6 +42,14 @@ _CHUNK = 1000  # ids per IN (...): well under every database's limit on paramete
 
 def _key(world_id: str, order_id: str) -> ColumnElement[bool]:
     return and_(orders.c.world_id == world_id, orders.c.order_id == order_id)
+
+
+# The reads every step of an order makes, built once: building a statement costs more than
+# running it (about 150 µs against 65 µs a read on SQLite).
+_BY_KEY = and_(orders.c.world_id == bindparam("b_world"), orders.c.order_id == bindparam("b_order"))
+_READ_VERSION = select(orders.c.version).where(_BY_KEY)
+_READ_BODY = select(orders.c.body).where(_BY_KEY)
+_LOCK_BODY = _READ_BODY.with_for_update()
 
 
 def _body(order: Order) -> str:
@@ -178,7 +186,7 @@ class OrderBook:
     def version(self, world_id: str, order_id: str) -> int:
         with self.engine.connect() as conn:
             version = conn.execute(
-                select(orders.c.version).where(_key(world_id, order_id))
+                _READ_VERSION, {"b_world": world_id, "b_order": order_id}
             ).scalar()
         if version is None:
             raise InputError(f"order {order_id!r} is not in world {world_id!r}")
@@ -196,8 +204,8 @@ def read_current(
     conn: Connection, world_id: str, order_id: str, *, lock: bool = False
 ) -> Order | None:
     """The order as it stands; ``lock`` holds its row until the transaction ends."""
-    query = select(orders.c.body).where(_key(world_id, order_id))
-    body = conn.execute(query.with_for_update() if lock else query).scalar()
+    query = _LOCK_BODY if lock else _READ_BODY
+    body = conn.execute(query, {"b_world": world_id, "b_order": order_id}).scalar()
     return None if body is None else Order.model_validate_json(body)
 
 
