@@ -50,14 +50,14 @@ class Trail:
 
     def write(self, item: _Item, key: str | None) -> None:
         """``item`` and everything owed, in one commit."""
-        owed, self._owed = [*self._owed, (item, key)], []
-        self._desk.audit.append_many([i for i, _ in owed], keys=[k for _, k in owed])
+        self.owe(item, key)
+        self.flush()
 
     def flush(self) -> None:
         """Write what is owed (before a side effect of another kind)."""
-        if self._owed:
-            last = self._owed.pop()
-            self.write(*last)
+        owed, self._owed = self._owed, []
+        if owed:
+            self._desk.audit.append_many([i for i, _ in owed], keys=[k for _, k in owed])
 
 
 def call_tool(

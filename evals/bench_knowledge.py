@@ -362,15 +362,7 @@ def shared_search_figures(
         vectors = embedder.embed([t for t, _, _ in mine], query=True)
         held = QdrantCaseMemory(EdgeEngine(folder), embedder)
         try:
-            engine_rounds = [
-                [
-                    _timed(
-                        lambda v=v, q=q: held._ops.query(v, _filters_of(q[1], q[2]), 10, held.floor)
-                    )[0]
-                    for v, q in zip(vectors, mine, strict=True)
-                ]
-                for _ in range(rounds)
-            ]
+            engine_rounds = [_held_searches(held, vectors, mine) for _ in range(rounds)]
             agent_ms = [_timed(lambda q=q: held.evidence(*q))[0] for q in mine]
             together = _threads_at_once(held, vectors, mine, max(1, processes), rounds)
         finally:
@@ -425,18 +417,20 @@ def _threads_at_once(
     round."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def searches() -> list[float]:
-        return [
-            _timed(lambda v=v, q=q: held._ops.query(v, _filters_of(q[1], q[2]), 10, held.floor))[0]
-            for v, q in zip(vectors, mine, strict=True)
-        ]
-
     out: list[list[float]] = []
     with ThreadPoolExecutor(threads) as pool:
         for _ in range(rounds):
-            futures = [pool.submit(searches) for _ in range(threads)]
+            futures = [pool.submit(_held_searches, held, vectors, mine) for _ in range(threads)]
             out.append([t for f in futures for t in f.result()])
     return out
+
+
+def _held_searches(held: QdrantCaseMemory, vectors: Any, mine: Sequence[Any]) -> list[float]:
+    """The ms of each search, back to back, on the shard ``held`` holds open (vectors made)."""
+    return [
+        _timed(lambda v=v, q=q: held._ops.query(v, _filters_of(q[1], q[2]), 10, held.floor))[0]
+        for v, q in zip(vectors, mine, strict=True)
+    ]
 
 
 def _median_of(rounds: Sequence[Sequence[float]], pct: float) -> float:

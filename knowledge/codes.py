@@ -327,10 +327,10 @@ def _codes(text: str) -> tuple[tuple[str, float], ...]:
     candidates, and the same cases come back search after search."""
     found: dict[str, float] = {}
     for match in _IDENT.finditer(text):
-        found[f"id:{match.group(0).lower()}"] = WEIGHTS["id"]
-        place = match.group(0).lower().removeprefix("wh-")  # a warehouse named by its city
-        if match.group(0).lower().startswith("wh-") and place in IATA:
-            found[f"city:{IATA[place]}"] = WEIGHTS["city"]
+        ident = match.group(0).lower()
+        found[f"id:{ident}"] = WEIGHTS["id"]
+        if ident.startswith("wh-") and ident[3:] in IATA:  # a warehouse named by its city
+            found[f"city:{IATA[ident[3:]]}"] = WEIGHTS["city"]
     lowered = text.lower()
     for pattern, read in ((_LATIN, lowered), (_CJK, lowered), (_ABBREVIATIONS, text)):
         for match in pattern.finditer(read):
