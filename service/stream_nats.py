@@ -62,6 +62,7 @@ class NatsStream:
         self.consumer = consumer
         self.ack_wait_s = ack_wait_s
         self._held: dict[int, Msg] = {}  # what this worker holds, by stream position
+        self._early: list[Msg] = []  # delivered beyond a fetch's batch: the next fetch's
         self._sub: JetStreamContext.PullSubscription | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats", daemon=True)
@@ -81,6 +82,8 @@ class NatsStream:
         try:
             return future.result(timeout)
         except TimeoutError as exc:
+            if future.done():  # a timeout of the call's own, inside nats-py
+                raise StreamUnavailable(f"NATS at {self.url}: timed out") from exc
             future.cancel()
             raise StreamUnavailable(
                 f"NATS at {self.url} did not answer within {timeout:.0f} s"
@@ -214,28 +217,41 @@ class NatsStream:
         return self._sub
 
     def fetch(self, n: int, timeout: float) -> list[Delivery]:
-        async def get() -> list[Delivery]:
+        """At most ``n`` events, waiting up to ``timeout`` seconds for the first.
+
+        nats-py may hand over more than asked: a pull request of an earlier fetch that timed
+        out on this side still gets its messages, which wait in the subscription and come
+        with the next fetch. Those beyond ``n`` stay held here (kept in progress, so NATS
+        redelivers them to nobody else) and come first next time, so that a worker never
+        holds more than its batch plus what is already its own."""
+
+        async def get() -> list[Msg]:
             sub = await self._subscription()
             try:
-                msgs = await sub.fetch(batch=n, timeout=timeout)
-            except nats.errors.TimeoutError:
+                return list(await sub.fetch(batch=n, timeout=timeout))
+            # nats-py raises its own TimeoutError, FetchTimeoutError, or asyncio's plain one
+            # (the same class as the builtin): all mean nothing came in time
+            except TimeoutError:
                 return []
-            out = []
-            for msg in msgs:
-                meta = msg.metadata
-                self._held[meta.sequence.stream] = msg
-                out.append(
-                    Delivery(
-                        data=msg.data,
-                        seq=meta.sequence.stream,
-                        attempt=meta.num_delivered,
-                        published_at=meta.timestamp.astimezone(UTC),
-                        handle=msg,
-                    )
-                )
-            return out
 
-        return self._call(get(), timeout + CALL_TIMEOUT_S)
+        msgs = self._early or self._call(get(), timeout + CALL_TIMEOUT_S)
+        msgs, self._early = msgs[:n], msgs[n:]
+        for msg in self._early:
+            self._held[msg.metadata.sequence.stream] = msg
+        out = []
+        for msg in msgs:
+            meta = msg.metadata
+            self._held[meta.sequence.stream] = msg
+            out.append(
+                Delivery(
+                    data=msg.data,
+                    seq=meta.sequence.stream,
+                    attempt=meta.num_delivered,
+                    published_at=meta.timestamp.astimezone(UTC),
+                    handle=msg,
+                )
+            )
+        return out
 
     async def _keep_held(self) -> None:
         """While this process lives, the events it holds stay its own."""
@@ -320,6 +336,7 @@ class NatsStream:
                 with contextlib.suppress(Exception):  # NATS away: redelivered after ack_wait
                     await msg.nak()
             self._held.clear()
+            self._early = []
             with contextlib.suppress(Exception):  # closing anyway
                 await asyncio.wait_for(self._nc.close(), 5)
 

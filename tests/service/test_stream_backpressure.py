@@ -110,8 +110,14 @@ def test_a_held_database_slows_the_workers_and_loses_nothing(
             assert _count(engine, decided) == 7
             assert all(w.poll() is None for w in workers)  # waiting, not failing
         # held: each worker had at most its batch in hand, the stream kept the rest
-        assert all(s.num_ack_pending <= 2 * BATCH for s in samples), samples
-        assert all(s.num_pending >= later - 2 * BATCH for s in samples), samples
+        assert all(s.num_ack_pending <= 2 * BATCH for s in samples), [
+            (s.num_ack_pending, s.delivered.stream_seq) for s in samples
+        ]
+        # (by the last position handed out: consumer info's num_pending is an estimate for a
+        # filtered consumer, and was seen to dip by a few while nothing was handed out)
+        assert all(s.delivered.stream_seq <= total - later + 2 * BATCH for s in samples), [
+            (s.num_ack_pending, s.delivered.stream_seq) for s in samples
+        ]
         outputs = [w.communicate(timeout=600)[0] for w in workers]
     finally:
         for w in workers:
