@@ -17,6 +17,7 @@ at once decide each once (a submission another process committed first is theirs
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,12 @@ from store.db import write
 
 BATCH_SIZE = 500
 Outcome = RunResult | ExdeskError
+
+
+class Superseded(ExdeskError):
+    """Not a fault: an order submitted before ``run_batch`` (a stream worker's claim) whose
+    stored content is no longer its own, because a newer event of it was submitted meanwhile.
+    It is not decided again: the newer event's decision is the order's."""
 
 
 @dataclass
@@ -100,11 +107,19 @@ def run_batch(
     actor: str = "operator",
     role: str | None = None,
     on_decided: Callable[[int, Outcome], None] | None = None,
+    submitted: bool = False,
+    stop: threading.Event | None = None,
 ) -> list[Outcome]:
     """Handle ``orders`` in their order (see the module): each one's result, or the error
     that stopped it (an order its world cannot serve), in the same order. ``on_decided``
     hears each order's outcome (by its index) as soon as its decision has committed, before
-    the rest of the batch is done (a stream worker acks it then)."""
+    the rest of the batch is done (a stream worker acks it then).
+
+    ``submitted``: the orders were submitted already, under their stream claims. None is
+    submitted again: one whose stored content is not its own any more gets ``Superseded``
+    (a newer event of it came meanwhile), and one with a finding goes to the graph as it
+    was last submitted. Once ``stop`` is set no further order is taken: the outcomes are
+    those of the orders before it (a stream worker hands the rest back)."""
     app.refresh_policy()
     if screener is None:
         screener = Screener(app.desk(world_id).facts, app.checkers, model=app.model)
@@ -132,6 +147,8 @@ def run_batch(
     clean: list[_Clean] = []
     waiting: set[str] = set()  # the order ids in ``clean``
     for index, order in enumerate(orders):
+        if stop is not None and stop.is_set():
+            break
         policy = app.policy_for(order.order_id)
         known = stored.get(order.order_id)
         seal = seals[index]
@@ -142,6 +159,9 @@ def run_batch(
             _flush(app, world_id, clean, settle, actor=actor, role=role)  # the same order again
             waiting.clear()
             unchanged, known = False, None
+        if submitted and not unchanged:  # a newer event of the order was submitted since
+            settle(index, Superseded(f"order {order.order_id}: a newer version came first"))
+            continue
         if unchanged and index in decided:  # screened clean before: its decision stands
             settle(index, _clean_result(decided[index], order))
             continue
@@ -167,14 +187,16 @@ def run_batch(
             continue
         _flush(app, world_id, clean, settle, actor=actor, role=role)
         try:
-            handled: Outcome = usecases.handle(app, world_id, order, actor=actor, role=role)
+            handled: Outcome = usecases.handle(
+                app, world_id, order, actor=actor, role=role, submit_it=not submitted
+            )
         except ExdeskError as exc:
             handled = exc
         settle(index, handled)
         screener.refresh()  # what the order's plan did to stock shows in the next ones' view
     _flush(app, world_id, clean, settle, actor=actor, role=role)
     done = [o for o in out if o is not None]
-    assert len(done) == len(orders)
+    assert len(done) == len(orders) or (stop is not None and stop.is_set())
     return done
 
 

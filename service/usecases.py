@@ -10,6 +10,7 @@ finishes the run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,6 +70,21 @@ def submit(
     """Take an order as submitted, and record it (``order.submitted``, once per version) in
     the same transaction. An order its world cannot serve (a warehouse the world lacks, a
     currency with no rate) raises InputError before anything is stored."""
+    check_servable(app, world_id, order)
+
+    def record(conn: Connection, taken: Submission) -> None:
+        if not taken.changed:
+            return  # the same content again: nothing was stored, nothing to record
+        actor_, event, payload = _submitted(world_id, order.order_id, taken.version, actor, role)
+        key = _submitted_key(world_id, order.order_id, taken.version)
+        app.audit.append(actor_, event, payload, key=key, conn=conn)
+
+    return app.orders.submit(world_id, order, then=record)
+
+
+def check_servable(app: Exdesk, world_id: str, order: Order) -> None:
+    """InputError when the order's world cannot serve it (a warehouse the world lacks, a
+    currency with no rate): what ``submit`` checks before it stores anything."""
     Context(
         order=order,
         world=app.facts(world_id).view(order),
@@ -76,27 +92,58 @@ def submit(
         checkers=app.checkers,
     )
 
-    def record(conn: Connection, taken: Submission) -> None:
-        if not taken.changed:
-            return  # the same content again: nothing was stored, nothing to record
-        payload: dict[str, object] = {
-            "order_id": order.order_id,
-            "world_id": world_id,
-            "version": taken.version,
-        }
-        if role is not None:
-            payload["role"] = role
-        key = "submitted:" + digest([world_id, order.order_id, taken.version])[:32]
-        app.audit.append(actor, "order.submitted", payload, key=key, conn=conn)
 
-    return app.orders.submit(world_id, order, then=record)
+def submit_many(
+    conn: Connection,
+    app: Exdesk,
+    world_id: str,
+    orders: Sequence[Order],
+    *,
+    actor: str = "operator",
+    role: str | None = None,
+) -> list[Submission]:
+    """``submit`` for several orders (each order id once, each checked with
+    ``check_servable`` before), in the caller's transaction: their ``order.submitted``
+    entries under one checkpoint. A concurrent first insert of one of them raises
+    IntegrityError (run the transaction again)."""
+    taken = app.orders.submit_many(conn, world_id, orders)
+    items, keys = [], []
+    for order, submission in zip(orders, taken, strict=True):
+        if submission.changed:
+            items.append(_submitted(world_id, order.order_id, submission.version, actor, role))
+            keys.append(_submitted_key(world_id, order.order_id, submission.version))
+    if items:
+        app.audit.append_many(items, keys=keys, conn=conn)
+    return taken
+
+
+def _submitted(
+    world_id: str, order_id: str, version: int, actor: str, role: str | None
+) -> tuple[str, str, dict[str, object]]:
+    payload: dict[str, object] = {"order_id": order_id, "world_id": world_id, "version": version}
+    if role is not None:
+        payload["role"] = role
+    return actor, "order.submitted", payload
+
+
+def _submitted_key(world_id: str, order_id: str, version: int) -> str:
+    return "submitted:" + digest([world_id, order_id, version])[:32]
 
 
 def handle(
-    app: Exdesk, world_id: str, order: Order, *, actor: str = "operator", role: str | None = None
+    app: Exdesk,
+    world_id: str,
+    order: Order,
+    *,
+    actor: str = "operator",
+    role: str | None = None,
+    submit_it: bool = True,
 ) -> RunResult:
-    """Submit the order and run it through the agent (replaying when nothing changed)."""
-    submit(app, world_id, order, actor=actor, role=role)
+    """Submit the order and run it through the agent (replaying when nothing changed).
+    ``submit_it=False``: submitted already (a stream worker's claim); the agent handles the
+    order as it was last submitted."""
+    if submit_it:
+        submit(app, world_id, order, actor=actor, role=role)
     app.refresh_policy()  # a version activated meanwhile decides this order (one small query)
     result = app.runner.handle(app.desk(world_id, order.order_id), order.order_id)
     decide_beside_quietly(app, world_id, result)  # a shadow candidate's decision, recorded

@@ -7,10 +7,13 @@ database. What keeps the work right:
   entries have committed. A worker killed before that leaves the event to the stream, which
   hands it to another worker; handling an order again replays what was done (every step is
   checkpointed, every action and audit entry keyed), so nothing runs twice and nothing is lost.
-- **Per-order order.** Under the order's lock, an event is submitted only if no newer event
-  of the order (a higher stream position) was submitted before it (``store.streams``); an
-  older one arriving late is acked as superseded. So an order's later version is never
-  followed by an earlier one, and the run always takes the order as last submitted.
+- **Per-order order.** A batch's events are claimed and their orders submitted in one
+  transaction, each only if no newer event of the order (a higher stream position) was
+  claimed before it (``store.streams``; the claimed rows stay locked until the submissions
+  commit); an older one arriving late is acked as superseded. An order whose stored content
+  moved on after its claim (a newer event was submitted meanwhile) is not decided again
+  (``service.batch``'s ``submitted``). So an order's later version is never followed by an
+  earlier one, and the run always takes the order as last submitted.
 - **Bad events.** One that is not an event at all goes to the dead-letter subject at once (its
   bytes will never change); one the desk cannot take (a world not loaded, a currency with no
   rate) is tried again with backoff and dead-lettered, with the reason, after
@@ -23,8 +26,8 @@ database. What keeps the work right:
   finding through the graph; each event is acked when its order's decision has committed.
   Of several events of one order in a batch only the newest is taken (the others are acked
   as superseded).
-- **Stopping.** ``stop`` (SIGTERM, Ctrl-C) lets the events already taken be decided, hands
-  the rest of the batch back at once, and returns.
+- **Stopping.** ``stop`` (SIGTERM, Ctrl-C) lets the order in hand be decided, hands the
+  rest of the batch back at once, and returns.
 - **Approved plans.** When idle, a worker resumes proposals left ``approved`` (a vote whose
   process died before the plan ran), once: the order's lock and checkpoints see to that.
 """
@@ -37,16 +40,19 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
 from agent.runner import RunResult
 from domain.digest import digest
 from domain.errors import ExdeskError, InputError
 from domain.models import ProposalStatus
 from service import usecases
-from service.batch import Outcome, run_batch
+from service.batch import Outcome, Superseded, run_batch
 from service.render import safe
 from service.streams import CaseEvent, Delivery, Event, MalformedEvent, Stream, parse_event
 from service.wiring import Exdesk
-from store.locks import named_lock
+from store.db import write
 from store.streams import StreamPositions
 
 SWEEP_EVERY_S = 5.0
@@ -137,8 +143,9 @@ class Worker:
         self._acked.add(delivery.seq)
 
     def _decide_batch(self, deliveries: list[Delivery], stop: threading.Event) -> None:
-        """Take the batch's events (each order's newest), then decide them together through
-        ``service.batch`` as ``exdesk run`` does, and ack each after its decision commits."""
+        """Take the batch's events (each order's newest), claim and submit them together,
+        then decide them together through ``service.batch`` as ``exdesk run`` does, and ack
+        each after its decision commits."""
         events: list[tuple[Delivery, Event]] = []
         for delivery in deliveries:
             try:
@@ -146,7 +153,7 @@ class Worker:
             except MalformedEvent as exc:
                 self._dead(delivery, f"malformed event: {exc}")
         newest = {(e.world_id, e.order.order_id): d.seq for d, e in events}
-        taken: list[tuple[Delivery, Event]] = []
+        by_world: dict[str, list[tuple[Delivery, Event]]] = {}
         for index, (delivery, event) in enumerate(events):
             if stop.is_set():
                 self._hand_back([d for d, _ in events[index:]], 0.0)
@@ -156,45 +163,78 @@ class Worker:
                 self._superseded(delivery)  # a later event of the order is in this batch
                 continue
             try:
-                claimed = self._claim(event, delivery.seq)
+                if isinstance(event, CaseEvent):
+                    self._load_world(event)
+                usecases.check_servable(self.app, event.world_id, event.order)
             except InputError as exc:  # the desk cannot take it as it stands
                 self._refused(delivery, event, exc)
                 continue
             except Exception as exc:  # the database, a lock held too long: not the event
                 raise _Outage(f"order {event.order.order_id}: {type(exc).__name__}: {exc}") from exc
-            if claimed:
-                taken.append((delivery, event))
-            else:
-                self._superseded(delivery)
-        by_world: dict[str, list[tuple[Delivery, Event]]] = {}
-        for delivery, event in taken:
             by_world.setdefault(event.world_id, []).append((delivery, event))
         for world_id, items in by_world.items():
-            self._decide_world(world_id, items)
+            try:
+                passed = self._claim(world_id, items)
+            except Exception as exc:  # the database, a lock held too long: not the events
+                raise _Outage(f"world {world_id}: {type(exc).__name__}: {exc}") from exc
+            for delivery, event in items:
+                if event.order.order_id not in passed:
+                    self._superseded(delivery)  # a newer event of the order came first
+            self._decide_world(
+                world_id, [(d, e) for d, e in items if e.order.order_id in passed], stop
+            )
 
-    def _decide_world(self, world_id: str, items: list[tuple[Delivery, Event]]) -> None:
-        """Decide one world's events of the batch, acking each order as soon as its decision
-        has committed (the batch goes on); from the first order a tool or a lock stopped,
-        nothing more is acked and the rest is handed back."""
+    def _claim(self, world_id: str, items: list[tuple[Delivery, Event]]) -> set[str]:
+        """Claim the events' positions and submit the orders they let through, in one
+        transaction (``StreamPositions.claim_in``): the order ids taken. An order whose newer
+        event was claimed first is left out."""
+        app = self.app
+        wanted = {e.order.order_id: d.seq for d, e in items}
+
+        def work(conn: Connection) -> set[str]:
+            passed = self.positions.claim_in(conn, world_id, wanted)
+            orders = [e.order for _, e in items if e.order.order_id in passed]
+            usecases.submit_many(conn, app, world_id, orders)
+            return passed
+
+        try:
+            return write(app.engine, work)
+        except IntegrityError:  # another worker claimed one of these orders first: go again
+            return write(app.engine, work)
+
+    def _decide_world(
+        self, world_id: str, items: list[tuple[Delivery, Event]], stop: threading.Event
+    ) -> None:
+        """Decide one world's claimed events of the batch, acking each order as soon as its
+        decision has committed (the batch goes on); from the first order a tool or a lock
+        stopped, nothing more is acked and the rest is handed back. Stopped (SIGTERM), the
+        orders not yet taken are handed back at once."""
         away: list[str] = []
 
         def decided(index: int, outcome: Outcome) -> None:
             delivery, event = items[index]
             if away:
                 return
-            if isinstance(outcome, InputError):  # the desk cannot take it as it stands
+            if isinstance(outcome, Superseded):
+                self._superseded(delivery)
+            elif isinstance(outcome, InputError):  # the desk cannot take it as it stands
                 self._refused(delivery, event, outcome)
             elif isinstance(outcome, ExdeskError):
                 away.append(f"order {event.order.order_id}: {outcome}")
             else:
                 self._settle(delivery, outcome)
 
+        orders = [e.order for _, e in items]
         try:
-            run_batch(self.app, world_id, [e.order for _, e in items], on_decided=decided)
+            run_batch(self.app, world_id, orders, on_decided=decided, submitted=True, stop=stop)
         except Exception as exc:  # the database, a tool: not the events'
             raise _Outage(f"world {world_id}: {type(exc).__name__}: {exc}") from exc
         if away:
             raise _Outage(away[0])
+        left = [d for d, _ in items if d.seq not in self._acked]
+        if left:  # stopped before these were taken
+            self._hand_back(left, 0.0)
+            self._acked.update(d.seq for d in left)
 
     def _settle(self, delivery: Delivery, outcome: RunResult) -> None:
         self.tally.handled += 1
@@ -216,19 +256,6 @@ class Worker:
             self.stream.retry(delivery, delay)
             self.tally.retried += 1
         self._acked.add(delivery.seq)  # settled for this batch: never handed back with it
-
-    def _claim(self, event: Event, seq: int) -> bool:
-        """Submit the event's order, under its lock, unless a newer event of it came first
-        (False)."""
-        app, world_id, order = self.app, event.world_id, event.order
-        if isinstance(event, CaseEvent):
-            self._load_world(event)
-        lock = f"order:{world_id}/{order.order_id}"
-        with named_lock(app.engine, lock, timeout=app.settings.lock_timeout_s):
-            if not self.positions.claim(world_id, order.order_id, seq):
-                return False
-            usecases.submit(app, world_id, order)
-        return True
 
     def _load_world(self, event: CaseEvent) -> None:
         """An eval case's world, loaded under the case's id the first time it is seen (the

@@ -175,6 +175,51 @@ def test_an_older_event_never_follows_a_newer_one(tmp_path: Path) -> None:
         app.close()
 
 
+def test_an_older_event_claimed_first_is_not_decided_after_a_newer_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers: the first claims an order's older event, and before it decides it the
+    second claims and decides the newer one. The first then neither submits the older
+    content again nor decides it: it acks it as superseded, and the order stays as the newer
+    one left it."""
+    import service.worker as worker_module
+
+    app = Exdesk(Settings(data_dir=tmp_path / "desk", embedding_model="hash"))
+    try:
+        case = example("EX-clean-001")
+        newer_order = json.loads(json.dumps(case["order"]))
+        newer_order["lines"][0]["qty"] = 2
+        old = json.dumps(case).encode()
+        newer = json.dumps({**case, "order": newer_order}).encode()
+        first_stream, second_stream = _ListStream(), _ListStream()
+        first = Worker(app, first_stream, batch=10, max_attempts=1, say=print)  # type: ignore[arg-type]
+        second = Worker(app, second_stream, batch=10, max_attempts=1, say=print)  # type: ignore[arg-type]
+        stop = threading.Event()
+        real_run_batch = worker_module.run_batch
+        cut_in: list[bool] = []
+
+        def second_cuts_in(*args: object, **kwargs: object) -> object:
+            if not cut_in:  # the first worker has claimed; the newer event comes through
+                cut_in.append(True)
+                second._handle_batch([_delivery(newer, 20)], stop)
+            return real_run_batch(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(worker_module, "run_batch", second_cuts_in)
+        first._handle_batch([_delivery(old, 10)], stop)
+        assert cut_in and second_stream.acked == [20] and second.tally.handled == 1
+        assert first_stream.acked == [10] and first_stream.retried == []
+        assert (first.tally.handled, first.tally.superseded) == (0, 1)
+        case_id = CaseEvent.model_validate(case).id
+        assert app.orders.current(case_id, "EX-0001").lines[0].qty == 2  # type: ignore[union-attr]
+        assert app.orders.version(case_id, "EX-0001") == 2  # the older's claim, then the newer
+        versions = [
+            e.payload["order_version"] for e in app.audit.entries() if e.event == "order.detected"
+        ]
+        assert versions == [2]  # only the newer one was decided
+    finally:
+        app.close()
+
+
 class _ListStream:
     """What a worker calls on a stream, kept in lists."""
 
