@@ -181,10 +181,11 @@ class _Counted:
 
 
 def _warm_up(app: Any) -> None:
-    """Open the case memory and load the embedding model, as a worker that has run a while
-    has."""
+    """What ``exdesk worker`` does before it takes events (``Exdesk.warm_up``), and a search,
+    as a worker that has run a while has done."""
     from agent.rank import ranked_strategies
 
+    app.warm_up()
     app.case_memory.evidence(
         "warm-up: a parcel that cannot ship",
         Kind.STOCKOUT,

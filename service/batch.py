@@ -18,7 +18,7 @@ at once decide each once (a submission another process committed first is theirs
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ from service import usecases
 from service.shadow import decide_beside_quietly
 from service.wiring import Exdesk
 from store.db import write
+from store.orders import Submission
 
 BATCH_SIZE = 500
 Outcome = RunResult | ExdeskError
@@ -107,7 +108,7 @@ def run_batch(
     actor: str = "operator",
     role: str | None = None,
     on_decided: Callable[[int, Outcome], None] | None = None,
-    submitted: bool = False,
+    submitted: Mapping[str, Submission] | None = None,
     stop: threading.Event | None = None,
 ) -> list[Outcome]:
     """Handle ``orders`` in their order (see the module): each one's result, or the error
@@ -115,11 +116,13 @@ def run_batch(
     hears each order's outcome (by its index) as soon as its decision has committed, before
     the rest of the batch is done (a stream worker acks it then).
 
-    ``submitted``: the orders were submitted already, under their stream claims. None is
-    submitted again: one whose stored content is not its own any more gets ``Superseded``
-    (a newer event of it came meanwhile), and one with a finding goes to the graph as it
-    was last submitted. Once ``stop`` is set no further order is taken: the outcomes are
-    those of the orders before it (a stream worker hands the rest back)."""
+    ``submitted``: the orders were submitted already, under their stream claims (each
+    one's ``Submission`` by order id). None is submitted again: one whose stored content is
+    not its own any more gets ``Superseded`` (a newer event of it came meanwhile), and one
+    with a finding goes to the graph as it was last submitted. One whose claim made its
+    first version has no proposals and no graph thread to look for. Once ``stop`` is set no
+    further order is taken: the outcomes are those of the orders before it (a stream worker
+    hands the rest back)."""
     app.refresh_policy()
     if screener is None:
         screener = Screener(app.desk(world_id).facts, app.checkers, model=app.model)
@@ -159,7 +162,7 @@ def run_batch(
             _flush(app, world_id, clean, settle, actor=actor, role=role)  # the same order again
             waiting.clear()
             unchanged, known = False, None
-        if submitted and not unchanged:  # a newer event of the order was submitted since
+        if submitted is not None and not unchanged:  # a newer event of it was submitted since
             settle(index, Superseded(f"order {order.order_id}: a newer version came first"))
             continue
         if unchanged and index in decided:  # screened clean before: its decision stands
@@ -177,10 +180,13 @@ def run_batch(
             settle(index, exc)
             continue
         version = known.version if unchanged and known is not None else None
+        first = submitted is not None and submitted.get(order.order_id) == Submission(1, True)
         if (
             screened is not None
             and screened.clean
-            and not (known is not None and _agent_has_it(app, world_id, order, version))
+            and not (
+                known is not None and not first and _agent_has_it(app, world_id, order, version)
+            )
         ):
             clean.append(_Clean(index, screened, policy, version, seal))
             waiting.add(order.order_id)
@@ -188,7 +194,7 @@ def run_batch(
         _flush(app, world_id, clean, settle, actor=actor, role=role)
         try:
             handled: Outcome = usecases.handle(
-                app, world_id, order, actor=actor, role=role, submit_it=not submitted
+                app, world_id, order, actor=actor, role=role, submit_it=submitted is None
             )
         except ExdeskError as exc:
             handled = exc

@@ -182,6 +182,10 @@ def worker_command(
         raise fail(str(exc)) from exc
     try:
         app.host_case_memory()
+        try:
+            app.warm_up()
+        except ExdeskError as exc:
+            raise fail(str(exc)) from exc
         with _stream(stream, settings) as source:
             worker = Worker(
                 app,

@@ -53,6 +53,7 @@ from service.render import safe
 from service.streams import CaseEvent, Delivery, Event, MalformedEvent, Stream, parse_event
 from service.wiring import Exdesk
 from store.db import write
+from store.orders import Submission
 from store.streams import StreamPositions
 
 SWEEP_EVERY_S = 5.0
@@ -174,28 +175,27 @@ class Worker:
             by_world.setdefault(event.world_id, []).append((delivery, event))
         for world_id, items in by_world.items():
             try:
-                passed = self._claim(world_id, items)
+                taken = self._claim(world_id, items)
             except Exception as exc:  # the database, a lock held too long: not the events
                 raise _Outage(f"world {world_id}: {type(exc).__name__}: {exc}") from exc
             for delivery, event in items:
-                if event.order.order_id not in passed:
+                if event.order.order_id not in taken:
                     self._superseded(delivery)  # a newer event of the order came first
-            self._decide_world(
-                world_id, [(d, e) for d, e in items if e.order.order_id in passed], stop
-            )
+            claimed = [(d, e) for d, e in items if e.order.order_id in taken]
+            self._decide_world(world_id, claimed, taken, stop)
 
-    def _claim(self, world_id: str, items: list[tuple[Delivery, Event]]) -> set[str]:
+    def _claim(self, world_id: str, items: list[tuple[Delivery, Event]]) -> dict[str, Submission]:
         """Claim the events' positions and submit the orders they let through, in one
-        transaction (``StreamPositions.claim_in``): the order ids taken. An order whose newer
-        event was claimed first is left out."""
+        transaction (``StreamPositions.claim_in``): each taken order's submission, by order
+        id. An order whose newer event was claimed first is left out."""
         app = self.app
         wanted = {e.order.order_id: d.seq for d, e in items}
 
-        def work(conn: Connection) -> set[str]:
+        def work(conn: Connection) -> dict[str, Submission]:
             passed = self.positions.claim_in(conn, world_id, wanted)
             orders = [e.order for _, e in items if e.order.order_id in passed]
-            usecases.submit_many(conn, app, world_id, orders)
-            return passed
+            taken = usecases.submit_many(conn, app, world_id, orders)
+            return {o.order_id: t for o, t in zip(orders, taken, strict=True)}
 
         try:
             return write(app.engine, work)
@@ -203,7 +203,11 @@ class Worker:
             return write(app.engine, work)
 
     def _decide_world(
-        self, world_id: str, items: list[tuple[Delivery, Event]], stop: threading.Event
+        self,
+        world_id: str,
+        items: list[tuple[Delivery, Event]],
+        taken: dict[str, Submission],
+        stop: threading.Event,
     ) -> None:
         """Decide one world's claimed events of the batch, acking each order as soon as its
         decision has committed (the batch goes on); from the first order a tool or a lock
@@ -226,7 +230,7 @@ class Worker:
 
         orders = [e.order for _, e in items]
         try:
-            run_batch(self.app, world_id, orders, on_decided=decided, submitted=True, stop=stop)
+            run_batch(self.app, world_id, orders, on_decided=decided, submitted=taken, stop=stop)
         except Exception as exc:  # the database, a tool: not the events'
             raise _Outage(f"world {world_id}: {type(exc).__name__}: {exc}") from exc
         if away:
