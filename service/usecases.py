@@ -45,6 +45,7 @@ from service.shadow import decide_beside_quietly
 from service.wiring import Exdesk
 from store.db import write
 from store.orders import Submission
+from tools.ports import WorldSnapshots
 
 
 def load_world(app: Exdesk, world_id: str, world: World, *, actor: str = "operator") -> None:
@@ -85,12 +86,31 @@ def submit(
 def check_servable(app: Exdesk, world_id: str, order: Order) -> None:
     """InputError when the order's world cannot serve it (a warehouse the world lacks, a
     currency with no rate): what ``submit`` checks before it stores anything."""
-    Context(
-        order=order,
-        world=app.facts(world_id).view(order),
-        policy=app.policy,
-        checkers=app.checkers,
-    )
+    (problem,) = servable(app, world_id, [order])
+    if problem is not None:
+        raise problem
+
+
+def servable(app: Exdesk, world_id: str, orders: Sequence[Order]) -> list[InputError | None]:
+    """``check_servable`` for several orders of one world, with one look at it (its
+    snapshot, where the facts keep one): each order's InputError, or None. A world that is
+    not in the store raises its InputError for all of them."""
+    facts = app.facts(world_id)
+    snapshot = facts.snapshot() if isinstance(facts, WorldSnapshots) else None
+    out: list[InputError | None] = []
+    for order in orders:
+        try:
+            Context(
+                order=order,
+                world=snapshot.view(order) if snapshot is not None else facts.view(order),
+                policy=app.policy,
+                checkers=app.checkers,
+            )
+        except InputError as exc:
+            out.append(exc)
+        else:
+            out.append(None)
+    return out
 
 
 def submit_many(

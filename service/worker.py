@@ -166,16 +166,16 @@ class Worker:
             try:
                 if isinstance(event, CaseEvent):
                     self._load_world(event)
-                usecases.check_servable(self.app, event.world_id, event.order)
             except InputError as exc:  # the desk cannot take it as it stands
                 self._refused(delivery, event, exc)
                 continue
             except Exception as exc:  # the database, a lock held too long: not the event
                 raise _Outage(f"order {event.order.order_id}: {type(exc).__name__}: {exc}") from exc
             by_world.setdefault(event.world_id, []).append((delivery, event))
-        for world_id, items in by_world.items():
+        for world_id, given in by_world.items():
             try:
-                taken = self._claim(world_id, items)
+                items = self._servable(world_id, given)
+                taken = self._claim(world_id, items) if items else {}
             except Exception as exc:  # the database, a lock held too long: not the events
                 raise _Outage(f"world {world_id}: {type(exc).__name__}: {exc}") from exc
             for delivery, event in items:
@@ -183,6 +183,23 @@ class Worker:
                     self._superseded(delivery)  # a newer event of the order came first
             claimed = [(d, e) for d, e in items if e.order.order_id in taken]
             self._decide_world(world_id, claimed, taken, stop)
+
+    def _servable(
+        self, world_id: str, items: list[tuple[Delivery, Event]]
+    ) -> list[tuple[Delivery, Event]]:
+        """The events whose orders the world can serve; the others are refused (tried again
+        later, then dead-lettered with the reason)."""
+        try:
+            problems = usecases.servable(self.app, world_id, [e.order for _, e in items])
+        except InputError as exc:  # the world itself is not there
+            problems = [exc] * len(items)
+        out = []
+        for (delivery, event), problem in zip(items, problems, strict=True):
+            if problem is None:
+                out.append((delivery, event))
+            else:
+                self._refused(delivery, event, problem)
+        return out
 
     def _claim(self, world_id: str, items: list[tuple[Delivery, Event]]) -> dict[str, Submission]:
         """Claim the events' positions and submit the orders they let through, in one
