@@ -173,6 +173,10 @@ class Worker:
                 raise _Outage(f"order {event.order.order_id}: {type(exc).__name__}: {exc}") from exc
             by_world.setdefault(event.world_id, []).append((delivery, event))
         for world_id, given in by_world.items():
+            if stop.is_set():  # stopped while an earlier world's orders were decided
+                self._hand_back([d for d, _ in given], 0.0)
+                self._acked.update(d.seq for d, _ in given)
+                continue
             try:
                 items = self._servable(world_id, given)
                 taken = self._claim(world_id, items) if items else {}

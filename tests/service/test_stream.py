@@ -18,6 +18,7 @@ import nats
 import pytest
 
 from domain.models import Order, ProposalStatus
+from knowledge.store import MemoryBase
 from service.settings import Settings
 from service.streams import (
     CaseEvent,
@@ -216,6 +217,25 @@ def test_an_older_event_claimed_first_is_not_decided_after_a_newer_one(
             e.payload["order_version"] for e in app.audit.entries() if e.event == "order.detected"
         ]
         assert versions == [2]  # only the newer one was decided
+    finally:
+        app.close()
+
+
+def test_warm_up_loads_the_embedding_model_before_the_first_order(tmp_path: Path) -> None:
+    """What ``exdesk worker`` does before it takes events: the first batch of a worker
+    started at a peak does not wait seconds for the model."""
+    from knowledge.models import _Lazy
+
+    app = Exdesk(Settings(data_dir=tmp_path / "desk"))  # the shipped embedding model
+    try:
+        memory = app.case_memory
+        assert isinstance(memory, MemoryBase)
+        model: object = memory.embedder
+        while not isinstance(model, _Lazy):
+            model = model.base  # type: ignore[attr-defined]  # Remembered, Centered
+        assert not model.loaded
+        app.warm_up()
+        assert model.loaded
     finally:
         app.close()
 
