@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -153,11 +154,7 @@ def test_an_older_event_never_follows_a_newer_one(tmp_path: Path) -> None:
     newest is decided."""
     app = Exdesk(Settings(data_dir=tmp_path / "desk", embedding_model="hash"))
     try:
-        case = example("EX-clean-001")
-        newer_order = json.loads(json.dumps(case["order"]))
-        newer_order["lines"][0]["qty"] = 2
-        old = json.dumps(case).encode()
-        newer = json.dumps({**case, "order": newer_order}).encode()
+        case, old, newer = _two_versions()
         stream = _ListStream()
         worker = Worker(app, stream, batch=10, max_attempts=1, say=print)  # type: ignore[arg-type]
         stop = threading.Event()
@@ -187,11 +184,7 @@ def test_an_older_event_claimed_first_is_not_decided_after_a_newer_one(
 
     app = Exdesk(Settings(data_dir=tmp_path / "desk", embedding_model="hash"))
     try:
-        case = example("EX-clean-001")
-        newer_order = json.loads(json.dumps(case["order"]))
-        newer_order["lines"][0]["qty"] = 2
-        old = json.dumps(case).encode()
-        newer = json.dumps({**case, "order": newer_order}).encode()
+        case, old, newer = _two_versions()
         first_stream, second_stream = _ListStream(), _ListStream()
         first = Worker(app, first_stream, batch=10, max_attempts=1, say=print)  # type: ignore[arg-type]
         second = Worker(app, second_stream, batch=10, max_attempts=1, say=print)  # type: ignore[arg-type]
@@ -238,6 +231,14 @@ def test_warm_up_loads_the_embedding_model_before_the_first_order(tmp_path: Path
         assert model.loaded
     finally:
         app.close()
+
+
+def _two_versions() -> tuple[dict[str, Any], bytes, bytes]:
+    """An eval case, and the events of its order's two versions (the newer with qty 2)."""
+    case = example("EX-clean-001")
+    newer_order = json.loads(json.dumps(case["order"]))
+    newer_order["lines"][0]["qty"] = 2
+    return case, json.dumps(case).encode(), json.dumps({**case, "order": newer_order}).encode()
 
 
 class _ListStream:
