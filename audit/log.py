@@ -554,15 +554,17 @@ class AuditLog:
                 log.c.prev_hash,
                 log.c.hash,
             ).order_by(log.c.seq)
-            for row in conn.execution_options(yield_per=_PAGE).execute(query):
-                if not verifier.add_row(
-                    seq=row.seq,
-                    at=row.at,
-                    actor=row.actor,
-                    event=row.event,
-                    payload_json=row.payload,
-                    prev_hash=row.prev_hash,
-                    hash=row.hash,
+            rows = conn.execution_options(yield_per=_PAGE).execute(query)
+            add = verifier.add_row
+            for seq, at, actor, event, payload, prev_hash, hash_ in rows.tuples():
+                if not add(
+                    seq=seq,
+                    at=at,
+                    actor=actor,
+                    event=event,
+                    payload_json=payload,
+                    prev_hash=prev_hash,
+                    hash=hash_,
                 ):
                     break
             if head is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import struct
 from dataclasses import dataclass
 
@@ -40,8 +41,12 @@ def key_id(name: str, kind: int, public: bytes) -> bytes:
     return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([kind]) + public).digest()[:4]
 
 
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")  # control characters but the newline
+_SPACE_OR_PLUS = re.compile(r"[\s+]")
+
+
 def check_name(name: str) -> str:
-    if not name or any(c.isspace() for c in name) or "+" in name:
+    if not name or _SPACE_OR_PLUS.search(name):
         raise NoteError(f"key name {name!r} must be non-empty, without spaces or '+'")
     return name
 
@@ -198,7 +203,7 @@ class Note:
 
 def parse_note(data: str) -> Note:
     """Split a signed note into text and signatures; NoteError says what is malformed."""
-    if any(ord(c) < 0x20 and c != "\n" for c in data):
+    if _CONTROL.search(data):
         raise NoteError("a signed note may hold no control characters but newlines")
     if not data.endswith("\n"):
         raise NoteError("a signed note ends with a newline")

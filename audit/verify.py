@@ -123,6 +123,10 @@ class LogVerifier:
         for cosig in cosignatures:
             self._cosigs[cosig.size].append(cosig)
         self._read_checkpoints(checkpoints)
+        # the sizes at which add_row has checks to make (one set lookup an entry)
+        self._due = {*self._points, *self._cosigs}
+        if trust.trusted is not None:
+            self._due.add(trust.trusted.size)
         if trust.trusted is not None and self._s.bad is None:
             self._check_trusted_signature(trust.trusted)
         self._at_size()
@@ -189,7 +193,7 @@ class LogVerifier:
         s.count = seq
         s.head = hash
         s.compact.append(digest)
-        if seq in self._points or seq in self._cosigs or self._trusted_size() == seq:
+        if seq in self._due:
             self._at_size()
         return s.bad is None
 
@@ -273,10 +277,6 @@ class LogVerifier:
             )
             return False
         return True
-
-    def _trusted_size(self) -> int | None:
-        trusted = self._trust.trusted
-        return None if trusted is None else trusted.size
 
     def _at_size(self) -> None:
         """The checks due when the tree reaches its current size."""
