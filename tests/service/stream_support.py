@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import nats
 import pytest
 
+from service.stream_nats import NatsStream
 from store.db import in_schema, scratch_schema
 from tests.conftest import PG_ENV
 from tests.service.test_processes import Install
@@ -69,6 +70,19 @@ def stream_env(url: str) -> tuple[str, dict[str, str]]:
         "EXDESK_STREAM_ACK_WAIT_S": "3",
         "EXDESK_STREAM_MAX_ATTEMPTS": "2",
     }
+
+
+def nats_stream(name: str, subject: str, *, replicas: int = 1) -> NatsStream:
+    """A ``NatsStream`` on the test NATS for stream ``name`` (made if missing), as the
+    workers' durable consumer sees it, with a short ack wait."""
+    return NatsStream(
+        NATS_URL,
+        stream=name,
+        subject=subject,
+        consumer="exdesk-workers",
+        ack_wait_s=3,
+        replicas=replicas,
+    )
 
 
 def base_env() -> dict[str, str]:

@@ -13,19 +13,13 @@ import pytest
 
 from service.stream_nats import NatsStream
 from service.streams import Outgoing
-from tests.service.stream_support import NATS_URL, drop_streams, stream_env
+from tests.service.stream_support import NATS_URL, drop_streams, nats_stream, stream_env
 
 
 @pytest.fixture
 def stream() -> Iterator[NatsStream]:
     name, extra = stream_env(NATS_URL)
-    one = NatsStream(
-        NATS_URL,
-        stream=name,
-        subject=extra["EXDESK_STREAM_SUBJECT"],
-        consumer="exdesk-workers",
-        ack_wait_s=3,
-    )
+    one = nats_stream(name, extra["EXDESK_STREAM_SUBJECT"])
     try:
         yield one
     finally:

@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 
 from service.settings import Settings
-from service.stream_nats import NatsStream
 from service.streams import StreamUnavailable
-from tests.service.stream_support import NATS_URL, base_env, drop_streams, stream_env
+from tests.service.stream_support import (
+    NATS_URL,
+    base_env,
+    drop_streams,
+    nats_stream,
+    stream_env,
+)
 from tests.service.test_processes import EXDESK
 
 
@@ -19,25 +24,11 @@ def test_more_replicas_than_servers_is_refused_saying_what_to_set() -> None:
     name, extra = stream_env(NATS_URL)
     try:
         with pytest.raises(StreamUnavailable) as caught:
-            NatsStream(
-                NATS_URL,
-                stream=name,
-                subject=extra["EXDESK_STREAM_SUBJECT"],
-                consumer="exdesk-workers",
-                ack_wait_s=3,
-                replicas=3,
-            )
+            nats_stream(name, extra["EXDESK_STREAM_SUBJECT"], replicas=3)
         message = str(caught.value)
         assert f"cannot make the JetStream stream {name} with 3 replica(s)" in message
         assert "non-clustered" in message and "EXDESK_STREAM_REPLICAS" in message
-        one = NatsStream(
-            NATS_URL,
-            stream=name,
-            subject=extra["EXDESK_STREAM_SUBJECT"],
-            consumer="exdesk-workers",
-            ack_wait_s=3,
-        )
-        one.close()
+        nats_stream(name, extra["EXDESK_STREAM_SUBJECT"]).close()
     finally:
         drop_streams(NATS_URL, [name, f"{name}_DEAD"])
 
@@ -67,19 +58,9 @@ def test_a_stream_found_with_fewer_replicas_is_used_and_said(
     name, extra = stream_env(NATS_URL)
     subject = extra["EXDESK_STREAM_SUBJECT"]
     try:
-        NatsStream(
-            NATS_URL, stream=name, subject=subject, consumer="exdesk-workers", ack_wait_s=3
-        ).close()
+        nats_stream(name, subject).close()
         assert "replica" not in capfd.readouterr().err
-        found = NatsStream(
-            NATS_URL,
-            stream=name,
-            subject=subject,
-            consumer="exdesk-workers",
-            ack_wait_s=3,
-            replicas=3,
-        )
-        found.close()
+        nats_stream(name, subject, replicas=3).close()
         said = capfd.readouterr().err
         assert f"the JetStream stream {name} keeps 1 replica(s)" in said
         assert f"nats stream edit {name} --replicas 3" in said
