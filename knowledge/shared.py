@@ -9,8 +9,10 @@ and sends vectors. The host starts requests in the order they arrived (a FIFO, i
 process's in the same line: a process searching back to back gets one turn per request,
 never a stream of them), a few at once, each on the thread that received it (no hand-over
 to a pool: under load every wake-up of another thread costs scheduling latency), so that
-searches run side by side (the engine releases the GIL); writes go one at a time beside
-them, and an import is sent in chunks of ``WRITE_CHUNK`` cases, so no write holds a search
+one request's reading and answering overlap another's search. The searches themselves run
+one after another: qdrant-edge-py (0.9.0) holds the GIL while it searches, so one host
+serves one search at a time, whatever the cores. Writes go one at a time beside them, and
+an import is sent in chunks of ``WRITE_CHUNK`` cases, so no write holds a search
 back for long.
 
 When the host closes its memory (a run ends) or dies (SIGKILL included: the kernel releases
