@@ -135,9 +135,11 @@ class Worker:
             self._acked.clear()
 
     def _hand_back(self, deliveries: list[Delivery], delay: float) -> None:
+        """Give events back to the stream, settled for this batch: never handed back twice."""
         for delivery in deliveries:
             self.stream.retry(delivery, delay)
             self.tally.retried += 1
+            self._acked.add(delivery.seq)
 
     def _ack(self, delivery: Delivery) -> None:
         self.stream.ack(delivery)
@@ -158,7 +160,6 @@ class Worker:
         for index, (delivery, event) in enumerate(events):
             if stop.is_set():
                 self._hand_back([d for d, _ in events[index:]], 0.0)
-                self._acked.update(d.seq for d, _ in events[index:])  # not to hand back twice
                 break
             if newest[(event.world_id, event.order.order_id)] != delivery.seq:
                 self._superseded(delivery)  # a later event of the order is in this batch
@@ -175,7 +176,6 @@ class Worker:
         for world_id, given in by_world.items():
             if stop.is_set():  # stopped while an earlier world's orders were decided
                 self._hand_back([d for d, _ in given], 0.0)
-                self._acked.update(d.seq for d, _ in given)
                 continue
             try:
                 items = self._servable(world_id, given)
@@ -259,7 +259,6 @@ class Worker:
         left = [d for d, _ in items if d.seq not in self._acked]
         if left:  # stopped before these were taken
             self._hand_back(left, 0.0)
-            self._acked.update(d.seq for d in left)
 
     def _settle(self, delivery: Delivery, outcome: RunResult) -> None:
         self.tally.handled += 1
