@@ -42,7 +42,7 @@ from audit.rotation import ROTATION_EVENT, rotation_payload
 from audit.schema import HEAD_ID, AuditTables, build_tables
 from audit.statements import build_statements
 from audit.verify import HeadRow, LogVerifier, Trust
-from domain.canonical import canonical_text
+from domain.canonical import canonical_pair
 
 __all__ = [
     "GENESIS_HASH",
@@ -261,7 +261,7 @@ class AuditLog:
         for index, actor, event, payload, idem in items:
             seq += 1
             body = redactor.redact(payload) if redactor is not None else payload
-            payload_text = _canonical(body, index, event)
+            payload_text, stored = _canonical(body, index, event)
             digest = entry_hash_bytes(
                 entry_text(
                     seq=seq,
@@ -274,9 +274,7 @@ class AuditLog:
             )
             fields = {"seq": seq, "at": at, "actor": actor, "event": event, "prev_hash": prev}
             rows.append({**fields, "payload": payload_text, "hash": digest.hex(), "idem_key": idem})
-            entries.append(
-                AuditEntry(**fields, payload=json.loads(payload_text), hash=digest.hex())
-            )
+            entries.append(AuditEntry(**fields, payload=stored, hash=digest.hex()))
             frontier.append(digest)
             prev = digest.hex()
         signer = Signer(head.origin, ED25519, signing_key)
@@ -714,9 +712,10 @@ def _prepare(
     return index, actor, event, payload, key
 
 
-def _canonical(payload: dict[str, Any], index: int, event: str) -> str:
+def _canonical(payload: dict[str, Any], index: int, event: str) -> tuple[str, dict[str, Any]]:
+    """(the payload's canonical text, a copy of it as that text reads back)."""
     try:
-        return canonical_text(payload)
+        return canonical_pair(payload)
     except (TypeError, ValueError) as error:
         raise type(error)(f"item {index} ({event}): payload {error}") from None
 

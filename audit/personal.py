@@ -103,16 +103,22 @@ class Pseudonymizer:
         self._values.clear()
 
     def _object(self, obj: Mapping[str, Any], subject: str, parent: str | None) -> dict[str, Any]:
-        subject = _subject(obj, subject)
+        order_id = obj.get("order_id")
+        if isinstance(order_id, str) and order_id:
+            subject = subject_of_order(order_id)[:300]
         contact = parent in CONTACT_PARENTS or not CONTACT_SIBLINGS.isdisjoint(obj)
         out: dict[str, Any] = {}
         for key, value in obj.items():
             kind = type(value)
-            personal = key in PERSONAL_KEYS or (contact and key == "name")
-            if personal and kind is str and value and not is_ref(value):
-                out[key] = self._ref(subject, value)
+            if kind is str:
+                personal = key in PERSONAL_KEYS or (contact and key == "name")
+                out[key] = (
+                    self._ref(subject, value) if personal and value and not is_ref(value) else value
+                )
             elif kind in _SCALARS:  # most values: nothing to look into
                 out[key] = value
+            elif kind is dict:
+                out[key] = self._object(value, subject, key)
             else:
                 out[key] = self._value(value, subject, key)
         return out

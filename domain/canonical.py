@@ -55,14 +55,25 @@ def canonical_json(obj: object) -> bytes:
     Raises ``TypeError`` for a value that is not JSON-native and ``ValueError`` for one JSON
     cannot represent exactly; both name the path of the offending value (``$.lines[2].price``).
     """
-    text = _fast_text(obj)
-    return text.encode("utf-8") if text is not None else rfc8785_bytes(obj)
+    fast = _fast(obj)
+    return fast[0].encode("utf-8") if fast is not None else rfc8785_bytes(obj)
 
 
 def canonical_text(obj: object) -> str:
     """``canonical_json(obj)`` as text."""
-    text = _fast_text(obj)
-    return text if text is not None else rfc8785_bytes(obj).decode("utf-8")
+    fast = _fast(obj)
+    return fast[0] if fast is not None else rfc8785_bytes(obj).decode("utf-8")
+
+
+def canonical_pair(obj: object) -> tuple[str, Any]:
+    """``(canonical_text(obj), the JSON value that text reads back as)``: the value is a fresh
+    copy (tuples as lists, integral floats as integers) made on the way, so a caller that keeps
+    both need not parse the text again."""
+    fast = _fast(obj)
+    if fast is not None:
+        return fast
+    text = rfc8785_bytes(obj).decode("utf-8")
+    return text, json.loads(text)
 
 
 def rfc8785_bytes(obj: object) -> bytes:
@@ -84,20 +95,22 @@ class _Slow(Exception):
     """The value needs the full canonicalizer."""
 
 
-def _fast_text(value: object) -> str | None:
-    """The canonical text by the standard library, or None where it would not write RFC 8785
-    (or the value is not JSON): then ``rfc8785_bytes`` writes it, or says what is wrong."""
+def _fast(value: object) -> tuple[str, Any] | None:
+    """(the canonical text by the standard library, the copy it wrote), or None where it would
+    not write RFC 8785 (or the value is not JSON): then ``rfc8785_bytes`` writes it, or says
+    what is wrong."""
     try:
-        text = _ENCODE(_plain(value))
+        plain = _plain(value)
+        text = _ENCODE(plain)
         text.encode("utf-8")  # a lone surrogate cannot be UTF-8: let the full path say so
-        return text
+        return text, plain
     except (_Slow, TypeError, ValueError, UnicodeEncodeError, RecursionError):
         return None
 
 
 def _plain(value: Any) -> Any:
-    """``value`` with integral floats as integers; _Slow when the standard library would not
-    write the RFC 8785 form."""
+    """A copy of ``value`` with integral floats as integers; _Slow when the standard library
+    would not write the RFC 8785 form."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return value

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from domain.canonical import canonical_json, canonical_text, rfc8785_bytes
+from domain.canonical import canonical_json, canonical_pair, canonical_text, rfc8785_bytes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "evals" / "data" / "examples.jsonl"
 
@@ -31,8 +31,12 @@ TRICKY: list[Any] = [
 
 @pytest.mark.parametrize("value", TRICKY, ids=range(len(TRICKY)))
 def test_tricky_values_are_written_as_rfc8785_writes_them(value: Any) -> None:
-    assert canonical_text(value) == rfc8785_bytes(value).decode("utf-8")
-    assert canonical_json(value) == rfc8785_bytes(value)
+    want = rfc8785_bytes(value).decode("utf-8")
+    assert canonical_text(value) == want
+    assert canonical_json(value) == want.encode("utf-8")
+    text, copy = canonical_pair(value)
+    assert (text, copy) == (want, json.loads(want))
+    assert copy is not value
 
 
 def test_random_values_agree() -> None:
@@ -74,6 +78,7 @@ def test_random_values_agree() -> None:
             continue
         assert canonical_text(item) == want, item
         assert canonical_json(item) == want.encode("utf-8"), item
+        assert canonical_pair(item) == (want, json.loads(want)), item
 
 
 def test_real_payloads_agree() -> None:
@@ -99,6 +104,17 @@ def test_what_json_cannot_hold_is_refused_with_its_path(
         canonical_text(value)
     with pytest.raises(error, match=message):
         canonical_json(value)
+    with pytest.raises(error, match=message):
+        canonical_pair(value)
+
+
+def test_the_pair_copies_every_container() -> None:
+    value = {"a": [{"b": [1, 2]}, (3.0, "x")], "c": {"d": None}}
+    _, copy = canonical_pair(value)
+    assert copy == {"a": [{"b": [1, 2]}, [3, "x"]], "c": {"d": None}}
+    copy["a"][0]["b"].append(9)
+    copy["c"]["d"] = 1
+    assert value == {"a": [{"b": [1, 2]}, (3.0, "x")], "c": {"d": None}}
 
 
 def test_entry_strings_are_written_as_json_writes_them() -> None:
