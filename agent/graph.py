@@ -1,16 +1,19 @@
 """The LangGraph graph: one thread per order version and policy.
 
-detect → retrieve → gate → execute → await_approval ⟲ → record
+detect → [gate] → execute → await_approval ⟲ → record
 
-``detect`` drafts the plans for what it found too, and ``retrieve`` ranks them with the
-evidence it fetched (matched on each drafted plan's own parameters), recording both in one
-transaction. ``draft`` and ``rank`` are steps of their own only for threads checkpointed
-before they were folded in (a thread of an earlier version goes on where it stopped).
+``detect`` finds what is wrong, drafts the plans for it, fetches the evidence (matched on
+each drafted plan's own parameters) and ranks the plans with it. When every top plan is L1 it
+makes the gate's decision too (there is nothing to queue), and it records all of it in one
+transaction, before any side effect; otherwise ``gate`` queues the L2/L3 top plans as
+proposals and holds the order. ``execute`` runs the L1 ones. ``await_approval`` interrupts
+while proposals are open; a later resume (after people vote) runs the approved ones,
+fail-closed if the plan, order version or policy changed. State holds domain models; the
+``Desk`` comes in as the runtime context at each invoke.
 
-``gate`` queues L2/L3 top plans as proposals and holds the order; ``execute`` runs the L1
-ones. ``await_approval`` interrupts while proposals are open; a later resume (after people
-vote) runs the approved ones, fail-closed if the plan, order version or policy changed.
-State holds domain models; the ``Desk`` comes in as the runtime context at each invoke.
+``retrieve``, ``draft`` and ``rank`` are steps of their own only for threads checkpointed
+before ``detect`` did what they do (a thread of an earlier version goes on where it stopped:
+``retrieve`` then leads to ``gate``, which decides as it always did).
 
 A node may run again from its start (a crash before its checkpoint, a resume): everything a
 node does is keyed, so running it again repeats nothing. Audit entries carry keys made of the
@@ -75,6 +78,7 @@ class DeskState(TypedDict, total=False):
     pending: dict[Kind, str]  # kind → proposal id
     to_run: list[Kind]  # kinds whose L1 top plan runs now
     recorded: bool  # the run reached its end (the record step)
+    gated: bool  # detect made the gate's decision too (every top plan was L1)
 
 
 _V = TypeVar("_V")
@@ -89,7 +93,15 @@ def _top(state: DeskState, kind: Kind) -> Plan:
     return state["plans"][kind][0]
 
 
+def _top_of(plans: dict[Kind, list[Plan]], kind: Kind) -> Plan:
+    return plans[kind][0]
+
+
 def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
+    """Detect, draft, retrieve and rank; and when every top plan is L1 (so the gate has
+    nothing to queue), the gate's decision too: all recorded in one transaction, before any
+    side effect, so a try done again starts from the same facts. A plan that needs approval
+    goes on to ``gate``, which queues it."""
     desk = runtime.context
     ctx = desk.context(state["order_id"])
     reading = None
@@ -104,21 +116,51 @@ def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
         version=state["order_version"],
         thread_id=state["thread_id"],
     )
-    desk.audit.append_many(
-        [policy_item, ("agent", "order.detected", detected)],
-        keys=[policy_key, f"{state['thread_id']}:detected"],
-    )
-    return {"findings": findings, "drafts": {f.kind: playbooks.draft(ctx, f) for f in findings}}
+    items = [policy_item, ("agent", "order.detected", detected)]
+    keys = [policy_key, f"{state['thread_id']}:detected"]
+    out: DeskState = {
+        "findings": findings,
+        "drafts": {f.kind: playbooks.draft(ctx, f) for f in findings},
+    }
+    if findings:
+        more, more_keys, ranked = _retrieve_and_rank({**state, **out}, desk)
+        items, keys, out = items + more, keys + more_keys, {**out, **ranked}
+    else:
+        out = {**out, "similar": {}, "plans": {}}
+    plans = by_kind(out.get("plans"))
+    gated = all(_top_of(plans, kind).tier is Tier.L1 for kind in plans)
+    if gated:  # nothing to queue: the gate decides here, in the same commit
+        to_run = list(plans)
+        items.append(_gate_entry(state, to_run, {}))
+        keys.append(f"{state['thread_id']}:gate")
+        out = {**out, "decisions": {}, "pending": {}, "to_run": to_run}
+    desk.audit.append_many(items, keys=keys)
+    return {**out, "gated": gated}
+
+
+def _after_detect(state: DeskState) -> str:
+    return "execute" if state.get("gated") else "gate"
 
 
 def node_retrieve(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
-    """Fetch the evidence for every finding, rank its drafted plans with it, and record both
-    in one transaction. A try done again (its process died after recording, before the
-    step's checkpoint) ranks with what the first try recorded (``_as_recorded``)."""
+    """Retrieve and rank on a thread checkpointed between detection and retrieval before
+    ``detect`` did both (see the module)."""
     desk = runtime.context
-    findings = state.get("findings", [])
-    if not findings:
+    if not state.get("findings", []):
         return {"similar": {}, "plans": {}}
+    items, keys, out = _retrieve_and_rank(state, desk)
+    desk.audit.append_many(items, keys=keys)
+    return out
+
+
+def _retrieve_and_rank(
+    state: DeskState, desk: Desk
+) -> tuple[list[tuple[str, str, dict[str, Any]]], list[str], DeskState]:
+    """Fetch the evidence for every finding and rank its drafted plans with it: (the entries
+    that record both, their keys, the state they make). A try done again (its process died
+    after recording, before the step's checkpoint) ranks with what the first try recorded
+    (``_as_recorded``)."""
+    findings = state.get("findings", [])
     ctx = desk.context(state["order_id"])
     situations = {f.kind: situation_for(ctx, f) for f in findings}
     kept: DeskState = {"situations": {k: v.model_dump(mode="json") for k, v in situations.items()}}
@@ -133,8 +175,7 @@ def node_retrieve(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     if plans:
         items.append(_ranked_entry(desk, state, plans))
         keys.append(f"{state['thread_id']}:ranked")
-    desk.audit.append_many(items, keys=keys)
-    return {"similar": similar, "plans": plans, **kept}
+    return items, keys, {"similar": similar, "plans": plans, **kept}
 
 
 def _retrieve(
@@ -240,18 +281,20 @@ def node_gate(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
             tier=plan.tier,
             proposal_id=proposal_id,
         )
-    desk.audit.append(
-        "agent",
-        "gate.decided",
-        {
-            "order_id": order_id,
-            "thread_id": thread_id,
-            "run_now": [k.value for k in to_run],
-            "awaiting": {k.value: v for k, v in pending.items()},
-        },
-        key=f"{thread_id}:gate",
-    )
+    desk.audit.append(*_gate_entry(state, to_run, pending), key=f"{thread_id}:gate")
     return {"decisions": decisions, "pending": pending, "to_run": to_run}
+
+
+def _gate_entry(
+    state: DeskState, to_run: list[Kind], pending: dict[Kind, str]
+) -> tuple[str, str, dict[str, Any]]:
+    payload = {
+        "order_id": state["order_id"],
+        "thread_id": state["thread_id"],
+        "run_now": [k.value for k in to_run],
+        "awaiting": {k.value: v for k, v in pending.items()},
+    }
+    return ("agent", "gate.decided", payload)
 
 
 def _propose(desk: Desk, state: DeskState, plan: Plan) -> str:
@@ -545,9 +588,9 @@ def build_graph(*, checkpointer: BaseCheckpointSaver[Any] | None) -> Any:
     graph.add_node("await_approval", node_await)
     graph.add_node("record", node_record)
     graph.add_edge(START, "detect")
-    graph.add_edge("detect", "retrieve")
+    graph.add_conditional_edges("detect", _after_detect, ["execute", "gate"])
+    # Reached only from a thread checkpointed before detect did what they do (see the module):
     graph.add_edge("retrieve", "gate")
-    # Reached only from a thread checkpointed before detect drafted and retrieve ranked:
     graph.add_edge("draft", "retrieve")
     graph.add_edge("rank", "gate")
     graph.add_edge("gate", "execute")

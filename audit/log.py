@@ -554,7 +554,7 @@ class AuditLog:
             ).order_by(log.c.seq)
             rows = conn.execution_options(yield_per=_PAGE).execute(query)
             add = verifier.add_row
-            for seq, at, actor, event, payload, prev_hash, hash_ in rows.tuples():
+            for seq, at, actor, event, payload, prev_hash, hash_ in rows:
                 if not add(
                     seq=seq,
                     at=at,

@@ -9,12 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from agent import playbooks
+from agent.detect import detect
 from agent.execute import run_plan
-from agent.runner import RunResult
+from agent.inputs import detected_payload, policy_entry
+from agent.replay import replay
+from agent.runner import RunResult, thread_id_for
 from domain.errors import ApprovalError
-from domain.models import Kind, Order, ProposalStatus, Vote
+from domain.models import Kind, Order, ProposalStatus, Vote, World
 from knowledge.errors import CaseMemoryUnavailable
 from service import usecases
+from service.replay import checkers
 from service.settings import Settings
 from service.wiring import Exdesk
 from store.db import write
@@ -353,3 +358,51 @@ def test_a_thread_that_lost_a_step_is_run_again_without_repeating(app: Exdesk) -
     assert again.decisions == first.decisions
     assert len(app.backend("w").outbox("EX-0008")) == 1
     assert [e.event for e in app.audit.entries()][entries:] == ["world.loaded"]
+
+
+@pytest.mark.parametrize("case_id", ["EX-multi-011", "EX-stock-substitute-007"])
+def test_a_thread_checkpointed_before_detect_ranked_goes_on_where_it_stopped(
+    tmp_path: Path, case_id: str
+) -> None:
+    """A thread of an earlier version, stopped after the detect step that did not yet
+    retrieve and rank (``retrieve`` next), ends as a new thread does, with the same entries."""
+    case = example(case_id)
+    fresh = Exdesk(Settings(data_dir=tmp_path / "fresh"))
+    want = start(fresh, case)
+    fresh_events = [e.event for e in fresh.audit.entries()]
+    fresh.close()
+    app = Exdesk(Settings(data_dir=tmp_path / "earlier"))
+    try:
+        order = Order.model_validate(case["order"])
+        usecases.load_world(app, "w", World.model_validate(case["world"]))
+        usecases.submit(app, "w", order)
+        desk = app.desk("w", order.order_id)
+        thread = thread_id_for(desk, order.order_id, 1)
+        ctx = desk.context(order.order_id)
+        findings = detect(ctx)
+        # what the earlier detect step recorded and kept
+        policy_item, policy_key = policy_entry(desk.policy)
+        detected = detected_payload(desk.world_id, ctx, findings, version=1, thread_id=thread)
+        app.audit.append_many(
+            [policy_item, ("agent", "order.detected", detected)],
+            keys=[policy_key, f"{thread}:detected"],
+        )
+        config = {"configurable": {"thread_id": thread}}
+        graph = app.runner._graph
+        kept = {"thread_id": thread, "order_id": order.order_id, "order_version": 1}
+        drafts = {f.kind: playbooks.draft(ctx, f) for f in findings}
+        graph.update_state(
+            config, {**kept, "findings": findings, "drafts": drafts}, as_node="draft"
+        )
+        assert graph.get_state(config).next == ("retrieve",)
+        result = app.runner.handle(desk, order.order_id)
+        assert {k: d.status for k, d in result.decisions.items()} == {
+            k: d.status for k, d in want.decisions.items()
+        }
+        events = [e.event for e in app.audit.entries()]
+        after = fresh_events.index("order.detected")
+        assert events[events.index("order.detected") :] == fresh_events[after:]
+        report = replay(app.audit.entries(), checkers(), app.audit.clear_values)
+        assert report.mismatches == [] and report.reproduced == report.decisions
+    finally:
+        app.close()
