@@ -114,16 +114,26 @@ def plan_key(desk: Desk, order_id: str, plan: Plan) -> str:
 
 
 def run_plan(
-    desk: Desk, order_id: str, plan: Plan, *, approved_by: list[str] | None = None
+    desk: Desk,
+    order_id: str,
+    plan: Plan,
+    *,
+    approved_by: list[str] | None = None,
+    trail: Trail | None = None,
 ) -> Outcome:
-    """Run every action of ``plan``; on a failure, undo what ran and say what happened."""
+    """Run every action of ``plan``; on a failure, undo what ran and say what happened.
+
+    With ``trail``, what is owed on it is written with the first step's request, and the
+    plan's outcome is left owed on it: the caller writes it with what it records next (and
+    flushes before any side effect of its own)."""
     prefix = plan_key(desk, order_id, plan)
     outcome_key = f"{prefix}:outcome"
     earlier = desk.audit.by_key(outcome_key)
     if earlier is not None:
         return Outcome(bool(earlier.payload["ok"]), str(earlier.payload.get("detail", "")))
     note: dict[str, object] = {"approved_by": approved_by} if approved_by else {}
-    trail = Trail(desk)
+    own = trail is None
+    trail = trail or Trail(desk)
     outcome = _run_steps(desk, order_id, plan, prefix, note, trail)
     if outcome.ok and plan.strategy is Strategy.HOLD_UNTIL_DATE:
         trail.flush()
@@ -145,7 +155,9 @@ def run_plan(
             **note,
         },
     )
-    trail.write(finished, outcome_key)
+    trail.owe(finished, outcome_key)
+    if own:
+        trail.flush()
     return outcome
 
 

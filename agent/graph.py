@@ -1,14 +1,16 @@
 """The LangGraph graph: one thread per order version and policy.
 
-detect → [gate] → execute → await_approval ⟲ → record
+detect → [gate] → execute → [await_approval ⟲ → record]
 
 ``detect`` finds what is wrong, drafts the plans for it, fetches the evidence (matched on
 each drafted plan's own parameters) and ranks the plans with it. When every top plan is L1 it
 makes the gate's decision too (there is nothing to queue), and it records all of it in one
 transaction, before any side effect; otherwise ``gate`` queues the L2/L3 top plans as
-proposals and holds the order. ``execute`` runs the L1 ones. ``await_approval`` interrupts
-while proposals are open; a later resume (after people vote) runs the approved ones,
-fail-closed if the plan, order version or policy changed. State holds domain models; the
+proposals and holds the order. ``execute`` runs the L1 ones; when nothing waits for
+approval it records where the order ended too, in the commit of the last plan's outcome, and
+the thread ends. Otherwise ``await_approval`` interrupts while proposals are open; a later
+resume (after people vote) runs the approved ones, fail-closed if the plan, order version or
+policy changed, and ``record`` ends the thread. State holds domain models; the
 ``Desk`` comes in as the runtime context at each invoke.
 
 ``retrieve``, ``draft`` and ``rank`` are steps of their own only for threads checkpointed
@@ -36,7 +38,7 @@ from agent import playbooks
 from agent.context import Context
 from agent.desk import Desk
 from agent.detect import detect
-from agent.execute import place_hold, run_plan
+from agent.execute import Trail, place_hold, run_plan
 from agent.inputs import case_inputs, detected_payload, policy_entry
 from agent.learn import learned_case, learned_case_id, succeeded
 from agent.notes import must_read, read_notes
@@ -123,7 +125,7 @@ def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
         "drafts": {f.kind: playbooks.draft(ctx, f) for f in findings},
     }
     if findings:
-        more, more_keys, ranked = _retrieve_and_rank({**state, **out}, desk)
+        more, more_keys, ranked = _retrieve_and_rank({**state, **out}, desk, ctx)
         items, keys, out = items + more, keys + more_keys, {**out, **ranked}
     else:
         out = {**out, "similar": {}, "plans": {}}
@@ -154,14 +156,14 @@ def node_retrieve(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
 
 
 def _retrieve_and_rank(
-    state: DeskState, desk: Desk
+    state: DeskState, desk: Desk, ctx: Context | None = None
 ) -> tuple[list[tuple[str, str, dict[str, Any]]], list[str], DeskState]:
     """Fetch the evidence for every finding and rank its drafted plans with it: (the entries
     that record both, their keys, the state they make). A try done again (its process died
     after recording, before the step's checkpoint) ranks with what the first try recorded
-    (``_as_recorded``)."""
+    (``_as_recorded``). ``ctx``: the facts detection read, when it ran in the same step."""
     findings = state.get("findings", [])
-    ctx = desk.context(state["order_id"])
+    ctx = ctx or desk.context(state["order_id"])
     situations = {f.kind: situation_for(ctx, f) for f in findings}
     kept: DeskState = {"situations": {k: v.model_dump(mode="json") for k, v in situations.items()}}
     key = f"{state['thread_id']}:retrieved"
@@ -362,16 +364,20 @@ def _failed_hold(desk: Desk, state: DeskState, kind: Kind, why: str) -> None:
 
 
 def node_execute(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
+    """Run the L1 top plans; when nothing waits for approval, record where the order ended
+    too, in the commit that writes the last plan's outcome (the thread ends here)."""
     desk = runtime.context
     decisions = by_kind(state.get("decisions"))
+    trail = Trail(desk)
     for kind in [Kind(k) for k in state.get("to_run", [])]:
         plan = _top(state, kind)
-        outcome = run_plan(desk, state["order_id"], plan)
+        outcome = run_plan(desk, state["order_id"], plan, trail=trail)
         if outcome.ok:
             decisions[kind] = Decision(
                 status=DecisionStatus.EXECUTED, strategy=plan.strategy, tier=plan.tier
             )
         else:
+            trail.flush()  # the outcome before the hold that follows it
             _failed_hold(desk, state, kind, outcome.detail)
             decisions[kind] = Decision(
                 status=DecisionStatus.FAILED,
@@ -379,7 +385,17 @@ def node_execute(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
                 tier=plan.tier,
                 detail=outcome.detail,
             )
-    return {"decisions": decisions}
+    if by_kind(state.get("pending")):
+        trail.flush()
+        return {"decisions": decisions, "recorded": False}
+    for item, key in zip(*_record_entries(desk, {**state, "decisions": decisions}), strict=True):
+        trail.owe(item, key)
+    trail.flush()
+    return {"decisions": decisions, "recorded": True}
+
+
+def _after_execute(state: DeskState) -> str:
+    return END if state.get("recorded") else "await_approval"
 
 
 def _close(
@@ -519,6 +535,15 @@ def node_record(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     """Record where the order ended and what the case memory learned from it, in one
     transaction (learning again is an update: a try done again repeats nothing)."""
     desk = runtime.context
+    items, keys = _record_entries(desk, state)
+    desk.audit.append_many(items, keys=keys)
+    return {"recorded": True}
+
+
+def _record_entries(
+    desk: Desk, state: DeskState
+) -> tuple[list[tuple[str, str, dict[str, Any]]], list[str]]:
+    """The entries that record where the order ended (and what was learned), with keys."""
     order = desk.order(state["order_id"])
     recorded = {
         "order_id": order.order_id,
@@ -533,8 +558,7 @@ def node_record(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     if learned is not None:
         items.append(learned)
         keys.append(f"{state['thread_id']}:learned")
-    desk.audit.append_many(items, keys=keys)
-    return {"recorded": True}
+    return items, keys
 
 
 def _learn(desk: Desk, state: DeskState, order: Order) -> tuple[str, str, dict[str, Any]] | None:
@@ -594,7 +618,7 @@ def build_graph(*, checkpointer: BaseCheckpointSaver[Any] | None) -> Any:
     graph.add_edge("draft", "retrieve")
     graph.add_edge("rank", "gate")
     graph.add_edge("gate", "execute")
-    graph.add_edge("execute", "await_approval")
+    graph.add_conditional_edges("execute", _after_execute, ["await_approval", END])
     graph.add_conditional_edges("await_approval", _after_await, ["await_approval", "record"])
     graph.add_edge("record", END)
     return graph.compile(checkpointer=checkpointer)
