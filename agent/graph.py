@@ -95,10 +95,6 @@ def _top(state: DeskState, kind: Kind) -> Plan:
     return state["plans"][kind][0]
 
 
-def _top_of(plans: dict[Kind, list[Plan]], kind: Kind) -> Plan:
-    return plans[kind][0]
-
-
 def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
     """Detect, draft, retrieve and rank; and when every top plan is L1 (so the gate has
     nothing to queue), the gate's decision too: all recorded in one transaction, before any
@@ -129,8 +125,8 @@ def node_detect(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
         items, keys, out = items + more, keys + more_keys, {**out, **ranked}
     else:
         out = {**out, "similar": {}, "plans": {}}
-    plans = by_kind(out.get("plans"))
-    gated = all(_top_of(plans, kind).tier is Tier.L1 for kind in plans)
+    plans = out["plans"]
+    gated = all(kind_plans[0].tier is Tier.L1 for kind_plans in plans.values())
     if gated:  # nothing to queue: the gate decides here, in the same commit
         to_run = list(plans)
         items.append(_gate_entry(state, to_run, {}))
@@ -385,7 +381,7 @@ def node_execute(state: DeskState, runtime: Runtime[Desk]) -> DeskState:
                 tier=plan.tier,
                 detail=outcome.detail,
             )
-    if by_kind(state.get("pending")):
+    if state.get("pending"):
         trail.flush()
         return {"decisions": decisions, "recorded": False}
     for item, key in zip(*_record_entries(desk, {**state, "decisions": decisions}), strict=True):

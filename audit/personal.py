@@ -103,9 +103,7 @@ class Pseudonymizer:
         self._values.clear()
 
     def _object(self, obj: Mapping[str, Any], subject: str, parent: str | None) -> dict[str, Any]:
-        order_id = obj.get("order_id")
-        if isinstance(order_id, str) and order_id:
-            subject = subject_of_order(order_id)[:300]
+        subject = _subject(obj, subject)
         contact = parent in CONTACT_PARENTS or not CONTACT_SIBLINGS.isdisjoint(obj)
         out: dict[str, Any] = {}
         for key, value in obj.items():
