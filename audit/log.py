@@ -1,9 +1,10 @@
 """The audit log: append-only entries under an RFC 6962 Merkle tree, a signed checkpoint for
 every commit that appends, stored through SQLAlchemy (SQLite or PostgreSQL).
 
-Appends serialize on the single ``audit_head`` row: each transaction first UPDATEs it (the
-SQLite write lock, the PostgreSQL row lock), then reads the head, inserts its entries, signs a
-checkpoint of the new tree (origin, size, root) and moves the head, all in one transaction, so
+Appends serialize on the single ``audit_head`` row: each transaction replaces personal values
+and makes its payloads canonical, then UPDATEs the head row (the SQLite write lock, the
+PostgreSQL row lock), reads the head, inserts its entries, signs a checkpoint of the new tree
+(origin, size, root) and moves the head, all in one transaction, so
 no entry is ever unsigned past the transaction that wrote it. The head row keeps the tree's
 right border, so signing needs no old entries. Several threads or processes may append at
 once; the log stays linear. A batch that meets a lock timeout (SQLite busy) or a PostgreSQL
@@ -18,7 +19,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, Engine, Row, exc, insert, select, update
@@ -159,8 +160,8 @@ class AuditLog:
             if raw_public(new_key.public_key()) == raw_public(old_key.public_key()):
                 raise AuditError("the new signing key is the key that signs the log now")
             payload = rotation_payload(old_key, new_key, head.origin, reason)
-            item = _prepare(0, actor, ROTATION_EVENT, payload, None)
-            (entry,) = self._insert(conn, head, [item], old_key)
+            ready = self._made(conn, [_prepare(0, actor, ROTATION_EVENT, payload, None)])
+            (entry,) = self._insert(conn, head, *ready, old_key)
             hd = self._t.head
             new_public = _b64_public(new_key.public_key())
             conn.execute(update(hd).where(hd.c.id == HEAD_ID).values(log_key=new_public))
@@ -219,17 +220,20 @@ class AuditLog:
         return key
 
     def _append_locked(self, conn: Connection, prepared: list[_Prepared]) -> list[AuditEntry]:
+        """Redact and make canonical first, then lock the head: the lock, which every
+        appending process waits for, is held only for the idempotency check and the chain."""
+        made, redactor = self._made(conn, prepared)
         head = self._lock_head(conn)
-        wanted = [p[4] for p in prepared if p[4] is not None]
+        wanted = [m.key for m in made if m.key is not None]
         found: dict[str, AuditEntry] = {}
         if wanted:
             rows = conn.execute(self._sql.by_keys, {"b_keys": wanted})
             found = {row.idem_key: _entry_from_row(row) for row in rows}
-        fresh: list[_Prepared] = []
+        fresh: list[_Made] = []
         slots: list[AuditEntry | int] = []  # an entry already there, or an index into fresh
         pending: dict[str, int] = {}
-        for item in prepared:
-            key = item[4]
+        for item in made:
+            key = item.key
             if key is not None and key in found:
                 slots.append(found[key])
             elif key is not None and key in pending:
@@ -239,42 +243,63 @@ class AuditLog:
                     pending[key] = len(fresh)
                 slots.append(len(fresh))
                 fresh.append(item)
-        written = self._insert(conn, head, fresh, None) if fresh else []
+        written = self._insert(conn, head, fresh, redactor, None)
         return [s if isinstance(s, AuditEntry) else written[s] for s in slots]
+
+    def _made(
+        self, conn: Connection, items: list[_Prepared]
+    ) -> tuple[list[_Made], personal.Pseudonymizer | None]:
+        """Each item's payload with personal values replaced, as canonical text and as the
+        copy that text reads back; and the redactor holding the clear values to store."""
+        redactor = personal.Pseudonymizer(conn, self._sql) if self._personal else None
+        if redactor is not None and len(items) > 1:
+            redactor.prepare(item[3] for item in items)
+        made = []
+        for index, actor, event, payload, key in items:
+            body = redactor.redact(payload) if redactor is not None else payload
+            text, stored = _canonical(body, index, event)
+            made.append(_Made(actor, event, text, stored, key))
+        return made, redactor
 
     def _insert(
         self,
         conn: Connection,
         head: _Head,
-        items: list[_Prepared],
+        items: list[_Made],
+        redactor: personal.Pseudonymizer | None,
         key: Ed25519PrivateKey | None,
     ) -> list[AuditEntry]:
         """Write ``items`` after ``head``, sign the new tree and move the head."""
+        if not items:
+            return []
         signing_key = key or self._current_key(head)
-        redactor = personal.Pseudonymizer(conn, self._sql) if self._personal else None
-        if redactor is not None and len(items) > 1:
-            redactor.prepare(item[3] for item in items)
         seq, prev, at = head.seq, head.hash, self._now()
         frontier = head.frontier.copy()
         rows: list[dict[str, Any]] = []
         entries: list[AuditEntry] = []
-        for index, actor, event, payload, idem in items:
+        for item in items:
             seq += 1
-            body = redactor.redact(payload) if redactor is not None else payload
-            payload_text, stored = _canonical(body, index, event)
             digest = entry_hash_bytes(
                 entry_text(
                     seq=seq,
                     at=at,
-                    actor=actor,
-                    event=event,
-                    payload_json=payload_text,
+                    actor=item.actor,
+                    event=item.event,
+                    payload_json=item.text,
                     prev_hash=prev,
                 )
             )
-            fields = {"seq": seq, "at": at, "actor": actor, "event": event, "prev_hash": prev}
-            rows.append({**fields, "payload": payload_text, "hash": digest.hex(), "idem_key": idem})
-            entries.append(AuditEntry(**fields, payload=stored, hash=digest.hex()))
+            fields = {
+                "seq": seq,
+                "at": at,
+                "actor": item.actor,
+                "event": item.event,
+                "prev_hash": prev,
+            }
+            rows.append(
+                {**fields, "payload": item.text, "hash": digest.hex(), "idem_key": item.key}
+            )
+            entries.append(AuditEntry(**fields, payload=item.stored, hash=digest.hex()))
             frontier.append(digest)
             prev = digest.hex()
         signer = Signer(head.origin, ED25519, signing_key)
@@ -518,10 +543,13 @@ class AuditLog:
         subject = personal.subject_of_order(order_id)
 
         def work(conn: Connection) -> int:
+            # appends in flight that use the salt end first, so their values go too
+            personal.drop_salt(conn, self._t, subject)
             head = self._lock_head(conn)
             gone = personal.erase(conn, self._t, subject)
             payload = {"subject": subject, "values": gone, "reason": reason}
-            self._insert(conn, head, [_prepare(0, actor, "personal.erased", payload, None)], None)
+            ready = self._made(conn, [_prepare(0, actor, "personal.erased", payload, None)])
+            self._insert(conn, head, *ready, None)
             return gone
 
         return int(self._write(None, work, 1))
@@ -690,6 +718,16 @@ def _utc_now() -> datetime:
 
 
 _Prepared = tuple[int, str, str, dict[str, Any], str | None]  # index, actor, event, payload, key
+
+
+class _Made(NamedTuple):
+    """An item ready for the chain: its payload redacted and made canonical."""
+
+    actor: str
+    event: str
+    text: str  # the canonical payload the entry's hash covers
+    stored: dict[str, Any]  # the same payload as that text reads back
+    key: str | None
 
 
 def _prepare(

@@ -61,8 +61,15 @@ def is_ref(value: object) -> bool:
 
 
 class Pseudonymizer:
-    """Replaces personal values in payloads, inside the appending transaction (which holds
-    the log's head lock, so making a subject's salt never races)."""
+    """Replaces personal values in payloads, inside the appending transaction, before it
+    takes the log's head lock (so that the lock is held for the chain's own work only).
+
+    Salts are read FOR SHARE (PostgreSQL): an erasure of the subject waits until this
+    transaction commits, then deletes what it wrote too. A salt this transaction makes is
+    inserted with ON CONFLICT DO NOTHING and read back, so two processes making the same
+    subject's salt at once both use the one that landed. On SQLite a transaction whose
+    reads another writer overtook fails at its first write ("database is locked") and is
+    run again from the start."""
 
     def __init__(self, conn: Connection, sql: Statements) -> None:
         self._conn = conn
@@ -72,20 +79,26 @@ class Pseudonymizer:
 
     def prepare(self, payloads: Iterable[Mapping[str, Any]]) -> None:
         """Read (or make) the salts of the payloads' subjects at once: a batch of entries
-        about many orders costs one query and one insert, not two statements an order."""
-        wanted = {_subject(p, LOG_SUBJECT) for p in payloads} - set(self._salts)
+        about many orders costs a query and an insert, not two statements an order."""
+        self._load({_subject(p, LOG_SUBJECT) for p in payloads})
+
+    def _load(self, subjects: set[str]) -> None:
+        wanted = subjects - set(self._salts)
         if not wanted:
             return
-        found = {
-            str(row.subject): str(row.salt)
-            for row in self._conn.execute(self._sql.salts_of, {"b_subjects": sorted(wanted)})
-        }
-        made = {subject: secrets.token_hex(32) for subject in sorted(wanted - set(found))}
-        if made:
-            self._conn.execute(
-                self._sql.insert_subject, [{"subject": k, "salt": v} for k, v in made.items()]
-            )
-        self._salts.update({k: bytes.fromhex(v) for k, v in {**found, **made}.items()})
+        self._read(wanted)
+        made = {subject: secrets.token_hex(32) for subject in sorted(wanted - set(self._salts))}
+        if not made:
+            return
+        rows = [{"subject": k, "salt": v} for k, v in made.items()]
+        landed = {str(s) for s in self._conn.scalars(self._sql.insert_subject, rows)}
+        self._salts.update({k: bytes.fromhex(made[k]) for k in landed})
+        if len(landed) < len(made):
+            self._read(set(made) - landed)  # another process's salt landed first: use it
+
+    def _read(self, subjects: set[str]) -> None:
+        rows = self._conn.execute(self._sql.salts_of, {"b_subjects": sorted(subjects)})
+        self._salts.update({str(row.subject): bytes.fromhex(str(row.salt)) for row in rows})
 
     def redact(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         subject = _subject(payload, LOG_SUBJECT)
@@ -137,16 +150,9 @@ class Pseudonymizer:
         return ref
 
     def _salt(self, subject: str) -> bytes:
-        salt = self._salts.get(subject)
-        if salt is None:
-            row = self._conn.execute(self._sql.salt_of, {"b_subject": subject}).first()
-            stored = None if row is None else str(row[0])
-            if stored is None:
-                stored = secrets.token_hex(32)
-                self._conn.execute(self._sql.insert_subject, {"subject": subject, "salt": stored})
-            salt = bytes.fromhex(stored)
-            self._salts[subject] = salt
-        return salt
+        if subject not in self._salts:
+            self._load({subject})
+        return self._salts[subject]
 
 
 def _subject(obj: Mapping[str, Any], default: str) -> str:
@@ -205,8 +211,20 @@ def salts_of(conn: Connection, tables: AuditTables, refs: Iterable[str]) -> dict
 
 
 def erase(conn: Connection, tables: AuditTables, subject: str) -> int:
-    """Delete a subject's clear values and salt; returns how many values went."""
-    personal, subjects = tables.personal, tables.subjects
+    """Delete a subject's clear values and salt; returns how many values went.
+
+    In the log's erasing transaction, call ``drop_salt`` first, then take the head lock, then
+    this: see ``drop_salt``."""
+    personal = tables.personal
     gone = conn.execute(delete(personal).where(personal.c.subject == subject)).rowcount
-    conn.execute(delete(subjects).where(subjects.c.subject == subject))
+    drop_salt(conn, tables, subject)
     return int(gone or 0)
+
+
+def drop_salt(conn: Connection, tables: AuditTables, subject: str) -> None:
+    """Delete a subject's salt, waiting (PostgreSQL) for the transactions that read it FOR
+    SHARE to end (``Pseudonymizer``; they read before they take the head lock, so the eraser
+    must not hold it yet). Those that made the salt anew are not seen here: they hold the
+    head lock until they commit, so the eraser, taking it next, waits for them too."""
+    subjects = tables.subjects
+    conn.execute(delete(subjects).where(subjects.c.subject == subject))

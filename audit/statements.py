@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Insert, Select, Update, bindparam, insert, select, update
+from sqlalchemy import Insert, Select, Table, Update, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from audit.schema import HEAD_ID, AuditTables
@@ -18,7 +18,6 @@ class Statements:
     insert_entries: Insert
     insert_checkpoint: Insert
     move_head: Update
-    salt_of: Select[tuple[object, ...]]
     salts_of: Select[tuple[object, ...]]
     insert_subject: Insert
     insert_personal: Insert
@@ -42,19 +41,19 @@ def build_statements(t: AuditTables, dialect: str) -> Statements:
             frontier=bindparam("b_frontier"),
             log_key=bindparam("b_key"),
         ),
-        salt_of=select(t.subjects.c.salt).where(t.subjects.c.subject == bindparam("b_subject")),
-        salts_of=select(t.subjects.c.subject, t.subjects.c.salt).where(
-            t.subjects.c.subject.in_(bindparam("b_subjects", expanding=True))
-        ),
-        insert_subject=insert(t.subjects),
-        insert_personal=_insert_new(t, dialect),
+        # FOR SHARE (PostgreSQL): an erasure waits until the entries that use a salt commit
+        salts_of=select(t.subjects.c.subject, t.subjects.c.salt)
+        .where(t.subjects.c.subject.in_(bindparam("b_subjects", expanding=True)))
+        .with_for_update(read=True),
+        insert_subject=_insert_new(t.subjects, "subject", dialect).returning(t.subjects.c.subject),
+        insert_personal=_insert_new(t.personal, "ref", dialect),
     )
 
 
-def _insert_new(t: AuditTables, dialect: str) -> Insert:
-    """Insert clear values, skipping references already held (one statement)."""
+def _insert_new(table: Table, key: str, dialect: str) -> Insert:
+    """Insert rows, skipping those whose ``key`` is already held (one statement)."""
     if dialect == "postgresql":
-        return postgresql.insert(t.personal).on_conflict_do_nothing(index_elements=["ref"])
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
     if dialect == "sqlite":
-        return sqlite.insert(t.personal).on_conflict_do_nothing(index_elements=["ref"])
-    return insert(t.personal).prefix_with("IGNORE")  # pragma: no cover - MySQL-like dialects
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+    return insert(table).prefix_with("IGNORE")  # pragma: no cover - MySQL-like dialects
